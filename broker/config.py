@@ -1,0 +1,120 @@
+"""Where the broker is and how RPC behaves: settings read from the environment or a file.
+
+Precedence, highest first:
+
+1. keyword arguments given in code (``Settings.load(url=...)``),
+2. environment variables (``DIRAC_BROKER_URL``, ``DIRAC_RPC_TIMEOUT``, ...),
+3. the ``[broker]`` table of the TOML file named by ``DIRAC_CONFIG_FILE``, else
+   ``~/.dirac/dirac.toml`` when it exists,
+4. the defaults below (the local broker, guest/guest).
+
+docs/configuration.md lists every option; keep it in step with ``_OPTIONS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_BROKER_URL", "Settings", "config_file_path", "default_settings",
+           "set_default_settings"]
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Broker and RPC settings shared by clients and workers."""
+
+    #: AMQP URL of the broker (``amqp://user:password@host:port/vhost``).
+    url: str = DEFAULT_BROKER_URL
+    #: Default per-call timeout in seconds (DIRAC's own default is 600 s).
+    rpc_timeout: float = 600.0
+    #: AMQP heartbeat in seconds, negotiated with the broker.
+    heartbeat: int = 30
+    #: Seconds to keep trying to reach the broker before a call fails with EMQCONN.
+    connect_timeout: float = 10.0
+    #: ``queue``: a named reply queue per client process (survives a short reconnect);
+    #: ``direct``: RabbitMQ's Direct Reply-to pseudo-queue.
+    reply_mode: str = "queue"
+    #: Milliseconds an unused reply queue lives after its client went away.
+    reply_queue_expires_ms: int = 60_000
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings from defaults, the config file, the environment and ``overrides``."""
+        values: dict[str, Any] = {}
+        path = config_file_path()
+        if path is not None:
+            with path.open("rb") as fh:
+                table = tomllib.load(fh).get("broker", {})
+            for name in _OPTIONS:
+                if name in table:
+                    values[name] = table[name]
+        for name, env in _OPTIONS.items():
+            if env in os.environ:
+                values[name] = os.environ[env]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**_coerce(values))
+
+    def validate(self) -> None:
+        """Raise ValueError for settings that cannot work."""
+        if self.reply_mode not in ("queue", "direct"):
+            raise ValueError(f"reply_mode must be 'queue' or 'direct', not {self.reply_mode!r}")
+        if self.rpc_timeout <= 0:
+            raise ValueError("rpc_timeout must be positive")
+
+
+#: option name -> environment variable
+_OPTIONS = {
+    "url": "DIRAC_BROKER_URL",
+    "rpc_timeout": "DIRAC_RPC_TIMEOUT",
+    "heartbeat": "DIRAC_BROKER_HEARTBEAT",
+    "connect_timeout": "DIRAC_BROKER_CONNECT_TIMEOUT",
+    "reply_mode": "DIRAC_RPC_REPLY_MODE",
+    "reply_queue_expires_ms": "DIRAC_RPC_REPLY_QUEUE_EXPIRES_MS",
+}
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    types = {f.name: f.type for f in dataclasses.fields(Settings)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = types[name]
+        try:
+            out[name] = {"float": float, "int": int, "str": str}[kind](value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"bad value for broker option {name!r}: {value!r}") from exc
+    return out
+
+
+def config_file_path() -> Path | None:
+    """The TOML configuration file in use, or None when there is none."""
+    named = os.environ.get("DIRAC_CONFIG_FILE")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"DIRAC_CONFIG_FILE names {path}, which does not exist")
+        return path
+    default = Path("~/.dirac/dirac.toml").expanduser()
+    return default if default.is_file() else None
+
+
+_default: Settings | None = None
+
+
+def default_settings() -> Settings:
+    """The process-wide settings (loaded once, on first use, unless set by ``initialize``)."""
+    global _default
+    if _default is None:
+        _default = Settings.load()
+    return _default
+
+
+def set_default_settings(settings: Settings | None) -> None:
+    """Replace the process-wide settings (None: load them again on next use)."""
+    global _default
+    _default = settings

@@ -1,0 +1,92 @@
+"""Opening AMQP connections, retried with tenacity.
+
+Both sides use pika's ``BlockingConnection``: the client drives it from whichever
+thread leads (client/transport.py), the worker from its I/O thread
+(workers/server.py).  This module only knows how to get one, and how long to try.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import pika
+import pika.exceptions
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from broker.config import Settings
+
+__all__ = ["BrokerUnreachable", "connect", "connection_parameters", "broker_user"]
+
+log = logging.getLogger(__name__)
+
+#: Failures worth another attempt: the broker is down, restarting or refusing for now.
+RETRYABLE = (pika.exceptions.AMQPConnectionError, OSError)
+#: ...except these: waiting does not fix a wrong password or a missing vhost.
+FINAL = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.ProbableAccessDeniedError)
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    return isinstance(exc, RETRYABLE) and not isinstance(exc, FINAL)
+
+
+class BrokerUnreachable(ConnectionError):
+    """No connection to the broker could be made within the allowed time."""
+
+
+def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
+    """pika parameters for ``settings.url`` with our heartbeat and a readable connection name."""
+    params = pika.URLParameters(settings.url)
+    params.heartbeat = settings.heartbeat
+    params.blocked_connection_timeout = max(settings.rpc_timeout, 60.0)
+    params.socket_timeout = 5
+    params.stack_timeout = 10
+    params.connection_attempts = 1  # tenacity does the retrying, with backoff
+    params.client_properties = {
+        "connection_name": f"{name} {socket.gethostname()}:{os.getpid()}",
+        "product": "diracmq",
+    }
+    return params
+
+
+def broker_user(settings: Settings) -> str:
+    """The broker user name the URL logs in as (what RabbitMQ puts in ``user_id``)."""
+    return pika.URLParameters(settings.url).credentials.username
+
+
+def connect(settings: Settings, name: str, timeout: float | None = None) -> pika.BlockingConnection:
+    """Open a connection, retrying with exponential backoff and jitter for ``timeout`` seconds.
+
+    Authentication and access errors are not retried: waiting will not fix them.
+    Raises :class:`BrokerUnreachable` with the last error when time runs out.
+    """
+    params = connection_parameters(settings, name)
+    limit = settings.connect_timeout if timeout is None else timeout
+    retrying = Retrying(
+        retry=retry_if_exception(_worth_retrying),
+        stop=stop_after_delay(max(limit, 0.0)),
+        wait=wait_exponential_jitter(initial=0.1, max=2.0, jitter=0.2),
+        reraise=True,
+        before_sleep=lambda rs: log.warning(
+            "broker %s:%s unreachable (%s); retrying", params.host, params.port,
+            rs.outcome.exception() if rs.outcome else "?",
+        ),
+    )
+    try:
+        return retrying(pika.BlockingConnection, params)
+    except FINAL as exc:
+        raise BrokerUnreachable(
+            f"broker {params.host}:{params.port} refused user "
+            f"{params.credentials.username!r} on vhost {params.virtual_host!r}: {exc!r}"
+        ) from exc
+    except RETRYABLE as exc:
+        raise BrokerUnreachable(
+            f"cannot reach the broker at {params.host}:{params.port} "
+            f"(vhost {params.virtual_host!r}) within {limit:g}s: {exc!r}"
+        ) from exc

@@ -1,0 +1,69 @@
+"""Names and arguments of everything declared on the broker (wire protocol v1).
+
+One durable direct exchange carries every request; each service ``System/Service``
+has one durable queue bound to it with the service name as routing key.  Workers
+declare their queues; clients declare only their reply queue.  docs/protocol.md
+documents these names: changing one is a protocol change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "REQUEST_EXCHANGE",
+    "DIRECT_REPLY_TO",
+    "check_service_name",
+    "declare_service_queue",
+    "reply_queue_name",
+    "service_queue_name",
+]
+
+#: Version carried in every request body (``"v"``); a worker refuses other versions.
+PROTOCOL_VERSION = 1
+#: The exchange all requests are published to.
+REQUEST_EXCHANGE = "dirac.rpc"
+#: RabbitMQ's Direct Reply-to pseudo-queue.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z][A-Za-z0-9_]*$")
+
+
+def check_service_name(service: str) -> str:
+    """Return ``service`` if it is a valid ``System/Service`` name, else raise ValueError."""
+    if not isinstance(service, str) or not _NAME.match(service):
+        raise ValueError(f"invalid service name {service!r}: expected 'System/Service'")
+    return service
+
+
+def service_queue_name(service: str) -> str:
+    """Queue of a service: ``dirac.rpc.WorkloadManagement.JobMonitoring``."""
+    return "dirac.rpc." + check_service_name(service).replace("/", ".")
+
+
+def reply_queue_name(user: str) -> str:
+    """A fresh reply queue name for one client process of broker user ``user``.
+
+    The user comes first so that a broker permission regex (docs/security.md) can
+    give each user read access to its own reply queues only.
+    """
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
+    return f"dirac.reply.{user}.{host}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+
+
+def declare_request_exchange(channel) -> None:  # noqa: ANN001 - a pika channel
+    """Declare the request exchange (idempotent)."""
+    channel.exchange_declare(REQUEST_EXCHANGE, exchange_type="direct", durable=True)
+
+
+def declare_service_queue(channel, service: str) -> str:  # noqa: ANN001 - a pika channel
+    """Declare a service's request queue and its binding; return the queue name."""
+    name = service_queue_name(service)
+    declare_request_exchange(channel)
+    channel.queue_declare(name, durable=True, arguments={"x-queue-type": "classic"})
+    channel.queue_bind(name, REQUEST_EXCHANGE, routing_key=service)
+    return name

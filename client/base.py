@@ -1,0 +1,95 @@
+"""The ``Client`` class: any attribute is a remote procedure.
+
+``Client(url="WorkloadManagement/JobMonitoring").getJobs({"owner": "alice"})``
+sends ``getJobs`` with its positional arguments to the JobMonitoring service and
+returns the handler's ``S_OK``/``S_ERROR`` dict.  Subclasses name their service
+with ``self.setServer("System/Service")`` in ``__init__`` and may define explicit
+methods (with defaults and docstrings) that call :meth:`Client.executeRPC`.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from typing import Any
+
+from broker.config import Settings
+from broker.returnvalues import S_ERROR, DReturnType
+from client.transport import get_transport
+
+__all__ = ["Client", "RemoteMethod"]
+
+_DIPS_URL = re.compile(r"^[a-z]+://[^/]*/(?P<service>[^/]+/[^/]+)/?$")
+
+
+def _service_from_url(url: str) -> str:
+    """``System/Service`` from ``System/Service`` or DIRAC's ``dips://host:port/System/Service``."""
+    match = _DIPS_URL.match(url)
+    return match.group("service") if match else url
+
+
+class RemoteMethod:
+    """A bound remote procedure: calling it performs the RPC."""
+
+    __slots__ = ("_client", "_name")
+
+    def __init__(self, client: Client, name: str) -> None:
+        self._client = client
+        self._name = name
+
+    def __call__(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> DReturnType:
+        """Call the remote ``export_<name>`` with ``args``; ``timeout`` overrides the client's."""
+        if kwargs:
+            raise TypeError(
+                f"{self._name}(): remote methods take positional arguments only "
+                f"(and the keyword 'timeout'), got {sorted(kwargs)}")
+        return self._client.executeRPC(self._name, *args, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"<RemoteMethod {self._client.serverURL}.{self._name}>"
+
+
+class Client:
+    """Base class of every DIRAC client: a proxy for one service's exported methods.
+
+    ``url`` is ``"System/Service"``; ``timeout`` (seconds) is the default for every
+    call of this client, else the configured ``rpc_timeout`` (600 s, as DIRAC).
+    ``settings`` picks another broker than the configured one (tests use it).
+    """
+
+    def __init__(self, url: str | None = None, timeout: float | None = None, *,
+                 settings: Settings | None = None, **_ignored: Any) -> None:
+        # DIRAC clients accept extra keywords (useCertificates, delegatedDN, ...);
+        # they have no meaning here, so they are accepted and ignored.
+        self.serverURL: str | None = _service_from_url(url) if url else None
+        self.timeout = timeout
+        self._settings = settings
+
+    def setServer(self, url: str) -> None:
+        """Set the service this client talks to (``System/Service``)."""
+        self.serverURL = _service_from_url(url)
+
+    def getServer(self) -> str | None:
+        """The service this client talks to."""
+        return self.serverURL
+
+    def setTimeout(self, timeout: float) -> None:
+        """Set the default timeout of this client's calls, in seconds."""
+        self.timeout = timeout
+
+    def executeRPC(self, method: str, *args: Any, timeout: float | None = None) -> DReturnType:
+        """Run ``export_<method>(*args)`` on this client's service; return its S_OK/S_ERROR."""
+        if not self.serverURL:
+            return S_ERROR(errno.EINVAL, f"{type(self).__name__}: no service set "
+                                         f"(pass url= or call setServer())")
+        transport = get_transport(self._settings)
+        return transport.call(self.serverURL, method, args,
+                              timeout if timeout is not None else self.timeout)
+
+    def __getattr__(self, name: str) -> RemoteMethod:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return RemoteMethod(self, name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.serverURL}>"

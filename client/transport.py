@@ -1,0 +1,466 @@
+"""The calling side's wire: one AMQP connection per process, shared by every thread.
+
+How a call travels (the whole client half of the request path):
+
+1. :meth:`RPCTransport.call` encodes ``{"v", "method", "args"}`` with msgpack and
+   queues the request in ``_outbox``.
+2. Whoever *leads* publishes it to the request exchange with the service name as
+   routing key, ``reply_to`` naming this process's reply queue and a fresh
+   ``correlation_id``.
+3. The leader runs pika's I/O loop until its own reply has come.  Replies for other
+   threads are handed to them by correlation id (:meth:`_on_reply`), each waking
+   only its own caller.
+
+Leader/follower, and why: pika's ``BlockingConnection`` is not thread-safe, so
+only one thread at a time may touch it.  Handing every call to a dedicated I/O
+thread costs two thread wake-ups per call (measured at 0.75-0.9x of a script that
+drives the connection itself, see ../shared/design-notes.md).  Instead, the first
+caller to find no leader becomes it and drives the connection from its own thread:
+a sequential script never switches threads.  When the leader's reply arrives it
+hands leadership to a thread still waiting.  A daemon thread takes over only when
+nobody has driven the connection for ``_IDLE`` seconds, so heartbeats keep flowing
+while the script sleeps or computes.
+
+Failures become S_ERROR results, never exceptions: an unreachable broker
+(``EMQCONN``, after tenacity's bounded retries), an unroutable request
+(``EMQNOQUEUE``, from the mandatory flag), a lost connection (``EMQCONN``), or no
+reply by the deadline (``ETIMEDOUT``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+import pika
+import pika.exceptions
+
+from broker import codec, topology
+from broker.config import Settings, default_settings
+from broker.connection import BrokerUnreachable, broker_user, connect
+from broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE
+from broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
+
+__all__ = ["RPCTransport", "get_transport"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds without I/O after which the daemon thread drives the connection.
+_IDLE = 0.5
+
+#: How often a request is put back for publishing after its connection failed.
+_MAX_PUBLISH_ATTEMPTS = 3
+
+#: What a lost or broken connection raises out of pika.
+_CONNECTION_ERRORS = (
+    pika.exceptions.AMQPError,
+    OSError,
+    AssertionError,  # pika asserts on some half-closed states
+)
+
+
+class _Call:
+    """One request in flight: the slot its reply (or failure) is put into."""
+
+    __slots__ = ("service", "method", "corr_id", "body", "timeout", "cond",
+                 "reply", "error", "done", "waiting", "published", "attempts")
+
+    def __init__(self, service: str, method: str, corr_id: str, body: bytes,
+                 timeout: float, cond: threading.Condition) -> None:
+        self.service = service
+        self.method = method
+        self.corr_id = corr_id
+        self.body = body
+        self.timeout = timeout
+        self.cond = cond
+        self.reply: bytes | None = None
+        self.error: DReturnType | None = None
+        self.done = False
+        self.waiting = False
+        self.published = False
+        self.attempts = 0
+
+
+class RPCTransport:
+    """A process's connection to the broker, multiplexing the calls of all its threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.validate()
+        self.settings = settings
+        self.user = broker_user(settings)
+        self._mutex = threading.Lock()
+        self._calls: dict[str, _Call] = {}
+        self._outbox: list[_Call] = []
+        self._leader: str | None = None  # "caller" or "idle" while someone drives I/O
+        self._wake_sent = False
+        self._conn: pika.BlockingConnection | None = None
+        self._channel: Any = None
+        self._reply_to = ""
+        self._reply_queue = (
+            topology.reply_queue_name(self.user) if settings.reply_mode == "queue" else ""
+        )
+        self._last_drive = time.monotonic()
+        self._closed = False
+        self._idle_cond = threading.Condition(self._mutex)
+        self._idle_thread: threading.Thread | None = None
+        #: Replies that came after their caller gave up (timed out); they are dropped.
+        self.late_replies = 0
+
+    # ------------------------------------------------------------------ calling
+    def call(self, service: str, method: str, args: tuple | list,
+             timeout: float | None = None) -> DReturnType:
+        """Run ``method(*args)`` on ``service`` and return its S_OK/S_ERROR; never raises."""
+        timeout = self.settings.rpc_timeout if timeout is None else float(timeout)
+        where = f"{service}.{method}"
+        if not timeout > 0:
+            return S_ERROR(errno.EINVAL, f"{where}: timeout must be positive, not {timeout!r}")
+        try:
+            topology.check_service_name(service)
+            body = codec.packb({"v": topology.PROTOCOL_VERSION, "method": method,
+                                "args": list(args)})
+        except ValueError as exc:
+            return S_ERROR(errno.EINVAL, str(exc))
+        except codec.EncodeError as exc:
+            return S_ERROR(EMQENCODE, f"cannot encode the arguments of {where}: {exc}")
+
+        deadline = time.monotonic() + timeout
+        call = _Call(service, method, uuid.uuid4().hex, body, timeout,
+                     threading.Condition(self._mutex))
+        with self._mutex:
+            if self._closed:
+                return S_ERROR(EMQCONN, f"{where}: the RPC transport is closed")
+            self._calls[call.corr_id] = call
+            self._outbox.append(call)
+            if self._leader is not None:
+                self._wake_leader()
+            while not call.done:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if self._leader is None:
+                    self._leader = "caller"
+                    try:
+                        self._lead(call, deadline)
+                    finally:
+                        self._step_down()
+                else:
+                    call.waiting = True
+                    call.cond.wait(remaining)
+                    call.waiting = False
+            if not call.done:
+                self._calls.pop(call.corr_id, None)
+                if call in self._outbox:
+                    self._outbox.remove(call)
+            if self._leader is None:
+                self._wake_one_waiting()  # we may have been chosen to lead: pass it on
+        if call.error is not None:
+            return call.error
+        if call.reply is None:
+            return S_ERROR(errno.ETIMEDOUT,
+                           f"no reply from {where} within {timeout:g}s "
+                           f"(request {call.corr_id})")
+        return self._decode_reply(call)
+
+    def connect_now(self) -> DReturnType:
+        """Open the connection now rather than at the first call: S_OK or S_ERROR(EMQCONN)."""
+        with self._mutex:
+            if self._closed:
+                return S_ERROR(EMQCONN, "the RPC transport is closed")
+            if self._leader is not None or self._conn is not None:
+                return S_OK()  # connected, or a thread is connecting right now
+            self._leader = "caller"
+            self._mutex.release()
+            try:
+                self._connect(self.settings.connect_timeout)
+                return S_OK()
+            except BrokerUnreachable as exc:
+                return S_ERROR(EMQCONN, str(exc))
+            except _CONNECTION_ERRORS as exc:
+                return S_ERROR(EMQCONN, f"cannot set up the connection to the broker: {exc!r}")
+            finally:
+                self._mutex.acquire()
+                self._step_down()
+
+    @staticmethod
+    def _decode_reply(call: _Call) -> DReturnType:
+        try:
+            result = codec.unpackb(call.reply)  # type: ignore[arg-type]
+        except codec.DecodeError as exc:
+            return S_ERROR(EMQDECODE, f"malformed reply from {call.service}.{call.method}: {exc}")
+        if not isReturnStructure(result):
+            return S_ERROR(EMQDECODE, f"reply from {call.service}.{call.method} is not "
+                                      f"an S_OK/S_ERROR structure")
+        return result
+
+    # --------------------------------------------------------------- leadership
+    def _wake_leader(self) -> None:
+        """Make the thread inside pika's I/O loop return, so it publishes our request."""
+        if self._wake_sent or self._conn is None:
+            return
+        try:
+            self._conn.add_callback_threadsafe(_noop)
+            self._wake_sent = True
+        except _CONNECTION_ERRORS:
+            pass  # the leader will notice the dead connection itself
+
+    def _step_down(self) -> None:
+        """Give up leadership (mutex held): wake one caller that still waits, if any."""
+        self._leader = None
+        self._last_drive = time.monotonic()
+        self._wake_one_waiting()
+
+    def _wake_one_waiting(self) -> None:
+        for other in self._calls.values():
+            if other.waiting and not other.done:
+                other.cond.notify()
+                return
+
+    def _lead(self, call: _Call | None, deadline: float) -> None:
+        """Drive the connection until ``call`` is answered or ``deadline`` passes.
+
+        Entered and left with the mutex held; released around every pika call.
+        With ``call=None`` (the idle thread) it returns as soon as a caller appears.
+        """
+        while call is None or not call.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (call is None and (self._conn is None or self._closed)):
+                return
+            outbox, self._outbox = self._outbox, []
+            self._wake_sent = False
+            self._mutex.release()
+            try:
+                self._io(outbox, remaining)
+            finally:
+                self._mutex.acquire()
+            if call is None and (self._outbox or self._closed or self._has_waiting_caller()):
+                return
+
+    def _has_waiting_caller(self) -> bool:
+        return any(c.waiting and not c.done for c in self._calls.values())
+
+    def _io(self, outbox: list[_Call], remaining: float) -> None:
+        """Publish ``outbox`` and run pika's loop once (mutex NOT held)."""
+        sent = 0
+        try:
+            if self._conn is None:
+                self._connect(remaining)
+            for sent, pending in enumerate(outbox):  # noqa: B007 - `sent` used below
+                if pending.corr_id in self._calls:  # skip calls that already timed out
+                    try:
+                        self._publish(pending)
+                    except (pika.exceptions.UnsupportedAMQPFieldException, ValueError,
+                            TypeError) as exc:  # this message is bad, not the connection
+                        with self._mutex:
+                            self._finish(pending, S_ERROR(
+                                EMQENCODE, f"cannot publish {pending.service}.{pending.method}: "
+                                           f"{exc!r}"))
+            sent = len(outbox)
+            self._conn.process_data_events(time_limit=min(remaining, _IDLE))  # type: ignore[union-attr]
+        except BrokerUnreachable as exc:
+            self._fail_all(S_ERROR(EMQCONN, str(exc)), outbox)
+        except _CONNECTION_ERRORS as exc:
+            self._on_connection_lost(exc, outbox[sent:])
+
+    def _connect(self, remaining: float) -> None:
+        conn = connect(self.settings, "diracmq client",
+                       timeout=min(self.settings.connect_timeout, remaining))
+        try:
+            channel = conn.channel()
+            channel.add_on_return_callback(self._on_return)
+            if self._reply_queue:
+                channel.queue_declare(self._reply_queue, arguments={
+                    "x-expires": self.settings.reply_queue_expires_ms})
+                channel.basic_consume(self._reply_queue, self._on_reply, auto_ack=True,
+                                      exclusive=True)
+                self._reply_to = self._reply_queue
+            else:
+                channel.basic_consume(topology.DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
+                self._reply_to = topology.DIRECT_REPLY_TO
+        except Exception:
+            _close_quietly(conn)
+            raise
+        self._conn, self._channel = conn, channel
+        self._start_idle_thread()
+
+    def _publish(self, call: _Call) -> None:
+        props = pika.BasicProperties(
+            content_type=codec.CONTENT_TYPE,
+            delivery_mode=1,  # transient: a request is worthless after a broker restart
+            message_id=call.corr_id,
+            correlation_id=call.corr_id,
+            reply_to=self._reply_to,
+            expiration=str(max(1, int(call.timeout * 1000))),
+            user_id=self.user,
+            headers={"x-deadline": int((time.time() + call.timeout) * 1000)},  # epoch ms
+        )
+        self._channel.basic_publish(topology.REQUEST_EXCHANGE, call.service, call.body,
+                                    props, mandatory=True)
+        call.published = True
+
+    # ----------------------------------------------------------- pika callbacks
+    def _on_reply(self, _channel: Any, _method: Any, props: pika.BasicProperties,
+                  body: bytes) -> None:
+        with self._mutex:
+            call = self._calls.pop(props.correlation_id, None)
+            if call is None:
+                self.late_replies += 1
+                return
+            call.reply = body
+            call.done = True
+            if call.waiting:
+                call.cond.notify()
+
+    def _on_return(self, _channel: Any, method: Any, props: pika.BasicProperties,
+                   _body: bytes) -> None:
+        """The broker could not route a request: no queue is bound for that service."""
+        with self._mutex:
+            call = self._calls.pop(props.correlation_id, None)
+            if call is None:
+                return
+            call.error = S_ERROR(
+                EMQNOQUEUE,
+                f"no queue for service {call.service} on this broker ({method.reply_text}): "
+                f"is a worker for its System running?")
+            call.done = True
+            if call.waiting:
+                call.cond.notify()
+
+    # ------------------------------------------------------------------ failures
+    def _on_connection_lost(self, exc: BaseException, unsent: list[_Call]) -> None:
+        """Drop the connection; fail the calls that were sent, resend the others later."""
+        log.warning("connection to the broker lost: %r", exc)
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            _close_quietly(conn)
+        with self._mutex:
+            retry = []
+            for call in unsent:
+                if not call.published and call.corr_id in self._calls:
+                    call.attempts += 1
+                    if call.attempts < _MAX_PUBLISH_ATTEMPTS:
+                        retry.append(call)
+                    else:
+                        self._finish(call, S_ERROR(
+                            EMQCONN, f"could not publish {call.service}.{call.method} after "
+                                     f"{call.attempts} connection failures ({exc!r})"))
+            self._outbox[:0] = retry
+            for call in list(self._calls.values()):
+                if call.published:
+                    self._finish(call, S_ERROR(
+                        EMQCONN, f"connection to the broker lost while waiting for the reply "
+                                 f"of {call.service}.{call.method} ({exc!r}); the request may "
+                                 f"or may not have run"))
+
+    def _fail_all(self, error: DReturnType, outbox: list[_Call]) -> None:
+        with self._mutex:
+            for call in outbox + self._outbox + list(self._calls.values()):
+                self._finish(call, error)
+            self._outbox.clear()
+
+    def _finish(self, call: _Call, error: DReturnType) -> None:
+        if self._calls.pop(call.corr_id, None) is None and call.done:
+            return
+        call.error = error
+        call.done = True
+        if call.waiting:
+            call.cond.notify()
+
+    # -------------------------------------------------------------- idle driver
+    def _start_idle_thread(self) -> None:
+        if self._idle_thread is None:
+            self._idle_thread = threading.Thread(target=self._idle_loop, daemon=True,
+                                                 name="diracmq-io")
+            self._idle_thread.start()
+
+    def _idle_loop(self) -> None:
+        """Keep heartbeats and late replies flowing while no caller drives the connection."""
+        with self._mutex:
+            while not self._closed:
+                self._idle_cond.wait(_IDLE)
+                if (self._closed or self._leader is not None or self._conn is None
+                        or time.monotonic() - self._last_drive < _IDLE):
+                    continue
+                self._leader = "idle"
+                try:
+                    self._lead(None, time.monotonic() + 60.0)
+                finally:
+                    self._step_down()
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Close the connection and delete the reply queue.
+
+        Waits up to 2 s for a thread that is driving the connection to let go.
+        """
+        with self._mutex:
+            self._closed = True
+            self._idle_cond.notify_all()
+            self._wake_leader()
+            give_up = time.monotonic() + 2.0
+            while self._leader is not None and time.monotonic() < give_up:
+                self._mutex.release()
+                time.sleep(0.01)
+                self._mutex.acquire()
+            if self._leader is not None:
+                return  # a thread still drives it: leave the connection to die with us
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                if self._reply_queue and conn.is_open:
+                    self._channel.queue_delete(self._reply_queue)
+            except _CONNECTION_ERRORS:
+                pass
+            _close_quietly(conn)
+
+
+def _noop() -> None:
+    """A callback whose only job is to make pika's I/O loop return."""
+
+
+def _close_quietly(conn: pika.BlockingConnection) -> None:
+    try:
+        if conn.is_open:
+            conn.close()
+    except _CONNECTION_ERRORS:
+        pass
+
+
+_transports: dict[Settings, RPCTransport] = {}
+_transports_lock = threading.Lock()
+_transports_pid = os.getpid()
+
+
+def get_transport(settings: Settings | None = None) -> RPCTransport:
+    """The process's transport for ``settings`` (loaded from config when None).
+
+    One per broker URL and process: a forked child gets its own, never its parent's
+    connection.
+    """
+    global _transports_pid
+    settings = settings or default_settings()
+    with _transports_lock:
+        if os.getpid() != _transports_pid:
+            _transports.clear()
+            _transports_pid = os.getpid()
+        transport = _transports.get(settings)
+        if transport is None or transport._closed:
+            transport = _transports[settings] = RPCTransport(settings)
+        return transport
+
+
+def close_all() -> None:
+    """Close every transport of this process (registered with atexit)."""
+    with _transports_lock:
+        transports = list(_transports.values())
+        _transports.clear()
+    for transport in transports:
+        transport.close()
+
+
+atexit.register(close_all)

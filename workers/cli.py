@@ -1,0 +1,147 @@
+"""``dirac-worker <System>``: run a System's services in N processes of M handler threads.
+
+With ``--processes 1`` (the default) the worker runs in this process.  With more,
+this process becomes a supervisor: it starts the children, forwards SIGTERM/SIGINT
+to them, restarts a child that dies unexpectedly and exits once all have stopped.
+Scale further by starting more ``dirac-worker`` commands, on any machine: every
+worker of a service consumes the same queue, and the broker spreads the requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from broker.config import Settings
+from workers.loader import HandlerNotFound, load_handlers, system_name
+from workers.server import Worker
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("dirac-worker")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``dirac-worker``."""
+    parser = argparse.ArgumentParser(
+        prog="dirac-worker",
+        description="Serve a DIRAC System's services from RabbitMQ.",
+        epilog="Example: dirac-worker WorkloadManagement --processes 2 --threads 15",
+    )
+    parser.add_argument("system", help="the System to serve, e.g. WorkloadManagement")
+    parser.add_argument("--processes", "-p", type=int, default=1,
+                        help="worker processes, each with its own connection (default 1)")
+    parser.add_argument("--threads", "-t", type=int, default=15,
+                        help="handler threads per process (default 15, as DIRAC)")
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="unacknowledged requests held per process (default 2 x threads)")
+    parser.add_argument("--extension", "-e", action="append", default=[],
+                        help="a package searched before DIRAC for <System>System.Service "
+                             "handlers (repeatable)")
+    parser.add_argument("--service", "-s", action="append", default=[],
+                        help="serve only this service of the System (repeatable)")
+    parser.add_argument("--broker-url", default=None,
+                        help="AMQP URL (default: $DIRAC_BROKER_URL, the config file, "
+                             "else the local broker)")
+    parser.add_argument("--graceful-timeout", type=float, default=30.0,
+                        help="seconds to finish in-flight requests after SIGTERM (default 30)")
+    parser.add_argument("--log-level", default=os.environ.get("DIRAC_LOG_LEVEL", "INFO"),
+                        help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pika").setLevel(logging.WARNING)  # pika logs every connect at INFO
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    """Run one worker in this process; the exit status of the process."""
+    _configure_logging(args.log_level)
+    try:
+        if args.extension:
+            sys.path.insert(0, os.getcwd())  # extensions are often plain folders of the user
+        handlers = load_handlers(args.system, args.extension, args.service)
+        settings = Settings.load(url=args.broker_url)
+        settings.validate()
+    except (HandlerNotFound, ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    worker = Worker(handlers, settings, threads=args.threads, prefetch=args.prefetch,
+                    graceful_timeout=args.graceful_timeout,
+                    name=f"{system_name(args.system)} worker")
+    return worker.run()
+
+
+def _child(args: argparse.Namespace) -> None:
+    sys.exit(_run_one(args))
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Run ``args.processes`` children and keep them running until a signal stops us."""
+    _configure_logging(args.log_level)
+    context = multiprocessing.get_context("spawn")
+    stopping = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        for proc in children:
+            if proc.is_alive() and proc.pid:
+                os.kill(proc.pid, signum)
+
+    def start() -> multiprocessing.process.BaseProcess:
+        proc = context.Process(target=_child, args=(args,), name="dirac-worker-child")
+        proc.start()
+        return proc
+
+    children = [start() for _ in range(args.processes)]
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    status = 0
+    restarts: list[float] = []
+    while children:
+        for proc in list(children):
+            proc.join(timeout=0.2)
+            if proc.exitcode is None:
+                continue
+            children.remove(proc)
+            if stopping:
+                status = max(status, proc.exitcode if proc.exitcode >= 0 else 1)
+                continue
+            if proc.exitcode == 2:
+                return 2  # a usage/configuration error: restarting will not help
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60] + [now]
+            log.warning("worker process %d exited with %s; starting another",
+                        proc.pid, proc.exitcode)
+            if len(restarts) > 5 * args.processes:
+                log.error("workers keep dying (%d restarts in 60 s); giving up", len(restarts))
+                on_signal(signal.SIGTERM, None)
+                status = 1
+                continue
+            children.append(start())
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dirac-worker``."""
+    args = build_parser().parse_args(argv)
+    if args.processes < 1 or args.threads < 1:
+        build_parser().error("--processes and --threads must be at least 1")
+    if args.processes == 1:
+        return _run_one(args)
+    return _supervise(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""One worker process: consume a System's request queues, dispatch, reply, acknowledge.
+
+The serving half of the request path:
+
+1. The main thread owns the AMQP connection (the *I/O thread*).  It consumes every
+   service queue of the System with ``prefetch`` unacknowledged deliveries at most,
+   and hands each delivery to a pool of ``threads`` handler threads.
+2. A handler thread decodes the request, checks it (:func:`parse_request`), runs
+   :func:`workers.handler.dispatch` and encodes the reply.
+3. It passes the reply back with ``add_callback_threadsafe`` (the only thread-safe
+   pika call); the I/O thread publishes it to ``reply_to`` and only *then* acks the
+   request.  A worker that dies before that leaves the request to another worker.
+
+The I/O thread never runs handler code, so heartbeats flow while handlers compute.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pika
+import pika.exceptions
+
+from broker import codec, topology
+from broker.config import Settings
+from broker.connection import BrokerUnreachable, connect
+from broker.derrno import EMQDECODE, EMQENCODE
+from broker.returnvalues import S_ERROR, DReturnType
+from workers.handler import Request, RequestHandler, dispatch
+from workers.identity import credentials_for
+
+__all__ = ["Worker", "parse_request", "encode_reply"]
+
+log = logging.getLogger(__name__)
+
+_CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError, AssertionError)
+
+
+class BadRequest(ValueError):
+    """A request that cannot be run: its reply is an S_ERROR(EMQDECODE)."""
+
+
+def parse_request(service: str, props: pika.BasicProperties, body: bytes) -> Request:
+    """Decode and validate one request body; raise :class:`BadRequest` with a clear reason."""
+    try:
+        message = codec.unpackb(body)
+    except codec.DecodeError as exc:
+        raise BadRequest(
+            f"Malformed request to {service}: body is not valid msgpack ({exc})") from None
+    if not isinstance(message, dict):
+        raise BadRequest(f"Malformed request to {service}: body is a "
+                         f"{type(message).__name__}, expected a map")
+    version = message.get("v")
+    if version != topology.PROTOCOL_VERSION:
+        raise BadRequest(f"Unsupported protocol version {version!r} in request to {service} "
+                         f"(this worker speaks {topology.PROTOCOL_VERSION})")
+    method, args = message.get("method"), message.get("args", [])
+    if not isinstance(method, str):
+        raise BadRequest(f"Malformed request to {service}: 'method' must be a string, "
+                         f"not {type(method).__name__}")
+    if not isinstance(args, (list, tuple)):
+        raise BadRequest(f"Malformed request to {service}: 'args' must be an array, "
+                         f"not {type(args).__name__}")
+    user = props.user_id if isinstance(props.user_id, str) and props.user_id else None
+    headers = props.headers if isinstance(props.headers, dict) else None
+    return Request(
+        service=service,
+        method=method,
+        args=tuple(args),
+        request_id=str(props.message_id or props.correlation_id or ""),
+        credentials=credentials_for(user, headers),
+    )
+
+
+def encode_reply(result: DReturnType, where: str) -> bytes:
+    """Encode a result for the wire: ``CallStack`` stays here; unencodable values -> S_ERROR."""
+    if "CallStack" in result:
+        result = {k: v for k, v in result.items() if k != "CallStack"}
+    try:
+        return codec.packb(result)
+    except codec.EncodeError as exc:
+        log.error("cannot encode the reply of %s: %s", where, exc)
+        error = S_ERROR(EMQENCODE, f"cannot encode the reply of {where}: {exc}")
+        del error["CallStack"]
+        return codec.packb(error)
+
+
+def _deadline_passed(props: pika.BasicProperties) -> bool:
+    headers = props.headers if isinstance(props.headers, dict) else {}
+    deadline = headers.get("x-deadline")
+    return isinstance(deadline, int) and not isinstance(deadline, bool) \
+        and deadline < time.time() * 1000  # epoch milliseconds
+
+
+class Worker:
+    """Serve a System's services from this process until SIGTERM/SIGINT.
+
+    ``handlers`` maps ``System/Service`` to its handler class.  ``threads`` handler
+    threads run requests; ``prefetch`` (default ``2 * threads``) bounds how many
+    unacknowledged requests this process holds, and so its memory under a burst.
+    """
+
+    def __init__(self, handlers: dict[str, type[RequestHandler]], settings: Settings,
+                 threads: int = 15, prefetch: int | None = None,
+                 graceful_timeout: float = 30.0, name: str = "worker") -> None:
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.handlers = handlers
+        self.settings = settings
+        self.threads = threads
+        self.prefetch = prefetch or 2 * threads
+        self.graceful_timeout = graceful_timeout
+        self.name = name
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._counter_lock = threading.Lock()
+        self._conn: pika.BlockingConnection | None = None
+        self._channel: Any = None
+        self._generation = 0
+        self._in_flight = 0
+        self._stopping = False
+        self._force = False
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handler")
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> int:
+        """Serve until told to stop; return the process exit status (0: clean)."""
+        for service, cls in self.handlers.items():
+            info = {"serviceName": service, "System": service.split("/")[0],
+                    "startTime": time.time()}
+            cls.serviceInfoDict = info
+            result = cls.initializeHandler(info)
+            if isinstance(result, dict) and result.get("OK") is False:
+                log.error("initializeHandler of %s failed: %s", service, result.get("Message"))
+                return 1
+        self._install_signals()
+        stop_at = None
+        try:
+            while True:
+                if self._conn is None:
+                    if self._stopping:
+                        break
+                    self._open()
+                if self._stopping:
+                    stop_at = stop_at or self._begin_drain()
+                    if self._in_flight == 0 or self._force or time.monotonic() > stop_at:
+                        break
+                try:
+                    self._conn.process_data_events(time_limit=0.2)  # type: ignore[union-attr]
+                except _CONNECTION_ERRORS as exc:
+                    log.warning("connection to the broker lost (%r); reconnecting", exc)
+                    self._drop_connection()
+        except BrokerUnreachable as exc:
+            log.error("%s", exc)
+            return 1
+        finally:
+            unfinished = self._in_flight
+            self._drop_connection()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            log.info("worker stopped: %s", dict(self.counters))
+        if unfinished:
+            log.warning("stopped with %d request(s) unfinished; the broker hands them to "
+                        "other workers", unfinished)
+            return 1
+        return 0
+
+    def _open(self) -> None:
+        conn = connect(self.settings, f"diracmq {self.name}", timeout=self.settings.connect_timeout
+                       if self._generation == 0 else 3600.0)
+        channel = conn.channel()
+        channel.basic_qos(prefetch_count=self.prefetch)
+        channel.add_on_return_callback(self._on_reply_returned)
+        self._generation += 1
+        self._in_flight = 0  # deliveries of the old connection went back to the queue
+        for service in self.handlers:
+            queue = topology.declare_service_queue(channel, service)
+            channel.basic_consume(queue, functools.partial(self._on_request, service,
+                                                           self._generation))
+        self._conn, self._channel = conn, channel
+        log.info("worker ready: %s serving %s (pid %d, %d threads, prefetch %d)",
+                 self.name, ", ".join(self.handlers), os.getpid(), self.threads, self.prefetch)
+
+    def _drop_connection(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            try:
+                if conn.is_open:
+                    conn.close()
+            except _CONNECTION_ERRORS:
+                pass
+
+    # ----------------------------------------------------------------- stopping
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self._stopping:
+            log.warning("second signal %d: stopping now", signum)
+            self._force = True
+        else:
+            log.info("signal %d: finishing %d request(s) in flight, taking no more",
+                     signum, self._in_flight)
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask the worker to stop taking requests and exit once those in flight are answered."""
+        self._stopping = True
+
+    def _begin_drain(self) -> float:
+        try:
+            for tag in list(self._channel.consumer_tags):
+                self._channel.basic_cancel(tag)
+        except _CONNECTION_ERRORS:
+            pass
+        return time.monotonic() + self.graceful_timeout
+
+    # ------------------------------------------------------------------ serving
+    def _count(self, name: str) -> None:
+        with self._counter_lock:
+            self.counters[name] += 1
+
+    def _on_request(self, service: str, generation: int, _channel: Any,
+                    method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        """I/O thread: hand the delivery to a handler thread (never run it here)."""
+        self._in_flight += 1
+        self._pool.submit(self._handle, service, generation, method.delivery_tag, props, body)
+
+    def _handle(self, service: str, generation: int, tag: int,
+                props: pika.BasicProperties, body: bytes) -> None:
+        """Handler thread: produce the reply bytes (or None) and pass them to the I/O thread."""
+        reply: bytes | None = None
+        try:
+            reply = self._serve(service, props, body)
+        except Exception:  # a bug of ours must not lose the message or kill the thread
+            log.exception("unexpected error serving a request to %s", service)
+            self._count("internal_errors")
+        self._to_io(functools.partial(self._finish, generation, tag, props, reply))
+
+    def _serve(self, service: str, props: pika.BasicProperties, body: bytes) -> bytes | None:
+        self._count("requests")
+        reply_to = props.reply_to if isinstance(props.reply_to, str) and props.reply_to else None
+        if reply_to is None:
+            self._count("no_reply_to")
+            log.warning("request to %s without reply_to dropped (message_id %r)",
+                        service, props.message_id)
+            return None
+        if _deadline_passed(props):
+            self._count("expired")
+            log.info("request to %s (message_id %r) arrived after its deadline; not run",
+                     service, props.message_id)
+            return None
+        try:
+            request = parse_request(service, props, body)
+        except BadRequest as exc:
+            self._count("malformed")
+            log.warning("%s", exc)
+            error = S_ERROR(EMQDECODE, str(exc))
+            return encode_reply(error, service)
+        result = dispatch(self.handlers[service], request)
+        if not result.get("OK"):
+            self._count("errors")
+        return encode_reply(result, f"{service}.{request.method}")
+
+    def _to_io(self, callback: Any) -> None:
+        conn = self._conn
+        if conn is None:
+            return  # the connection is gone; the broker already requeued the delivery
+        try:
+            conn.add_callback_threadsafe(callback)
+        except _CONNECTION_ERRORS:
+            pass
+
+    def _finish(self, generation: int, tag: int, props: pika.BasicProperties,
+                reply: bytes | None) -> None:
+        """I/O thread: publish the reply, then ack the request (in that order)."""
+        if generation != self._generation or self._channel is None:
+            return  # delivered on a connection that has since died: already requeued
+        self._in_flight -= 1
+        if reply is not None:
+            try:
+                self._channel.basic_publish(
+                    "", props.reply_to, reply,
+                    pika.BasicProperties(correlation_id=props.correlation_id,
+                                         content_type=codec.CONTENT_TYPE),
+                    # RabbitMQ 3.10 returns mandatory messages sent to Direct Reply-to
+                    # even though it delivers them: ask only for named reply queues.
+                    mandatory=not props.reply_to.startswith(topology.DIRECT_REPLY_TO))
+                self._count("replies")
+            except (ValueError, TypeError) as exc:  # e.g. a reply_to pika cannot encode
+                self._count("unreplyable")
+                log.warning("cannot reply to %r: %s", props.reply_to, exc)
+        self._channel.basic_ack(tag)
+
+    def _on_reply_returned(self, _channel: Any, method: Any, props: pika.BasicProperties,
+                           _body: bytes) -> None:
+        self._count("reply_unroutable")
+        log.warning("reply to %r returned by the broker (%s): the caller is gone",
+                    method.routing_key, method.reply_text)
+
+
