@@ -98,6 +98,9 @@ class RequestHandler:
             "name": self.request.service,
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
+            # this worker process's request counters (requests, replies, malformed,
+            # no_reply_to, expired, errors, ...): what a log line alone would hide
+            "counters": dict(self.serviceInfoDict.get("counters", {})),
         })
 
     types_echo: ClassVar[list] = [None]

@@ -134,7 +134,7 @@ class Worker:
         """Serve until told to stop; return the process exit status (0: clean)."""
         for service, cls in self.handlers.items():
             info = {"serviceName": service, "System": service.split("/")[0],
-                    "startTime": time.time()}
+                    "startTime": time.time(), "counters": self.counters}
             cls.serviceInfoDict = info
             result = cls.initializeHandler(info)
             if isinstance(result, dict) and result.get("OK") is False:
