@@ -74,8 +74,8 @@ def connect(settings: Settings, name: str, timeout: float | None = None) -> pika
         wait=wait_exponential_jitter(initial=0.1, max=2.0, jitter=0.2),
         reraise=True,
         before_sleep=lambda rs: log.warning(
-            "broker %s:%s unreachable (%s); retrying", params.host, params.port,
-            rs.outcome.exception() if rs.outcome else "?",
+            "broker %s:%s unreachable (%r); retrying", params.host, params.port,
+            rs.outcome.exception() if rs.outcome else None,
         ),
     )
     try:

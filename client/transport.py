@@ -44,7 +44,7 @@ import pika.exceptions
 from broker import codec, topology
 from broker.config import Settings, default_settings
 from broker.connection import BrokerUnreachable, broker_user, connect
-from broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE
+from broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
 from broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
 
 __all__ = ["RPCTransport", "get_transport"]
@@ -162,10 +162,39 @@ class RPCTransport:
         if call.error is not None:
             return call.error
         if call.reply is None:
-            return S_ERROR(errno.ETIMEDOUT,
-                           f"no reply from {where} within {timeout:g}s "
-                           f"(request {call.corr_id})")
+            return self._timeout_error(call)
         return self._decode_reply(call)
+
+    def _timeout_error(self, call: _Call) -> DReturnType:
+        """The S_ERROR for a call that got no reply, saying why when the broker can tell."""
+        where = f"{call.service}.{call.method}"
+        message = f"no reply from {where} within {call.timeout:g}s (request {call.corr_id})"
+        if call.published:
+            consumers = self._consumer_count(call.service)
+            if consumers == 0:
+                return S_ERROR(EMQNOWORKER, f"{message}; the queue of {call.service} has no "
+                                            f"consumer: is a worker for its System running?")
+        return S_ERROR(errno.ETIMEDOUT, message)
+
+    def _consumer_count(self, service: str) -> int | None:
+        """Consumers on a service's queue (None if unknown); only asked after a timeout."""
+        with self._mutex:
+            if self._leader is not None or self._conn is None:
+                return None  # someone else drives the connection: don't wait for them
+            self._leader = "caller"
+        try:
+            channel = self._conn.channel()
+            try:
+                frame = channel.queue_declare(topology.service_queue_name(service), passive=True)
+                return frame.method.consumer_count
+            finally:
+                if channel.is_open:
+                    channel.close()
+        except _CONNECTION_ERRORS:
+            return None
+        finally:
+            with self._mutex:
+                self._step_down()
 
     def connect_now(self) -> DReturnType:
         """Open the connection now rather than at the first call: S_OK or S_ERROR(EMQCONN)."""
