@@ -34,6 +34,7 @@ from broker.config import Settings
 from broker.connection import BrokerUnreachable, connect
 from broker.derrno import EMQDECODE, EMQENCODE
 from broker.returnvalues import S_ERROR, DReturnType
+from workers.dedup import ReplyCache
 from workers.handler import Request, RequestHandler, dispatch
 from workers.identity import credentials_for
 
@@ -128,6 +129,7 @@ class Worker:
         self._stopping = False
         self._force = False
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handler")
+        self._replies = ReplyCache()
 
     # ------------------------------------------------------------------ running
     def run(self) -> int:
@@ -259,6 +261,28 @@ class Worker:
             log.info("request to %s (message_id %r) arrived after its deadline; not run",
                      service, props.message_id)
             return None
+        if not isinstance(props.message_id, str) or not props.message_id:
+            return self._run(service, props, body)
+        key = (str(props.user_id or ""), props.message_id)
+        while True:
+            claim = self._replies.begin(key)
+            if claim is None:
+                break
+            if isinstance(claim, bytes):
+                self._count("duplicates")
+                log.info("request %s to %s seen before: replying from cache, not running it "
+                         "again", props.message_id, service)
+                return claim
+            claim.wait()  # the same request is running in another thread right now
+        reply = None
+        try:
+            reply = self._run(service, props, body)
+            return reply
+        finally:
+            self._replies.finish(key, reply)
+
+    def _run(self, service: str, props: pika.BasicProperties, body: bytes) -> bytes:
+        """Decode, dispatch and encode one request: the reply bytes."""
         try:
             request = parse_request(service, props, body)
         except BadRequest as exc:

@@ -1,0 +1,52 @@
+"""Answer a repeated request from memory instead of running it twice.
+
+A request can reach a worker more than once: the broker redelivers it when the
+connection of the worker holding it dropped, and a client re-publishes it (same
+id) when its own connection failed mid-publish.  This cache keeps the encoded
+replies of the last ``size`` requests the process answered, keyed by the caller's
+broker user and the request id (a caller cannot read another user's replies by
+guessing ids), and makes a copy that arrives while the first is still running
+wait for it.  It is per process: docs/reliability.md says what that covers.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+__all__ = ["ReplyCache"]
+
+Key = tuple[str, str]
+
+
+class ReplyCache:
+    """Recently sent replies by (user, request id), with in-progress tracking."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._replies: collections.OrderedDict[Key, bytes] = collections.OrderedDict()
+        self._running: dict[Key, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, key: Key) -> bytes | threading.Event | None:
+        """Claim ``key``: None (run it), the cached reply, or an Event to wait on."""
+        with self._lock:
+            reply = self._replies.get(key)
+            if reply is not None:
+                return reply
+            running = self._running.get(key)
+            if running is not None:
+                return running
+            self._running[key] = threading.Event()
+            return None
+
+    def finish(self, key: Key, reply: bytes | None) -> None:
+        """Record the reply of a claimed ``key`` (None: nothing to remember) and release it."""
+        with self._lock:
+            if reply is not None:
+                self._replies[key] = reply
+                if len(self._replies) > self.size:
+                    self._replies.popitem(last=False)
+            event = self._running.pop(key, None)
+        if event is not None:
+            event.set()
