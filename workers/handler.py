@@ -11,6 +11,10 @@ is the single place that decides what a request may reach and what comes back:
 * an exception in the handler -> ``S_ERROR("Server error while serving <name>: <e>")``;
 * a return value that is not S_OK/S_ERROR -> DIRAC's "does not return a S_OK/S_ERROR!".
 
+Beyond DIRAC: ``atMostOnce_<name> = True`` on a handler makes the worker acknowledge
+the request *before* running it, so a worker crash loses it rather than running it
+again elsewhere (docs/reliability.md says when to want that).
+
 Nothing here touches AMQP: workers/server.py feeds it decoded requests.
 """
 

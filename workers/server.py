@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -241,14 +242,21 @@ class Worker:
                 props: pika.BasicProperties, body: bytes) -> None:
         """Handler thread: produce the reply bytes (or None) and pass them to the I/O thread."""
         reply: bytes | None = None
+        acked: list[bool] = []  # set by ack_early: an at-most-once method was acked already
+
+        def ack_early() -> None:
+            acked.append(True)
+            self._to_io(functools.partial(self._ack, generation, tag))
+
         try:
-            reply = self._serve(service, props, body)
+            reply = self._serve(service, props, body, ack_early)
         except Exception:  # a bug of ours must not lose the message or kill the thread
             log.exception("unexpected error serving a request to %s", service)
             self._count("internal_errors")
-        self._to_io(functools.partial(self._finish, generation, tag, props, reply))
+        self._to_io(functools.partial(self._finish, generation, tag, props, reply, not acked))
 
-    def _serve(self, service: str, props: pika.BasicProperties, body: bytes) -> bytes | None:
+    def _serve(self, service: str, props: pika.BasicProperties, body: bytes,
+               ack_early: Callable[[], None]) -> bytes | None:
         self._count("requests")
         reply_to = props.reply_to if isinstance(props.reply_to, str) and props.reply_to else None
         if reply_to is None:
@@ -262,7 +270,7 @@ class Worker:
                      service, props.message_id)
             return None
         if not isinstance(props.message_id, str) or not props.message_id:
-            return self._run(service, props, body)
+            return self._run(service, props, body, ack_early)
         key = (str(props.user_id or ""), props.message_id)
         while True:
             claim = self._replies.begin(key)
@@ -276,12 +284,13 @@ class Worker:
             claim.wait()  # the same request is running in another thread right now
         reply = None
         try:
-            reply = self._run(service, props, body)
+            reply = self._run(service, props, body, ack_early)
             return reply
         finally:
             self._replies.finish(key, reply)
 
-    def _run(self, service: str, props: pika.BasicProperties, body: bytes) -> bytes:
+    def _run(self, service: str, props: pika.BasicProperties, body: bytes,
+             ack_early: Callable[[], None]) -> bytes:
         """Decode, dispatch and encode one request: the reply bytes."""
         try:
             request = parse_request(service, props, body)
@@ -290,7 +299,12 @@ class Worker:
             log.warning("%s", exc)
             error = S_ERROR(EMQDECODE, str(exc))
             return encode_reply(error, service)
-        result = dispatch(self.handlers[service], request)
+        handler_cls = self.handlers[service]
+        if getattr(handler_cls, f"atMostOnce_{request.method}", False) is True:
+            # The handler asked to never run twice: ack before running, so a crash
+            # loses the request (the caller times out) instead of redelivering it.
+            ack_early()
+        result = dispatch(handler_cls, request)
         if not result.get("OK"):
             self._count("errors")
         return encode_reply(result, f"{service}.{request.method}")
@@ -304,8 +318,13 @@ class Worker:
         except _CONNECTION_ERRORS:
             pass
 
+    def _ack(self, generation: int, tag: int) -> None:
+        """I/O thread: acknowledge a delivery of the current connection."""
+        if generation == self._generation and self._channel is not None:
+            self._channel.basic_ack(tag)
+
     def _finish(self, generation: int, tag: int, props: pika.BasicProperties,
-                reply: bytes | None) -> None:
+                reply: bytes | None, ack: bool = True) -> None:
         """I/O thread: publish the reply, then ack the request (in that order)."""
         if generation != self._generation or self._channel is None:
             return  # delivered on a connection that has since died: already requeued
@@ -323,7 +342,8 @@ class Worker:
             except (ValueError, TypeError) as exc:  # e.g. a reply_to pika cannot encode
                 self._count("unreplyable")
                 log.warning("cannot reply to %r: %s", props.reply_to, exc)
-        self._channel.basic_ack(tag)
+        if ack:
+            self._channel.basic_ack(tag)
 
     def _on_reply_returned(self, _channel: Any, method: Any, props: pika.BasicProperties,
                            _body: bytes) -> None:
