@@ -29,6 +29,15 @@ PROTOCOL_VERSION = 1
 REQUEST_EXCHANGE = "dirac.rpc"
 #: RabbitMQ's Direct Reply-to pseudo-queue.
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+#: Dead-letter exchange of every service queue (headers type: only rejected requests
+#: are routed on, expired ones are dropped).
+RETRY_EXCHANGE = "dirac.rpc.retry"
+#: Requests a worker rejected because a previous worker died holding them pass through
+#: this queue (TTL 0) straight back to their service queue, with ``x-death`` counting
+#: the round trips: the broker itself keeps the count, so it survives worker crashes.
+RETRY_QUEUE = "dirac.rpc.retry"
+#: Requests given up on as poison are copied here for an operator to inspect.
+PARKING_QUEUE = "dirac.rpc.parked"
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z][A-Za-z0-9_]*$")
 
@@ -60,10 +69,42 @@ def declare_request_exchange(channel) -> None:  # noqa: ANN001 - a pika channel
     channel.exchange_declare(REQUEST_EXCHANGE, exchange_type="direct", durable=True)
 
 
+def declare_retry_topology(channel) -> None:  # noqa: ANN001 - a pika channel
+    """Declare the retry exchange/queue loop and the parking queue (idempotent)."""
+    declare_request_exchange(channel)
+    channel.exchange_declare(RETRY_EXCHANGE, exchange_type="headers", durable=True)
+    channel.queue_declare(RETRY_QUEUE, durable=True, arguments={
+        "x-message-ttl": 0,  # expire at once: dead-lettered back to the request exchange
+        "x-dead-letter-exchange": REQUEST_EXCHANGE,  # with the original routing key
+    })
+    channel.queue_bind(RETRY_QUEUE, RETRY_EXCHANGE,
+                       arguments={"x-match": "all", "x-first-death-reason": "rejected"})
+    channel.queue_declare(PARKING_QUEUE, durable=True, arguments={
+        "x-max-length": 10_000, "x-message-ttl": 7 * 24 * 3600 * 1000})
+
+
 def declare_service_queue(channel, service: str) -> str:  # noqa: ANN001 - a pika channel
     """Declare a service's request queue and its binding; return the queue name."""
     name = service_queue_name(service)
-    declare_request_exchange(channel)
-    channel.queue_declare(name, durable=True, arguments={"x-queue-type": "classic"})
+    declare_retry_topology(channel)
+    channel.queue_declare(name, durable=True, arguments={
+        "x-queue-type": "classic",
+        "x-dead-letter-exchange": RETRY_EXCHANGE,
+    })
     channel.queue_bind(name, REQUEST_EXCHANGE, routing_key=service)
     return name
+
+
+def rejected_count(headers: object, queue: str) -> int:
+    """How often a request was rejected from ``queue`` (from the broker's ``x-death``)."""
+    if not isinstance(headers, dict):
+        return 0
+    deaths = headers.get("x-death")
+    if not isinstance(deaths, list):
+        return 0
+    for death in deaths:
+        if (isinstance(death, dict) and death.get("queue") == queue
+                and death.get("reason") == "rejected"):
+            count = death.get("count", 0)
+            return count if isinstance(count, int) else 0
+    return 0

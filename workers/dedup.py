@@ -40,6 +40,11 @@ class ReplyCache:
             self._running[key] = threading.Event()
             return None
 
+    def begin_peek(self, key: Key) -> bool:
+        """Whether ``key`` was answered or is running here (nothing is claimed)."""
+        with self._lock:
+            return key in self._replies or key in self._running
+
     def finish(self, key: Key, reply: bytes | None) -> None:
         """Record the reply of a claimed ``key`` (None: nothing to remember) and release it."""
         with self._lock:

@@ -33,7 +33,7 @@ import pika.exceptions
 from broker import codec, topology
 from broker.config import Settings
 from broker.connection import BrokerUnreachable, connect
-from broker.derrno import EMQDECODE, EMQENCODE
+from broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
 from broker.returnvalues import S_ERROR, DReturnType
 from workers.dedup import ReplyCache
 from workers.handler import Request, RequestHandler, dispatch
@@ -112,7 +112,8 @@ class Worker:
 
     def __init__(self, handlers: dict[str, type[RequestHandler]], settings: Settings,
                  threads: int = 15, prefetch: int | None = None,
-                 graceful_timeout: float = 30.0, name: str = "worker") -> None:
+                 graceful_timeout: float = 30.0, name: str = "worker",
+                 poison_after: int = 2) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.handlers = handlers
@@ -120,6 +121,8 @@ class Worker:
         self.threads = threads
         self.prefetch = prefetch or 2 * threads
         self.graceful_timeout = graceful_timeout
+        #: Workers that may die holding one request before it is parked as poison.
+        self.poison_after = max(1, poison_after)
         self.name = name
         self.counters: collections.Counter[str] = collections.Counter()
         self._counter_lock = threading.Lock()
@@ -235,8 +238,51 @@ class Worker:
     def _on_request(self, service: str, generation: int, _channel: Any,
                     method: Any, props: pika.BasicProperties, body: bytes) -> None:
         """I/O thread: hand the delivery to a handler thread (never run it here)."""
+        if method.redelivered and self._give_up_or_retry(service, method, props, body):
+            return
         self._in_flight += 1
         self._pool.submit(self._handle, service, generation, method.delivery_tag, props, body)
+
+    def _give_up_or_retry(self, service: str, method: Any, props: pika.BasicProperties,
+                          body: bytes) -> bool:
+        """I/O thread: a redelivered request; True if it was dealt with here.
+
+        Redelivery means the worker that held it died or lost its connection before
+        answering.  The request is rejected into the retry loop (broker/topology.py),
+        which brings it back at once with the broker's own count of such rejections in
+        ``x-death``; once ``poison_after`` workers have died holding it, it is parked
+        and its caller told, instead of killing worker after worker.
+        """
+        key = (str(props.user_id or ""), str(props.message_id or ""))
+        if props.message_id and self._replies.begin_peek(key):
+            return False  # answered here before: the reply cache answers it again
+        deaths = 1 + topology.rejected_count(props.headers, topology.service_queue_name(service))
+        if deaths < self.poison_after:
+            self._count("retried")
+            log.warning("request %s to %s redelivered (a worker died holding it): sent "
+                        "round the retry loop", props.message_id, service)
+            self._channel.basic_reject(method.delivery_tag, requeue=False)
+            return True
+        self._count("parked")
+        log.error("request %s to %s given up: %d workers died or lost their connection "
+                  "while running it; parked in %s", props.message_id, service, deaths,
+                  topology.PARKING_QUEUE)
+        headers = dict(props.headers) if isinstance(props.headers, dict) else {}
+        headers.update({"x-dirac-user": props.user_id or "", "x-dirac-service": service})
+        self._channel.basic_publish("", topology.PARKING_QUEUE, body, pika.BasicProperties(
+            content_type=props.content_type, message_id=props.message_id,
+            correlation_id=props.correlation_id, headers=headers))
+        if isinstance(props.reply_to, str) and props.reply_to:
+            error = S_ERROR(EMQDEADLETTER, f"request {props.message_id} to {service} was given "
+                                           f"up after {deaths} workers died or lost their "
+                                           f"connection while running it (a poison "
+                                           f"message?); it was not run again")
+            self._in_flight += 1  # _finish counts it down
+            self._finish(self._generation, method.delivery_tag, props,
+                         encode_reply(error, service))
+        else:
+            self._channel.basic_ack(method.delivery_tag)
+        return True
 
     def _handle(self, service: str, generation: int, tag: int,
                 props: pika.BasicProperties, body: bytes) -> None:
