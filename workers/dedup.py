@@ -25,7 +25,8 @@ class ReplyCache:
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
         self._replies: collections.OrderedDict[Key, bytes] = collections.OrderedDict()
-        self._running: dict[Key, threading.Event] = {}
+        # The Event is made only when a copy actually has to wait (rare): None until then.
+        self._running: dict[Key, threading.Event | None] = {}
         self._lock = threading.Lock()
 
     def begin(self, key: Key) -> bytes | threading.Event | None:
@@ -34,10 +35,12 @@ class ReplyCache:
             reply = self._replies.get(key)
             if reply is not None:
                 return reply
-            running = self._running.get(key)
-            if running is not None:
-                return running
-            self._running[key] = threading.Event()
+            if key in self._running:
+                event = self._running[key]
+                if event is None:
+                    event = self._running[key] = threading.Event()
+                return event
+            self._running[key] = None
             return None
 
     def begin_peek(self, key: Key) -> bool:
