@@ -1,0 +1,44 @@
+"""Client of ``WorkloadManagement/JobStateUpdate``: report a running job's state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from broker.returnvalues import DReturnType
+from client.base import Client
+
+__all__ = ["JobStateUpdateClient"]
+
+
+class JobStateUpdateClient(Client):
+    """Set job status, application status, parameters; send heartbeats."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.setServer("WorkloadManagement/JobStateUpdate")
+
+    def setJobStatus(self, jobID: int | str, status: str = "", minorStatus: str = "",
+                     source: str = "Unknown", datetime: dt.datetime | str | None = None,
+                     force: bool = False, timeout: float | None = None) -> DReturnType:
+        """Set status and minor status ("" leaves either as it is)."""
+        return self.executeRPC("setJobStatus", jobID, status, minorStatus, source, datetime,
+                               force, timeout=timeout)
+
+    def setJobStatusBulk(self, jobID: int | str, statusDict: dict, force: bool = False,
+                         timeout: float | None = None) -> DReturnType:
+        """Apply ``{date: {Status, MinorStatus, ApplicationStatus, Source}}`` in date order."""
+        return self.executeRPC("setJobStatusBulk", jobID, statusDict, force, timeout=timeout)
+
+    def setJobApplicationStatus(self, jobID: int | str, appStatus: str,
+                                source: str = "Unknown",
+                                timeout: float | None = None) -> DReturnType:
+        """Set the application status."""
+        return self.executeRPC("setJobApplicationStatus", jobID, appStatus, source,
+                               timeout=timeout)
+
+    def sendHeartBeat(self, jobID: int | str, dynamicData: dict, staticData: dict,
+                      timeout: float | None = None) -> DReturnType:
+        """Heartbeat of a running job: ``S_OK({command: argument})``."""
+        return self.executeRPC("sendHeartBeat", jobID, dynamicData, staticData,
+                               timeout=timeout)

@@ -1,0 +1,1 @@
+"""Pure helpers of the WorkloadManagement System: JDL parsing, parametric jobs, job IDs."""
