@@ -71,7 +71,7 @@ def connect(settings: Settings, name: str, timeout: float | None = None) -> pika
     retrying = Retrying(
         retry=retry_if_exception(_worth_retrying),
         stop=stop_after_delay(max(limit, 0.0)),
-        wait=wait_exponential_jitter(initial=0.1, max=2.0, jitter=0.2),
+        wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.2),
         reraise=True,
         before_sleep=lambda rs: log.warning(
             "broker %s:%s unreachable (%r); retrying", params.host, params.port,

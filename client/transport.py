@@ -65,6 +65,10 @@ _CONNECTION_ERRORS = (
 )
 
 
+class _NoExchange(LookupError):
+    """The request exchange does not exist: nothing could route a request."""
+
+
 class _Call:
     """One request in flight: the slot its reply (or failure) is put into."""
 
@@ -111,6 +115,8 @@ class RPCTransport:
         self._idle_thread: threading.Thread | None = None
         #: Replies that came after their caller gave up (timed out); they are dropped.
         self.late_replies = 0
+        #: x-dirac-group: the DIRAC group asked for (Settings.group), checked by the worker
+        self._group_header = {"x-dirac-group": settings.group} if settings.group else {}
 
     # ------------------------------------------------------------------ calling
     def call(self, service: str, method: str, args: tuple | list,
@@ -210,6 +216,8 @@ class RPCTransport:
                 return S_OK()
             except BrokerUnreachable as exc:
                 return S_ERROR(EMQCONN, str(exc))
+            except _NoExchange as exc:
+                return S_ERROR(EMQNOQUEUE, str(exc))
             except _CONNECTION_ERRORS as exc:
                 return S_ERROR(EMQCONN, f"cannot set up the connection to the broker: {exc!r}")
             finally:
@@ -291,8 +299,15 @@ class RPCTransport:
                                            f"{exc!r}"))
             sent = len(outbox)
             self._conn.process_data_events(time_limit=min(remaining, _IDLE))  # type: ignore[union-attr]
+            if self._channel.is_closed:
+                # The broker closes a channel rather than the connection for some errors
+                # (a request exchange that does not exist yet, say); pika only says so on
+                # the next call on it.  Treat it like a lost connection: fail fast.
+                raise pika.exceptions.ChannelClosed(0, "channel closed by the broker")
         except BrokerUnreachable as exc:
             self._fail_all(S_ERROR(EMQCONN, str(exc)), outbox)
+        except _NoExchange as exc:
+            self._fail_all(S_ERROR(EMQNOQUEUE, str(exc)), outbox)
         except _CONNECTION_ERRORS as exc:
             self._on_connection_lost(exc, outbox[sent:])
 
@@ -301,6 +316,12 @@ class RPCTransport:
                        timeout=min(self.settings.connect_timeout, remaining))
         try:
             channel = conn.channel()
+            try:
+                channel.exchange_declare(topology.REQUEST_EXCHANGE, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                raise _NoExchange(
+                    f"no request exchange {topology.REQUEST_EXCHANGE!r} on this broker/vhost: "
+                    f"no worker has ever run here ({exc.reply_text})") from None
             channel.add_on_return_callback(self._on_return)
             if self._reply_queue:
                 channel.queue_declare(self._reply_queue, arguments={
@@ -326,7 +347,8 @@ class RPCTransport:
             reply_to=self._reply_to,
             expiration=str(max(1, int(call.timeout * 1000))),
             user_id=self.user,
-            headers={"x-deadline": int((time.time() + call.timeout) * 1000)},  # epoch ms
+            headers={"x-deadline": int((time.time() + call.timeout) * 1000),  # epoch ms
+                     **self._group_header},
         )
         self._channel.basic_publish(topology.REQUEST_EXCHANGE, call.service, call.body,
                                     props, mandatory=True)

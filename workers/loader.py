@@ -36,6 +36,12 @@ def load_handlers(system: str, extensions: Iterable[str] = (),
     """
     system = system_name(system)
     roots = [*extensions, "DIRAC"]
+    for root in extensions:
+        try:
+            importlib.import_module(root)
+        except ImportError as exc:
+            raise HandlerNotFound(f"cannot import extension {root!r}: {exc} (run dirac-worker "
+                                  f"from the folder that contains it, or install it)") from None
     found: dict[str, type[RequestHandler]] = {}
     for root in roots:
         package_name = f"{root}.{system}System.Service"

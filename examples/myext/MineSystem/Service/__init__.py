@@ -1,0 +1,1 @@
+"""Services of the ``Mine`` System: one ``<Service>Handler`` module per service."""

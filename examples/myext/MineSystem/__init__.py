@@ -1,0 +1,1 @@
+"""The ``Mine`` System of the ``myext`` extension."""
