@@ -84,6 +84,7 @@ class RequestHandler:
 
     # -------------------------------------------------------- built-in methods
     types_ping: ClassVar[list] = []
+    auth_ping: ClassVar[list] = ["all"]
 
     def export_ping(self) -> DReturnType:
         """Liveness and basic facts about the serving process."""
@@ -114,6 +115,7 @@ class RequestHandler:
         return S_OK(data)
 
     types_whoami: ClassVar[list] = []
+    auth_whoami: ClassVar[list] = ["all"]
 
     def export_whoami(self) -> DReturnType:
         """The caller's credentials, as the worker established them (not as claimed)."""
@@ -125,10 +127,11 @@ def _is_public_name(name: Any) -> bool:
 
 
 def check_types(method: str, types: Sequence[Any], args: Sequence[Any]) -> DReturnType:
-    """Check ``args`` against a ``types_<method>`` list, with DIRAC's error messages."""
-    if len(args) < len(types):
-        return S_ERROR(f"Function {method} expects at least {len(types)} arguments")
-    for index, spec in enumerate(types):
+    """Check ``args`` against a ``types_<method>`` list, with DIRAC's error messages.
+
+    As DIRAC does: the types of the arguments given first, then their number.
+    """
+    for index, spec in enumerate(types[: len(args)]):
         if spec is None:
             continue
         allowed = tuple(spec) if isinstance(spec, (list, tuple)) else (spec,)
@@ -139,6 +142,8 @@ def check_types(method: str, types: Sequence[Any], args: Sequence[Any]) -> DRetu
         if not ok:
             return S_ERROR(f"Type mismatch in parameter {index} (starting with param 0) "
                            f"Received {type(args[index])}, expected {spec}")
+    if len(args) < len(types):
+        return S_ERROR(f"Function {method} expects at least {len(types)} arguments")
     return S_OK()
 
 

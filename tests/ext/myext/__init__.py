@@ -1,0 +1,1 @@
+"""myext: the user's own extension, as in the issue: ``dirac-worker Mine --extension myext``."""

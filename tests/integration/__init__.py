@@ -1,0 +1,1 @@
+"""Integration tests: real RabbitMQ, real ``dirac-worker`` processes (see tests/conftest.py)."""
