@@ -305,9 +305,9 @@ class RPCTransport:
                 # the next call on it.  Treat it like a lost connection: fail fast.
                 raise pika.exceptions.ChannelClosed(0, "channel closed by the broker")
         except BrokerUnreachable as exc:
-            self._fail_all(S_ERROR(EMQCONN, str(exc)), outbox)
+            self._fail_all(EMQCONN, str(exc), outbox)
         except _NoExchange as exc:
-            self._fail_all(S_ERROR(EMQNOQUEUE, str(exc)), outbox)
+            self._fail_all(EMQNOQUEUE, str(exc), outbox)
         except _CONNECTION_ERRORS as exc:
             self._on_connection_lost(exc, outbox[sent:])
 
@@ -408,10 +408,11 @@ class RPCTransport:
                                  f"of {call.service}.{call.method} ({exc!r}); the request may "
                                  f"or may not have run"))
 
-    def _fail_all(self, error: DReturnType, outbox: list[_Call]) -> None:
+    def _fail_all(self, code: int, reason: str, outbox: list[_Call]) -> None:
+        """Fail every call in flight with ``S_ERROR(code, ...)`` naming its service."""
         with self._mutex:
             for call in outbox + self._outbox + list(self._calls.values()):
-                self._finish(call, error)
+                self._finish(call, S_ERROR(code, f"{call.service}.{call.method}: {reason}"))
             self._outbox.clear()
 
     def _finish(self, call: _Call, error: DReturnType) -> None:
