@@ -1,0 +1,372 @@
+"""What every ``dirac-*`` command shares: options, set-up, output and exit status.
+
+* ``--help``; argparse's exit status 2 for a usage error (bad option, bad job ID...).
+* Exit status 0 when everything worked, 1 when anything failed (:data:`EXIT_OK`,
+  :data:`EXIT_FAILED`); errors go to stderr as ``ERROR: ...`` lines.
+* ``--json``: machine-readable output on stdout (job IDs as object keys become text,
+  datetimes ISO 8601 text, tuples lists).
+* ``--timeout SECONDS``: the time each call may take.  Without it: the configured
+  ``rpc_timeout`` (``DIRAC_RPC_TIMEOUT`` or the ``[broker]`` table of the config file)
+  when there is one, else the command's own default (60 s; 10 s for a ping), not
+  DIRAC's 600 s: an interactive command should not sit for ten minutes on a queue
+  nobody consumes.
+* Reaching the broker: for the configured ``connect_timeout`` when there is one, else
+  5 s (not 10 s): one ``WARNING: broker ... unreachable ...; retrying`` line, then
+  ``ERROR: cannot reach the broker: ...`` and exit 1.
+* ``-d``/``--debug``: log what the client does (to stderr).
+
+:func:`setup` is DIRAC's ``parseCommandLine``/``initialize`` step: it loads the
+settings, opens the broker connection *first* (so an unreachable broker is one clear
+error after ``connect_timeout`` seconds, never a hang and never a traceback), then
+calls ``DIRAC.initialize(require_auth=False)`` which loads the configuration where
+a Configuration service runs.  Identity is not demanded up front: the services
+refuse what the caller may not do, and the commands report that refusal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import functools
+import json
+import logging
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "Context",
+    "add_job_id_arguments",
+    "collect_job_ids",
+    "configure_logging",
+    "error",
+    "format_value",
+    "job_control_main",
+    "load_settings",
+    "make_parser",
+    "print_json",
+    "print_table",
+    "run_command",
+    "setup",
+    "to_jsonable",
+    "value_or_fail",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # argparse's own status for usage errors
+
+#: Seconds a call may take when neither ``--timeout`` nor the configuration says.
+DEFAULT_TIMEOUT = 60.0
+#: Seconds to keep trying to reach the broker when the configuration does not say.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+log = logging.getLogger("dirac-command")
+
+
+class CommandError(Exception):
+    """A failure that ends the command: its text is printed as ``ERROR: ...``, exit 1."""
+
+
+# --------------------------------------------------------------------- parser
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the line breaks of the description and epilog (examples, output formats)."""
+
+
+def make_parser(prog: str, description: str, *, epilog: str | None = None,
+                json_output: bool = True, default_timeout: float = DEFAULT_TIMEOUT
+                ) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` with the options every command has."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog, formatter_class=_Formatter)
+    if json_output:
+        parser.add_argument("--json", action="store_true",
+                            help="print machine-readable JSON on stdout instead of text")
+    parser.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+                        help=f"seconds each call may take (default: the configured "
+                             f"rpc_timeout, else {default_timeout:g})")
+    parser.add_argument("-d", "--debug", action="store_true",
+                        help="log what the client does to stderr")
+    parser.set_defaults(default_timeout=default_timeout)
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+_ID_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def _parse_ids(text: str, where: str) -> list[int]:
+    ids = []
+    for token in _ID_SEPARATORS.split(text.strip()):
+        if not token:
+            continue
+        if not (token.isascii() and token.isdigit() and int(token) > 0):
+            raise ValueError(f"invalid job ID {token!r}{where}: expected a positive integer")
+        ids.append(int(token))
+    return ids
+
+
+def add_job_id_arguments(parser: argparse.ArgumentParser, *, with_file: bool = True) -> None:
+    """Positional ``JOBID...`` (``1 2 3`` or ``1,2,3``) and ``-f/--file`` with more IDs."""
+    parser.add_argument("job_ids", nargs="*", metavar="JOBID",
+                        help="job IDs (several, separated by blanks or commas)")
+    if with_file:
+        parser.add_argument("-f", "--file", metavar="FILE", action="append", default=[],
+                            help="read job IDs from FILE (blanks, commas or new lines between "
+                                 "them; '-' is stdin); repeatable")
+
+
+def collect_job_ids(parser: argparse.ArgumentParser, args: argparse.Namespace, *,
+                    required: bool = True) -> list[int]:
+    """The job IDs of the command line and ``--file``s, in order, each once.
+
+    Anything that is not a positive integer, or an unreadable file, is a usage error
+    (exit 2).
+    """
+    ids: list[int] = []
+    try:
+        for text in args.job_ids:
+            ids += _parse_ids(text, "")
+        for name in getattr(args, "file", []) or []:
+            try:
+                content = sys.stdin.read() if name == "-" else Path(name).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                parser.error(f"cannot read job IDs from {name}: {exc}")
+            ids += _parse_ids(content, f" in {name}")
+    except ValueError as exc:
+        parser.error(str(exc))
+    if required and not ids:
+        parser.error("no job ID given")
+    return list(dict.fromkeys(ids))
+
+
+# ----------------------------------------------------------------- set-up
+@dataclasses.dataclass
+class Context:
+    """What :func:`setup` established: the settings every client of the command uses."""
+
+    settings: Any  # broker.config.Settings
+    timeout: float
+
+
+def _configured(option: str, env: str) -> bool:
+    """Whether the user set broker ``option`` (environment or config file) themselves."""
+    if env in os.environ:
+        return True
+    from broker.config import config_file_path
+
+    try:
+        path = config_file_path()
+        if path is None:
+            return False
+        with path.open("rb") as fh:
+            return option in (tomllib.load(fh).get("broker") or {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # Settings.load() reports the problem
+
+
+class _FirstOnly(logging.Filter):
+    """Let the first record through (``broker ... unreachable; retrying``), not the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.seen:
+            return False
+        self.seen = True
+        return True
+
+
+def configure_logging(debug: bool) -> None:
+    """Warnings (or everything with ``--debug``) to stderr; pika's own noise off."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s: %(name)s: %(message)s" if debug
+                        else "%(levelname)s: %(message)s")
+    if not debug:
+        # pika's connect errors, and every retry after the first, would repeat line after
+        # line what the one ERROR line says at the end.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
+        logging.getLogger("broker.connection").addFilter(_FirstOnly())
+
+
+def load_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """``(Settings, broker overrides)`` for this command line; CommandError if invalid."""
+    from broker.config import Settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "timeout", None) is not None:
+        overrides["rpc_timeout"] = args.timeout
+    elif not _configured("rpc_timeout", "DIRAC_RPC_TIMEOUT"):
+        overrides["rpc_timeout"] = getattr(args, "default_timeout", DEFAULT_TIMEOUT)
+    if not _configured("connect_timeout", "DIRAC_BROKER_CONNECT_TIMEOUT"):
+        overrides["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+    try:
+        settings = Settings.load(**overrides)
+        settings.validate()
+    except (ValueError, TypeError, OSError, tomllib.TOMLDecodeError) as exc:
+        raise CommandError(f"bad DIRAC configuration: {exc}") from exc
+    return settings, overrides
+
+
+def setup(args: argparse.Namespace) -> Context:
+    """Connect to the broker and initialize DIRAC; CommandError (exit 1) when impossible."""
+    import DIRAC
+    from client.transport import get_transport
+
+    configure_logging(getattr(args, "debug", False))
+    settings, overrides = load_settings(args)
+    connected = get_transport(settings).connect_now()
+    if not connected["OK"]:
+        raise CommandError(f"cannot reach the broker: {connected['Message']}")
+    try:
+        DIRAC.initialize(require_auth=False, extra_config=overrides)
+    except DIRAC.DIRACInitError as exc:
+        raise CommandError(str(exc)) from exc
+    return Context(settings=settings, timeout=settings.rpc_timeout)
+
+
+# ---------------------------------------------------------------- results
+def value_or_fail(result: dict[str, Any], what: str = "") -> Any:
+    """The Value of an S_OK, else :class:`CommandError` with the S_ERROR's message."""
+    if result.get("OK"):
+        return result.get("Value")
+    message = result.get("Message", "unknown error")
+    raise CommandError(f"{what}: {message}" if what else message)
+
+
+# ----------------------------------------------------------------- output
+def error(message: str) -> None:
+    """``ERROR: message`` on stderr."""
+    print(f"ERROR: {message}", file=sys.stderr, flush=True)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` with what JSON cannot hold made plain (datetimes, tuples, sets, bytes)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (dt.datetime, dt.date, dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    """``obj`` as indented JSON on stdout."""
+    print(json.dumps(to_jsonable(obj), indent=2, default=str))
+
+
+def format_value(value: Any, none: str = "") -> str:
+    """A value as DIRAC prints it: datetimes to the second (UTC), None as ``none``, the
+    rest as text."""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return none if value is None else str(value)
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A table as DIRAC's ``printTable``: left-aligned columns, a ``=`` rule under the head."""
+    cells = [[format_value(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    print(line(headers))
+    print("=" * (sum(widths) + 2 * (len(widths) - 1)))
+    for row in cells:
+        print(line(row))
+
+
+# ---------------------------------------------------------------- running
+def run_command(func: Callable[[], int]) -> Callable[[], NoReturn]:
+    """Make ``func`` (returning an exit status) a console-script ``main``."""
+
+    @functools.wraps(func)
+    def main() -> NoReturn:
+        try:
+            code = func()
+            sys.stdout.flush()
+        except CommandError as exc:
+            error(str(exc))
+            code = EXIT_FAILED
+        except KeyboardInterrupt:
+            print("Interrupted", file=sys.stderr)
+            code = 130
+        except BrokenPipeError:  # `dirac-... | head`: not an error of ours
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            code = EXIT_OK
+        sys.exit(code)
+
+    return main
+
+
+# ---------------------------------------------------- kill/delete/reschedule
+_FAILED_JOB = re.compile(r"job (\d+): (.*?)(?=; job \d+: |$)")
+
+
+def _failures(result: dict[str, Any]) -> dict[int, str]:
+    """Per job, why a JobManager call failed for it (from a partial-failure S_ERROR)."""
+    reasons: dict[int, str] = {}
+    for job_id in result.get("InvalidJobIDs") or []:
+        reasons[job_id] = f"Job {job_id} not found"
+    for job_id in result.get("NonauthorizedJobIDs") or []:
+        reasons[job_id] = f"job {job_id}: not authorized (you are not its owner)"
+    failed = result.get("FailedJobIDs") or []
+    if failed:
+        said = {int(m.group(1)): m.group(2) for m in
+                _FAILED_JOB.finditer(result.get("Message", ""))}
+        for job_id in failed:
+            reasons[job_id] = f"job {job_id}: {said.get(int(job_id), result.get('Message'))}"
+    return reasons
+
+
+def job_control_main(prog: str, method: str, done_verb: str, description: str) -> int:
+    """``dirac-wms-job-kill``/``-delete``/``-reschedule``: one JobManager call for the jobs."""
+    from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
+
+    parser = make_parser(prog, description, epilog=(
+        "Prints '<Verb> jobs 1,2,3' for the jobs done and one 'ERROR: ...' line on stderr per "
+        "job that was not (unknown, not yours, or not in a state that allows it).\n"
+        "Exit status: 0 all done, 1 any job failed (or no answer), 2 usage error."))
+    add_job_id_arguments(parser)
+    args = parser.parse_args()
+    job_ids = collect_job_ids(parser, args)
+    setup(args)
+    result = getattr(JobManagerClient(), method)(job_ids)
+    if result["OK"]:
+        done, failed = list(result["Value"] or []), {}
+    elif any(k in result for k in ("InvalidJobIDs", "NonauthorizedJobIDs", "FailedJobIDs")):
+        done, failed = list(result.get("SuccessfulJobIDs") or []), _failures(result)
+    else:
+        raise CommandError(result.get("Message", "unknown error"))
+    if args.json:
+        print_json({"Successful": done, "Failed": failed})
+    elif done:
+        print(f"{done_verb} jobs {','.join(map(str, done))}")
+    for reason in failed.values():
+        error(reason)
+    return EXIT_FAILED if failed else EXIT_OK

@@ -1,0 +1,155 @@
+"""``dirac-wms-job-submit JDLFILE...``: submit jobs described by JDL files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from DIRAC.Interfaces.scripts.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CommandError,
+    error,
+    make_parser,
+    print_json,
+    run_command,
+    setup,
+)
+
+PROG = "dirac-wms-job-submit"
+
+DESCRIPTION = """\
+Submit jobs to the WorkloadManagement System, one per JDL file (a parametric JDL,
+with 'Parameters = ...', makes several jobs). Prints 'JobID = N' for every job made.
+
+Several files (or one parametric JDL) are a bulk submission: its progress goes to
+stderr, one line per file ('[3/10] file.jdl -> JobID = 7'), then a summary. A file
+that fails (unreadable, malformed JDL) does not stop the others; losing the broker,
+no JobManager worker, or a refusal ('Unauthorized query') does: the rest is not tried.
+
+Example:
+  dirac-wms-job-submit job.jdl
+  dirac-wms-job-submit jobs/*.jdl -f submitted.txt
+"""
+
+EPILOG = "Exit status: 0 all submitted, 1 any file failed (or no answer), 2 usage error."
+
+
+def _parametric_count(jdl: str) -> int | None:
+    """How many jobs a parametric JDL describes (None: not parametric or not parseable)."""
+    from DIRAC.WorkloadManagementSystem.Utilities.JDL import JDLError, parseJDL
+    from DIRAC.WorkloadManagementSystem.Utilities.ParametricJob import (
+        getParameterVectorLength,
+    )
+
+    try:
+        return getParameterVectorLength(parseJDL(jdl))
+    except (JDLError, ValueError, TypeError):
+        return None  # the service says what is wrong with it
+
+
+def _read(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    return Path(name).read_text(encoding="utf-8")
+
+
+@run_command
+def main() -> int:
+    parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("jdl_files", nargs="+", metavar="JDLFILE",
+                        help="a file with a job description ('-': stdin)")
+    parser.add_argument("-f", "--file", metavar="FILE", dest="output",
+                        help="also write the job IDs to FILE, one per line")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress lines on stderr")
+    args = parser.parse_args()
+    if args.jdl_files.count("-") > 1:
+        parser.error("stdin ('-') can be given only once")
+    setup(args)
+
+    from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
+
+    manager = JobManagerClient()
+    total = len(args.jdl_files)
+    submitted: dict[str, list[int]] = {}
+    failed: dict[str, str] = {}
+    all_ids: list[int] = []
+    for number, name in enumerate(args.jdl_files, 1):
+        label = "<stdin>" if name == "-" else name
+        prefix = f"[{number}/{total}] {label}"
+        try:
+            jdl = _read(name)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = f"cannot read it: {exc.strerror if isinstance(exc, OSError) else exc}"
+            failed[label] = reason
+            _report_failure(prefix if total > 1 and not args.quiet else None, label, reason)
+            continue
+        count = _parametric_count(jdl)
+        bulk = total > 1 or count is not None
+        show = bulk and not args.quiet
+        if show and count is not None:
+            print(f"{prefix}: submitting a parametric job of {count} jobs...", file=sys.stderr,
+                  flush=True)
+        result = manager.submitJob(jdl)
+        if not result["OK"]:
+            failed[label] = result["Message"]
+            _report_failure(prefix if show else None, label, result["Message"])
+            if result.get("Errno") in _FATAL:
+                # no broker or no JobManager: the other files would fail the same way
+                _skip_rest(args.jdl_files[number:], failed, result["Message"])
+                break
+            continue
+        value: Any = result["Value"]
+        ids = [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
+        submitted[label] = ids
+        all_ids += ids
+        if not args.json:
+            for job_id in ids:
+                print(f"JobID = {job_id}", flush=True)
+        if show:
+            shown = (f"JobID = {ids[0]}" if len(ids) == 1
+                     else f"JobIDs = {', '.join(map(str, ids))} ({len(ids)} jobs)")
+            print(f"{prefix} -> {shown}", file=sys.stderr, flush=True)
+
+    if args.output and all_ids:
+        try:
+            Path(args.output).write_text("".join(f"{i}\n" for i in all_ids))
+        except OSError as exc:
+            raise CommandError(f"cannot write the job IDs to {args.output}: {exc}") from exc
+    if args.json:
+        print_json({"Successful": submitted, "Failed": failed})
+    if total > 1 and not args.quiet:
+        print(f"Submitted {len(all_ids)} job(s) from {len(submitted)} of {total} JDL files"
+              + (f"; {len(failed)} failed" if failed else ""), file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _report_failure(progress: str | None, label: str, reason: str) -> None:
+    """``[2/9] file.jdl -> ERROR: why`` in a bulk submission, else ``ERROR: file.jdl: why``."""
+    if progress:
+        print(f"{progress} -> ERROR: {reason}", file=sys.stderr, flush=True)
+    else:
+        error(f"{label}: {reason}")
+
+
+def _skip_rest(names: list[str], failed: dict[str, str], why: str) -> None:
+    for name in names:
+        label = "<stdin>" if name == "-" else name
+        failed.setdefault(label, f"not submitted: {why}")
+    if names:
+        error(f"{len(names)} more file(s) not submitted")
+
+
+def _fatal_codes() -> frozenset[int]:
+    from broker.derrno import EMQCONN, EMQNOQUEUE, EMQNOWORKER, ENOAUTH
+
+    return frozenset({EMQCONN, EMQNOQUEUE, EMQNOWORKER, ENOAUTH})
+
+
+_FATAL = _fatal_codes()
+
+
+if __name__ == "__main__":
+    main()
