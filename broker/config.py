@@ -42,6 +42,11 @@ class Settings:
     reply_mode: str = "queue"
     #: Milliseconds an unused reply queue lives after its client went away.
     reply_queue_expires_ms: int = 60_000
+    #: The DIRAC group to act in, one of the user's Registry groups ("": the user's
+    #: default group); sent as the ``x-dirac-group`` header (docs/security.md).
+    group: str = ""
+    #: Seconds between two checks for a newer configuration (the CS refresher thread).
+    cs_refresh: float = 300.0
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -66,6 +71,8 @@ class Settings:
             raise ValueError(f"reply_mode must be 'queue' or 'direct', not {self.reply_mode!r}")
         if self.rpc_timeout <= 0:
             raise ValueError("rpc_timeout must be positive")
+        if not self.cs_refresh > 0:
+            raise ValueError("cs_refresh must be positive")
 
 
 #: option name -> environment variable
@@ -76,6 +83,8 @@ _OPTIONS = {
     "connect_timeout": "DIRAC_BROKER_CONNECT_TIMEOUT",
     "reply_mode": "DIRAC_RPC_REPLY_MODE",
     "reply_queue_expires_ms": "DIRAC_RPC_REPLY_QUEUE_EXPIRES_MS",
+    "group": "DIRAC_GROUP",
+    "cs_refresh": "DIRAC_CS_REFRESH",
 }
 
 

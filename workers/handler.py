@@ -183,15 +183,16 @@ def dispatch(handler_cls: type[RequestHandler], request: Request,
     if not callable(func):
         return S_ERROR(f"Unknown method {method}")
 
+    # As DIRAC: who may call it first, so an unauthorized caller learns nothing more.
+    rules = auth_rules if auth_rules is not None else getattr(handler_cls, "auth_" + method, None)
+    if rules is not None and not authorize(rules, request.credentials):
+        return S_ERROR(ENOAUTH, "Unauthorized query")
+
     types = getattr(handler_cls, "types_" + method, None)
     if types is not None:
         checked = check_types(method, types, request.args)
         if not checked["OK"]:
             return checked
-
-    rules = auth_rules if auth_rules is not None else getattr(handler_cls, "auth_" + method, None)
-    if rules is not None and not authorize(rules, request.credentials):
-        return S_ERROR(ENOAUTH, "Unauthorized query")
 
     try:
         handler = handler_cls(request)

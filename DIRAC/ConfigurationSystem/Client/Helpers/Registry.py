@@ -1,0 +1,235 @@
+"""The Registry: who the broker users are, their groups, and what each group may do.
+
+The configuration's ``[Registry]`` section (docs/configuration-service.md)::
+
+    [Registry]
+    DefaultGroup = "dirac_user"            # or a list: the first the user is in wins
+
+    [Registry.Users.alice]
+    BrokerUser = "alice"                   # the RabbitMQ user; default: the name
+    DN = "/DC=org/DC=example/CN=Alice"     # optional
+    Groups = ["dirac_user"]                # and/or list the user in the group
+
+    [Registry.Groups.dirac_user]
+    Users = ["alice"]
+    Properties = ["NormalUser"]
+
+    [Registry.Hosts.wms-worker]            # a service's own broker user
+    BrokerUser = "dirac-wms"
+    Properties = ["TrustedHost"]
+
+:class:`RegistryIndex` answers "who is broker user X" (workers/identity.py uses it
+for every request); the DIRAC-style functions below read the process's ``gConfig``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
+from DIRAC.ConfigurationSystem.Client.ConfigurationFile import as_list
+
+__all__ = [
+    "ANONYMOUS",
+    "HOSTS_GROUP",
+    "RegistryIndex",
+    "getAllGroups",
+    "getAllUsers",
+    "getDNForUsername",
+    "getDefaultUserGroup",
+    "getGroupsForUser",
+    "getGroupsWithProperty",
+    "getPropertiesForGroup",
+    "getUsernameForBrokerUser",
+    "getUsernameForDN",
+    "getUsersInGroup",
+]
+
+#: The username of a caller the Registry does not know.
+ANONYMOUS = "anonymous"
+#: The group of a caller registered under ``[Registry.Hosts]``.
+HOSTS_GROUP = "hosts"
+
+
+def _table(section: Any, key: str) -> dict[str, dict[str, Any]]:
+    value = section.get(key) if isinstance(section, dict) else None
+    if not isinstance(value, dict):
+        return {}
+    return {name: entry for name, entry in value.items() if isinstance(entry, dict)}
+
+
+def _str(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+class RegistryIndex:
+    """The Registry of one configuration tree, indexed for per-request lookups."""
+
+    def __init__(self, tree: dict[str, Any]) -> None:
+        registry = tree.get("Registry") if isinstance(tree, dict) else None
+        registry = registry if isinstance(registry, dict) else {}
+        self.users = _table(registry, "Users")
+        self.hosts = _table(registry, "Hosts")
+        self.groups = _table(registry, "Groups")
+        self.default_groups = as_list(registry.get("DefaultGroup", [])) or []
+        #: False when the Registry names no user and no host: identity is then the broker
+        #: user itself ("dev mode", see workers/identity.py).
+        self.enabled = bool(self.users or self.hosts)
+        self.properties = {name: as_list(entry.get("Properties", [])) or []
+                           for name, entry in self.groups.items()}
+        members: dict[str, list[str]] = {name: [] for name in self.users}
+        for name, entry in self.users.items():
+            for group in as_list(entry.get("Groups", [])) or []:
+                if group in self.groups and group not in members[name]:
+                    members[name].append(group)
+        for group, entry in self.groups.items():
+            for user in as_list(entry.get("Users", [])) or []:
+                if user in members and group not in members[user]:
+                    members[user].append(group)
+        #: username -> its groups (its own ``Groups`` order first, then file order).
+        self.user_groups = members
+        #: broker user -> ("user" | "host", name)
+        self.by_broker_user: dict[str, tuple[str, str]] = {}
+        for kind, entries in (("host", self.hosts), ("user", self.users)):
+            for name, entry in entries.items():
+                self.by_broker_user[_str(entry.get("BrokerUser")) or name] = (kind, name)
+
+    def default_group(self, username: str) -> str:
+        """The group a user gets when it asks for none: the first ``DefaultGroup`` it is in,
+        else its first group, else ""."""
+        groups = self.user_groups.get(username, [])
+        for group in self.default_groups:
+            if group in groups:
+                return group
+        return groups[0] if groups else ""
+
+    def credentials(self, broker_user: str, requested_group: str | None = None
+                    ) -> dict[str, Any]:
+        """The credentials of a caller whose broker user the broker vouched for.
+
+        An unknown broker user is ``anonymous``.  A ``requested_group`` the caller is not
+        a member of gives ``validGroup: False`` (the worker refuses the request).
+        """
+        found = self.by_broker_user.get(broker_user)
+        if found is None:
+            return {"username": ANONYMOUS, "group": "", "properties": [],
+                    "brokerUser": broker_user}
+        kind, name = found
+        if kind == "host":
+            entry = self.hosts[name]
+            creds: dict[str, Any] = {
+                "username": name, "group": HOSTS_GROUP,
+                "properties": list(as_list(entry.get("Properties", [])) or []),
+                "brokerUser": broker_user, "isHost": True}
+            allowed = [HOSTS_GROUP]
+        else:
+            entry = self.users[name]
+            allowed = self.user_groups.get(name, [])
+            group = self.default_group(name)
+            creds = {"username": name, "group": group,
+                     "properties": list(self.properties.get(group, [])),
+                     "brokerUser": broker_user}
+        dn = _str(entry.get("DN"))
+        if dn:
+            creds["DN"] = dn
+        if requested_group and requested_group != creds["group"]:
+            if requested_group not in allowed:
+                creds.update(group=requested_group, properties=[], validGroup=False)
+            else:
+                creds.update(group=requested_group,
+                             properties=list(self.properties.get(requested_group, [])))
+        return creds
+
+
+_index_lock = threading.Lock()
+_index: tuple[int, str, RegistryIndex] | None = None
+
+
+def _current() -> RegistryIndex:
+    """The index of the process's configuration (rebuilt when its version changes)."""
+    global _index
+    tree = gConfigurationData.getTree()
+    cached = _index
+    if cached is not None and cached[0] == id(tree) and cached[1] == gConfigurationData.version:
+        return cached[2]
+    index = RegistryIndex(tree)
+    with _index_lock:
+        _index = (id(tree), gConfigurationData.version, index)
+    return index
+
+
+# ------------------------------------------------------------ DIRAC-style API
+def getUsernameForBrokerUser(brokerUser: str) -> DReturnType:
+    """S_OK(the DIRAC username of a broker user) or S_ERROR."""
+    found = _current().by_broker_user.get(brokerUser)
+    if found is None or found[0] != "user":
+        return S_ERROR(f"No username found for broker user {brokerUser}")
+    return S_OK(found[1])
+
+
+def getUsernameForDN(dn: str, usersList: list[str] | None = None) -> DReturnType:
+    """S_OK(username) of the user with this DN, or S_ERROR."""
+    index = _current()
+    for name, entry in index.users.items():
+        if usersList and name not in usersList:
+            continue
+        if _str(entry.get("DN")) == dn:
+            return S_OK(name)
+    return S_ERROR(f"No username found for dn {dn}")
+
+
+def getDNForUsername(username: str) -> DReturnType:
+    """S_OK([DN]) of a user, or S_ERROR when it has none."""
+    entry = _current().users.get(username)
+    dn = _str(entry.get("DN")) if entry else ""
+    return S_OK([dn]) if dn else S_ERROR(f"No DN found for user {username}")
+
+
+def getGroupsForUser(username: str) -> DReturnType:
+    """S_OK([groups of the user]) or S_ERROR for an unknown user."""
+    index = _current()
+    if username not in index.users:
+        return S_ERROR(f"No groups found for user {username}")
+    return S_OK(list(index.user_groups[username]))
+
+
+def getPropertiesForGroup(groupName: str, defaultValue: Any = None) -> Any:
+    """The properties of a group, else ``defaultValue`` (``[]`` when None)."""
+    index = _current()
+    if groupName not in index.groups:
+        return [] if defaultValue is None else defaultValue
+    return list(index.properties[groupName])
+
+
+def getUsersInGroup(groupName: str, defaultValue: Any = None) -> Any:
+    """The members of a group, else ``defaultValue`` (``[]`` when None)."""
+    index = _current()
+    users = [name for name, groups in index.user_groups.items() if groupName in groups]
+    if not users:
+        return [] if defaultValue is None else defaultValue
+    return users
+
+
+def getGroupsWithProperty(propList: str | list[str]) -> DReturnType:
+    """S_OK([groups having at least one of the properties])."""
+    wanted = {propList} if isinstance(propList, str) else set(propList)
+    index = _current()
+    return S_OK([g for g, props in index.properties.items() if wanted & set(props)])
+
+
+def getDefaultUserGroup() -> str:
+    """The first ``/Registry/DefaultGroup`` (DIRAC's ``user`` when none is set)."""
+    groups = _current().default_groups
+    return groups[0] if groups else "user"
+
+
+def getAllUsers() -> list[str]:
+    """Every username of the Registry."""
+    return list(_current().users)
+
+
+def getAllGroups() -> list[str]:
+    """Every group of the Registry."""
+    return list(_current().groups)

@@ -1,0 +1,1 @@
+"""Security helpers: DIRAC's group properties (identity itself is workers/identity.py)."""
