@@ -26,6 +26,7 @@ as dict); anything else raises :class:`EncodeError`.  A ``datetime`` with a
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 from typing import Any
 
 import msgpack
@@ -43,6 +44,11 @@ EXT_FROZENSET = 5
 
 #: Largest body the decoder accepts (bytes); RabbitMQ's own default limit is 128 MiB.
 MAX_BODY = 128 * 1024 * 1024
+#: Deepest nesting of ext types (tuples in tuples...).  Each level re-enters msgpack's
+#: C decoder, so without a bound a 1 KB message of nested tuples overflows the C stack.
+MAX_EXT_DEPTH = 32
+
+_depth = threading.local()
 
 
 class EncodeError(TypeError):
@@ -75,6 +81,17 @@ def _default(obj: Any) -> Any:
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
+    level = getattr(_depth, "level", 0)
+    if level >= MAX_EXT_DEPTH:
+        raise DecodeError(f"tuples/sets nested deeper than {MAX_EXT_DEPTH} levels")
+    _depth.level = level + 1
+    try:
+        return _decode_ext(code, data)
+    finally:
+        _depth.level = level
+
+
+def _decode_ext(code: int, data: bytes) -> Any:
     if code == EXT_TUPLE:
         return tuple(unpackb(data))
     if code == EXT_DATETIME:

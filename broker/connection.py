@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 import pika
 import pika.exceptions
+from pika.adapters.utils import connection_workflow
 from tenacity import (
     Retrying,
     retry_if_exception,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
@@ -26,8 +28,11 @@ __all__ = ["BrokerUnreachable", "connect", "connection_parameters", "broker_user
 
 log = logging.getLogger(__name__)
 
-#: Failures worth another attempt: the broker is down, restarting or refusing for now.
-RETRYABLE = (pika.exceptions.AMQPConnectionError, OSError)
+#: Failures worth another attempt: the broker is down, restarting or refusing for now
+#: (pika raises its connection-workflow errors as they are when a handshake times out).
+RETRYABLE = (pika.exceptions.AMQPConnectionError, OSError,
+             connection_workflow.AMQPConnectorException,
+             connection_workflow.AMQPConnectionWorkflowFailed)
 #: ...except these: waiting does not fix a wrong password or a missing vhost.
 FINAL = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.ProbableAccessDeniedError)
 
@@ -70,7 +75,7 @@ def connect(settings: Settings, name: str, timeout: float | None = None) -> pika
     limit = settings.connect_timeout if timeout is None else timeout
     retrying = Retrying(
         retry=retry_if_exception(_worth_retrying),
-        stop=stop_after_delay(max(limit, 0.0)),
+        stop=stop_before_delay(max(limit, 0.0)),  # never sleep past the limit
         wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.2),
         reraise=True,
         before_sleep=lambda rs: log.warning(
@@ -78,8 +83,18 @@ def connect(settings: Settings, name: str, timeout: float | None = None) -> pika
             rs.outcome.exception() if rs.outcome else None,
         ),
     )
+    give_up = time.monotonic() + limit
+
+    def attempt() -> pika.BlockingConnection:
+        # One handshake may not outlast the whole limit either (pika's own default is
+        # 10 s): a caller with 2 s left must not wait 10 s on a silent network.
+        left = max(0.2, give_up - time.monotonic())
+        params.socket_timeout = min(5.0, left)
+        params.stack_timeout = min(10.0, left)
+        return pika.BlockingConnection(params)
+
     try:
-        return retrying(pika.BlockingConnection, params)
+        return retrying(attempt)
     except FINAL as exc:
         raise BrokerUnreachable(
             f"broker {params.host}:{params.port} refused user "

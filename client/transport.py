@@ -73,7 +73,7 @@ class _Call:
     """One request in flight: the slot its reply (or failure) is put into."""
 
     __slots__ = ("service", "method", "corr_id", "body", "timeout", "cond",
-                 "reply", "error", "done", "waiting", "published", "attempts")
+                 "reply", "error", "done", "waiting", "published", "attempts", "consumers")
 
     def __init__(self, service: str, method: str, corr_id: str, body: bytes,
                  timeout: float, cond: threading.Condition) -> None:
@@ -89,6 +89,7 @@ class _Call:
         self.waiting = False
         self.published = False
         self.attempts = 0
+        self.consumers: int | None = None  # consumers of the service queue, if checked
 
 
 class RPCTransport:
@@ -145,19 +146,34 @@ class RPCTransport:
             self._outbox.append(call)
             if self._leader is not None:
                 self._wake_leader()
+            # Shortly before the deadline, ask the broker whether anything consumes the
+            # service's queue, so a timeout can say "no worker" without running late.
+            check_at = deadline - min(1.5, timeout * 0.2)
+            checked = False
             while not call.done:
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     break
+                if not checked and now >= check_at:
+                    checked = True
+                    if call.published:
+                        self._mutex.release()
+                        try:
+                            call.consumers = self._consumer_count(call.service, remaining)
+                        finally:
+                            self._mutex.acquire()
+                    continue
+                until = deadline if checked else check_at
                 if self._leader is None:
                     self._leader = "caller"
                     try:
-                        self._lead(call, deadline)
+                        self._lead(call, until)
                     finally:
                         self._step_down()
                 else:
                     call.waiting = True
-                    call.cond.wait(remaining)
+                    call.cond.wait(until - now)
                     call.waiting = False
             if not call.done:
                 self._calls.pop(call.corr_id, None)
@@ -176,31 +192,30 @@ class RPCTransport:
         where = f"{call.service}.{call.method}"
         message = f"no reply from {where} within {call.timeout:g}s (request {call.corr_id})"
         if call.published:
-            consumers = self._consumer_count(call.service)
-            if consumers == 0:
+            if call.consumers == 0:
                 return S_ERROR(EMQNOWORKER, f"{message}; the queue of {call.service} has no "
                                             f"consumer: is a worker for its System running?")
         return S_ERROR(errno.ETIMEDOUT, message)
 
-    def _consumer_count(self, service: str) -> int | None:
-        """Consumers on a service's queue (None if unknown); only asked after a timeout."""
-        with self._mutex:
-            if self._leader is not None or self._conn is None:
-                return None  # someone else drives the connection: don't wait for them
-            self._leader = "caller"
+    def _consumer_count(self, service: str, budget: float) -> int | None:
+        """Consumers on a service's queue (None if unknown); asked only near a deadline.
+
+        It uses a short-lived connection of its own within ``budget`` (1.5 s at most): the shared
+        one may be the reason the call timed out (a silent network), and a blocking
+        pika call on it would wait for heartbeats to notice.
+        """
         try:
-            channel = self._conn.channel()
-            try:
-                frame = channel.queue_declare(topology.service_queue_name(service), passive=True)
-                return frame.method.consumer_count
-            finally:
-                if channel.is_open:
-                    channel.close()
-        except _CONNECTION_ERRORS:
+            conn = connect(self.settings, "diracmq timeout check", timeout=min(1.5, budget))
+        except (BrokerUnreachable, *_CONNECTION_ERRORS):
+            return None
+        try:
+            channel = conn.channel()
+            frame = channel.queue_declare(topology.service_queue_name(service), passive=True)
+            return frame.method.consumer_count
+        except (*_CONNECTION_ERRORS, ValueError):
             return None
         finally:
-            with self._mutex:
-                self._step_down()
+            _close_quietly(conn)
 
     def connect_now(self) -> DReturnType:
         """Open the connection now rather than at the first call: S_OK or S_ERROR(EMQCONN)."""
@@ -287,6 +302,11 @@ class RPCTransport:
         try:
             if self._conn is None:
                 self._connect(remaining)
+                with self._mutex:
+                    # Calls queued while we connected could not wake us (no connection
+                    # yet): send them now rather than after a turn of the I/O loop.
+                    outbox.extend(self._outbox)
+                    self._outbox.clear()
             for sent, pending in enumerate(outbox):  # noqa: B007 - `sent` used below
                 if pending.corr_id in self._calls:  # skip calls that already timed out
                     try:
@@ -309,6 +329,9 @@ class RPCTransport:
         except _NoExchange as exc:
             self._fail_all(EMQNOQUEUE, str(exc), outbox)
         except _CONNECTION_ERRORS as exc:
+            self._on_connection_lost(exc, outbox[sent:])
+        except Exception as exc:  # pika's odd states (ValueError...): never out of call()
+            log.exception("unexpected error in the RPC I/O loop")
             self._on_connection_lost(exc, outbox[sent:])
 
     def _connect(self, remaining: float) -> None:

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", "-t", type=int, default=15,
                         help="handler threads per process (default 15, as DIRAC)")
     parser.add_argument("--prefetch", type=int, default=None,
-                        help="unacknowledged requests held per process (default 2 x threads)")
+                        help="unacknowledged requests held per service queue (default 2 x threads)")
     parser.add_argument("--extension", "-e", action="append", default=[],
                         help="a package searched before DIRAC for <System>System.Service "
                              "handlers (repeatable)")

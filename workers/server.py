@@ -133,7 +133,8 @@ class Worker:
 
     ``handlers`` maps ``System/Service`` to its handler class.  ``threads`` handler
     threads run requests; ``prefetch`` (default ``2 * threads``) bounds how many
-    unacknowledged requests this process holds, and so its memory under a burst.
+    unacknowledged requests this process holds per service queue, and so its memory
+    under a burst.
     """
 
     def __init__(self, handlers: dict[str, type[RequestHandler]], settings: Settings,
@@ -160,7 +161,8 @@ class Worker:
         self._force = False
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handler")
         #: Run a method on the I/O thread when its recent runs took less (seconds; 0: never).
-        self.inline_threshold = inline_threshold
+        #: Not with one handler thread: that thread alone then serves requests in order.
+        self.inline_threshold = inline_threshold if threads > 1 else 0.0
         #: Seconds an inline handler may hold the I/O thread before the watchdog drives I/O.
         self.steal_after = 0.1
         self._durations: dict[tuple[str, str], float] = {}  # moving average per method
@@ -193,9 +195,8 @@ class Worker:
         try:
             while True:
                 if self._conn is None:
-                    if self._stopping:
+                    if self._stopping or not self._open():
                         break
-                    self._open()
                 if self._stopping:
                     stop_at = stop_at or self._begin_drain()
                     if self._in_flight == 0 or self._force or time.monotonic() > stop_at:
@@ -222,18 +223,45 @@ class Worker:
             self._pool.shutdown(wait=False, cancel_futures=True)
             log.info("worker stopped: %s", dict(self.counters))
         if unfinished:
-            log.warning("stopped with %d request(s) unfinished; the broker hands them to "
-                        "other workers", unfinished)
-            return 1
+            # Forced (second signal or drain timeout): handler threads may be stuck, and
+            # interpreter exit would wait for them.  Their requests were not acked, so
+            # the broker hands them to other workers.
+            log.warning("forced exit with %d request(s) unfinished; the broker hands them "
+                        "to other workers", unfinished)
+            logging.shutdown()
+            os._exit(1)
         return 0
 
-    def _open(self) -> None:
-        conn = connect(self.settings, f"diracmq {self.name}", timeout=self.settings.connect_timeout
-                       if self._generation == 0 else 3600.0)
+    def _open(self) -> bool:
+        """Connect and start consuming; False if told to stop before the broker answered.
+
+        The first connection must succeed within ``connect_timeout``; after a loss the
+        worker keeps trying (short attempts, so SIGTERM is noticed) until it is back.
+        """
+        started = time.monotonic()
+        while True:
+            try:
+                conn = connect(self.settings, f"diracmq {self.name}", timeout=2.0)
+                break
+            except BrokerUnreachable:
+                if self._stopping:
+                    return False
+                if self._generation == 0 and \
+                        time.monotonic() - started > self.settings.connect_timeout:
+                    raise
+        try:
+            self._start_consuming(conn)
+        except _CONNECTION_ERRORS as exc:  # dropped while setting up: try again later
+            log.warning("connection lost while setting up (%r); retrying", exc)
+            _close_quietly(conn)
+            self._conn = self._channel = None
+        return True
+
+    def _start_consuming(self, conn: pika.BlockingConnection) -> None:
         channel = conn.channel()
-        # global_qos: one limit for the whole channel, shared by the consumers of all
-        # the System's services, so the process holds at most `prefetch` requests.
-        channel.basic_qos(prefetch_count=self.prefetch, global_qos=True)
+        # Per consumer, i.e. per service queue.  A channel-wide (global) limit was tried:
+        # on RabbitMQ 3.10 it held this worker to one or two deliveries at a time.
+        channel.basic_qos(prefetch_count=self.prefetch)
         channel.add_on_return_callback(self._on_reply_returned)
         self._generation += 1
         self._in_flight = 0  # deliveries of the old connection went back to the queue

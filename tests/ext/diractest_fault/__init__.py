@@ -1,0 +1,1 @@
+"""Test handlers for the fault tests (tests/fault): crashes, CPU burners, recorded executions."""
