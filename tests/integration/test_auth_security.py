@@ -293,6 +293,9 @@ class RawUser:
         self.channel.queue_declare(self.reply_queue, auto_delete=True)
         self.replies: dict[str, Any] = {}
         self.channel.basic_consume(self.reply_queue, self._on_reply, auto_ack=True)
+        # Direct Reply-to too: a request without user_id may not name a dirac.reply.<user>
+        # queue (the worker cannot tell whose it is), so anonymous requests use this.
+        self.channel.basic_consume("amq.rabbitmq.reply-to", self._on_reply, auto_ack=True)
 
     def _on_reply(self, _ch: Any, _m: Any, props: pika.BasicProperties, body: bytes) -> None:
         self.replies[props.correlation_id] = codec.unpackb(body)
@@ -302,7 +305,8 @@ class RawUser:
         corr = uuid.uuid4().hex
         props = pika.BasicProperties(
             content_type=codec.CONTENT_TYPE, correlation_id=corr, message_id=corr,
-            reply_to=self.reply_queue, user_id=user_id, headers=headers)
+            reply_to=self.reply_queue if user_id else "amq.rabbitmq.reply-to",
+            user_id=user_id, headers=headers)
         body = codec.packb({"v": 1, "method": method, "args": list(args)})
         self.channel.basic_publish("dirac.rpc", service, body, props, mandatory=True)
         return corr
@@ -347,6 +351,22 @@ def test_a_raw_request_with_a_forged_group_header_is_refused(deployment, raw_use
     # without user_id the broker vouches for nobody: anonymous, whatever the headers say
     anon = alice.call(f"{SYSTEM}/Guard", "whoami", headers={"x-dirac-group": "admins"})
     assert anon["OK"] and anon["Value"]["username"] == "anonymous", anon
+
+
+def test_a_request_cannot_direct_replies_into_another_users_reply_queue(deployment, raw_user):
+    """Alice names Bob's reply queue: the worker drops the request and counts it."""
+    alice, bob = raw_user("alice"), raw_user("bob")
+    guard = client(deployment.accounts["alice"])
+    before = ok(guard.ping())["counters"].get("foreign_reply_to", 0)
+    corr = uuid.uuid4().hex
+    alice.channel.basic_publish("dirac.rpc", f"{SYSTEM}/Guard", codec.packb(
+        {"v": 1, "method": "whoami", "args": []}), pika.BasicProperties(
+        content_type=codec.CONTENT_TYPE, correlation_id=corr, message_id=corr,
+        reply_to=bob.reply_queue, user_id=deployment.accounts["alice"].name))
+    wait_until(lambda: ok(guard.ping())["counters"].get("foreign_reply_to", 0) > before, 20,
+               "the worker to refuse the foreign reply queue")
+    bob.conn.process_data_events(0.2)
+    assert corr not in bob.replies
 
 
 def test_a_user_cannot_pretend_to_be_another(deployment, raw_user):
