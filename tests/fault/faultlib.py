@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
-from diracmq_testing import WorkerPool
+from diracmq_testing import WorkerPool, wait_until
 
 from broker.config import Settings
 from broker.derrno import EMQCONN, EMQDEADLETTER, EMQNOQUEUE, EMQNOWORKER
@@ -271,13 +271,4 @@ def vm_rss_kb(pid: int) -> int:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+wait_for = wait_until  # the same polling wait, under the name these tests use

@@ -12,7 +12,6 @@ worker without ``DIRAC_CS_FILE`` does.  Users are deleted after the module.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import textwrap
 import uuid
@@ -26,7 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pika
 import pika.exceptions
 import pytest
-from diracmq_testing import WorkerPool, url_vhost, wait_until
+from diracmq_testing import WorkerPool, environment, url_vhost, wait_until
 
 from broker import codec
 from broker.config import Settings
@@ -131,25 +130,6 @@ def cs_text(acc: dict[str, Account], dynamic: str = "") -> str:
         Default = "Operator"
         {dynamic}
         ''')
-
-
-@contextlib.contextmanager
-def environment(**values: str | None) -> Iterator[None]:
-    """Set (None: remove) environment variables for the block (what workers inherit)."""
-    saved = {key: os.environ.get(key) for key in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

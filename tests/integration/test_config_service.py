@@ -7,8 +7,6 @@ own are tested in test_auth_security.py.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pika
 import pytest
-from diracmq_testing import url_user, wait_until
+from diracmq_testing import environment, url_user, wait_until
 
 import DIRAC
 from broker.config import Settings, set_default_settings
@@ -57,25 +55,6 @@ def cs_text(broker_user: str, greeting: str = "hello", extra: str = "") -> str:
         Sites = "LCG.CERN.ch, LCG.IN2P3.fr"
         {extra}
         ''')
-
-
-@contextlib.contextmanager
-def environment(**values: str | None) -> Iterator[None]:
-    """Set (None: remove) environment variables for the block (what workers inherit)."""
-    saved = {key: os.environ.get(key) for key in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(autouse=True)
