@@ -1,0 +1,1 @@
+"""The Bench System: services the benchmarks call."""

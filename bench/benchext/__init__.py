@@ -1,0 +1,1 @@
+"""A DIRAC extension used only by the benchmarks: ``dirac-worker Bench --extension benchext``."""

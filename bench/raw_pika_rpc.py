@@ -1,0 +1,127 @@
+"""Physical-limit baseline: sync RPC with pika BlockingConnection + msgpack.
+
+Request  {method, args}          -> queue QUEUE (default exchange)
+Reply    {OK: True, Value: ...}  -> props.reply_to, same correlation_id
+Reply modes: "direct" = RabbitMQ Direct Reply-to (amq.rabbitmq.reply-to),
+             "exclusive" = one exclusive server-named reply queue per client.
+Scenarios: sequential blocking calls (1c1s, 4c1s, 4c2s) and 100 pipelined in-flight
+calls from one client (1c1s, 1c2s), each for both reply modes.
+
+Copied from ../shared/bench/raw_pika_rpc.py; the one change: the x100 scenarios run
+with the exclusive reply queue too, to pair with diracmq's named reply queue.
+
+Run:  .venv/bin/python bench/raw_pika_rpc.py [--duration 1.5] [--warmup 0.3] [--filter REGEX]
+"""
+import functools
+import itertools
+import sys
+
+import benchlib
+import msgpack
+import pika
+
+QUEUE = "bench.rpc"
+PREFETCH = 10
+INFLIGHT = 100
+METHODS = {"echo": lambda x: x}
+
+
+def params():
+    return pika.URLParameters(benchlib.AMQP_URL)
+
+
+def serve(queue=QUEUE):
+    conn = pika.BlockingConnection(params())
+    ch = conn.channel()
+    ch.queue_declare(queue, durable=False, auto_delete=False)
+    ch.basic_qos(prefetch_count=PREFETCH)
+
+    def on_request(ch, method, props, body):
+        req = msgpack.unpackb(body)
+        try:
+            reply = {"OK": True, "Value": METHODS[req["method"]](*req["args"])}
+        except Exception as exc:
+            reply = {"OK": False, "Message": repr(exc)}
+        ch.basic_publish("", props.reply_to, msgpack.packb(reply),
+                         pika.BasicProperties(correlation_id=props.correlation_id))
+        ch.basic_ack(method.delivery_tag)
+
+    ch.basic_consume(queue, on_request)
+    print("READY", flush=True)
+    ch.start_consuming()
+
+
+class Client:
+    def __init__(self, reply="direct", queue=QUEUE):
+        self.queue = queue
+        self.conn = pika.BlockingConnection(params())
+        self.ch = self.conn.channel()
+        if reply == "direct":
+            self.reply_to = "amq.rabbitmq.reply-to"
+        else:  # exclusive, auto-deleted with the connection
+            self.reply_to = self.ch.queue_declare("", exclusive=True).method.queue
+        self.ch.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
+        self.ids = itertools.count()
+        self.replies = {}
+
+    def _on_reply(self, ch, method, props, body):
+        self.replies[props.correlation_id] = body
+
+    def send(self, value, method="echo"):
+        """Publish a request; returns wait() -> Value (lets callers pipeline requests)."""
+        corr = str(next(self.ids))
+        self.ch.basic_publish("", self.queue, msgpack.packb({"method": method, "args": [value]}),
+                              pika.BasicProperties(reply_to=self.reply_to, correlation_id=corr))
+        return functools.partial(self._wait, corr)
+
+    def _wait(self, corr):
+        while corr not in self.replies:
+            self.conn.process_data_events(time_limit=None)
+        res = msgpack.unpackb(self.replies.pop(corr))
+        if not res["OK"]:
+            raise RuntimeError(res["Message"])
+        return res["Value"]
+
+    def call(self, value, method="echo"):
+        return self.send(value, method)()
+
+    def close(self):
+        self.conn.close()
+        return []
+
+
+BENCH = "raw_pika_rpc"
+PACKAGES = ["pika", "msgpack"]
+REPLY_MODES = ("direct", "exclusive")
+
+
+def scenarios():
+    out = [benchlib.scenario(p, c, s, reply)
+           for reply in REPLY_MODES
+           for c, s in benchlib.TOPOLOGIES
+           for p in benchlib.PAYLOADS]
+    out += [benchlib.scenario(p, 1, s, reply, concurrency=INFLIGHT)
+            for reply in REPLY_MODES
+            for s in (1, 2) for p in benchlib.PAYLOADS]
+    return out
+
+
+def prepare(admin):
+    admin.queue_delete(QUEUE)
+
+
+def cleanup(admin, leftover):
+    admin.queue_delete(QUEUE)
+
+
+def main():
+    role = sys.argv[1] if len(sys.argv) > 1 else ""
+    if role == "server":
+        return serve()
+    if role == "client":
+        return benchlib.client_main(Client, QUEUE)
+    benchlib.run(BENCH, __file__, scenarios(), PACKAGES, prepare=prepare, cleanup=cleanup)
+
+
+if __name__ == "__main__":
+    main()
