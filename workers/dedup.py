@@ -6,7 +6,8 @@ id) when its own connection failed mid-publish.  This cache keeps the encoded
 replies of the last ``size`` requests the process answered, keyed by the caller's
 broker user and the request id (a caller cannot read another user's replies by
 guessing ids), and makes a copy that arrives while the first is still running
-wait for it.  It is per process: docs/reliability.md says what that covers.
+wait for it.  It holds at most 10,000 replies and 64 MiB; a reply over 8 MiB is not
+kept.  It is per process: docs/reliability.md says what that covers.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ Key = tuple[str, str]
 class ReplyCache:
     """Recently sent replies by (user, request id), with in-progress tracking."""
 
-    def __init__(self, size: int = 10_000) -> None:
+    def __init__(self, size: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.size = size
+        #: Memory bound: the oldest replies go first once their total passes it, and a
+        #: single reply over an eighth of it is not kept (a duplicate of it runs again).
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._replies: collections.OrderedDict[Key, bytes] = collections.OrderedDict()
         # The Event is made only when a copy actually has to wait (rare): None until then.
         self._running: dict[Key, threading.Event | None] = {}
@@ -51,10 +56,11 @@ class ReplyCache:
     def finish(self, key: Key, reply: bytes | None) -> None:
         """Record the reply of a claimed ``key`` (None: nothing to remember) and release it."""
         with self._lock:
-            if reply is not None:
+            if reply is not None and len(reply) <= self.max_bytes // 8:
                 self._replies[key] = reply
-                if len(self._replies) > self.size:
-                    self._replies.popitem(last=False)
+                self._bytes += len(reply)
+                while len(self._replies) > self.size or self._bytes > self.max_bytes:
+                    self._bytes -= len(self._replies.popitem(last=False)[1])
             event = self._running.pop(key, None)
         if event is not None:
             event.set()
