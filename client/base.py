@@ -10,12 +10,13 @@ methods (with defaults and docstrings) that call :meth:`Client.executeRPC`.
 from __future__ import annotations
 
 import errno
+import os
 import re
 from typing import Any
 
-from broker.config import Settings
+from broker.config import Settings, default_settings
 from broker.returnvalues import S_ERROR, DReturnType
-from client.transport import get_transport
+from client.transport import RPCTransport, get_transport
 
 __all__ = ["Client", "RemoteMethod"]
 
@@ -64,6 +65,7 @@ class Client:
         self.serverURL: str | None = _service_from_url(url) if url else None
         self.timeout = timeout
         self._settings = settings
+        self._transport: RPCTransport | None = None  # cached: get_transport costs per call
 
     def setServer(self, url: str) -> None:
         """Set the service this client talks to (``System/Service``)."""
@@ -82,7 +84,11 @@ class Client:
         if not self.serverURL:
             return S_ERROR(errno.EINVAL, f"{type(self).__name__}: no service set "
                                          f"(pass url= or call setServer())")
-        transport = get_transport(self._settings)
+        settings = self._settings or default_settings()
+        transport = self._transport
+        if (transport is None or transport.settings is not settings or transport.closed
+                or transport.pid != os.getpid()):
+            transport = self._transport = get_transport(settings)
         return transport.call(self.serverURL, method, args,
                               timeout if timeout is not None else self.timeout)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import itertools
 import logging
 import os
 import threading
@@ -113,6 +114,13 @@ class RPCTransport:
         self._last_drive = time.monotonic()
         self._closed = False
         self._idle_cond = threading.Condition(self._mutex)
+        self._local = threading.local()
+        # Request ids: a random prefix per transport and a counter (unique without the
+        # cost of a uuid4 per call).
+        self._id_prefix = uuid.uuid4().hex[:20]
+        self._ids = itertools.count(1)
+        self._checked_services: set[str] = set()
+        self.pid = os.getpid()
         self._idle_thread: threading.Thread | None = None
         #: Replies that came after their caller gave up (timed out); they are dropped.
         self.late_replies = 0
@@ -128,7 +136,8 @@ class RPCTransport:
         if not timeout > 0:
             return S_ERROR(errno.EINVAL, f"{where}: timeout must be positive, not {timeout!r}")
         try:
-            topology.check_service_name(service)
+            if service not in self._checked_services:
+                self._checked_services.add(topology.check_service_name(service))
             body = codec.packb({"v": topology.PROTOCOL_VERSION, "method": method,
                                 "args": list(args)})
         except ValueError as exc:
@@ -137,8 +146,11 @@ class RPCTransport:
             return S_ERROR(EMQENCODE, f"cannot encode the arguments of {where}: {exc}")
 
         deadline = time.monotonic() + timeout
-        call = _Call(service, method, uuid.uuid4().hex, body, timeout,
-                     threading.Condition(self._mutex))
+        cond = getattr(self._local, "cond", None)
+        if cond is None:  # one Condition per thread: a thread waits on one call at a time
+            cond = self._local.cond = threading.Condition(self._mutex)
+        call = _Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
+                     cond)
         with self._mutex:
             if self._closed:
                 return S_ERROR(EMQCONN, f"{where}: the RPC transport is closed")
@@ -216,6 +228,11 @@ class RPCTransport:
             return None
         finally:
             _close_quietly(conn)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (a closed transport makes no more calls)."""
+        return self._closed
 
     def connect_now(self) -> DReturnType:
         """Open the connection now rather than at the first call: S_OK or S_ERROR(EMQCONN)."""

@@ -60,13 +60,18 @@ class BadRequest(ValueError):
     """A request that cannot be run: its reply is an S_ERROR(EMQDECODE)."""
 
 
-def parse_request(service: str, props: pika.BasicProperties, body: bytes) -> Request:
-    """Decode and validate one request body; raise :class:`BadRequest` with a clear reason."""
-    try:
-        message = codec.unpackb(body)
-    except codec.DecodeError as exc:
-        raise BadRequest(
-            f"Malformed request to {service}: body is not valid msgpack ({exc})") from None
+def parse_request(service: str, props: pika.BasicProperties, body: bytes,
+                  message: Any = None) -> Request:
+    """Decode and validate one request body; raise :class:`BadRequest` with a clear reason.
+
+    ``message`` is the body already decoded, when the caller had to decode it anyway.
+    """
+    if message is None:
+        try:
+            message = codec.unpackb(body)
+        except codec.DecodeError as exc:
+            raise BadRequest(
+                f"Malformed request to {service}: body is not valid msgpack ({exc})") from None
     if not isinstance(message, dict):
         raise BadRequest(f"Malformed request to {service}: body is a "
                          f"{type(message).__name__}, expected a map")
@@ -204,7 +209,9 @@ class Worker:
                 try:
                     if self._lost is not None:
                         raise self._lost  # the watchdog saw the connection die
-                    self._conn.process_data_events(time_limit=0.2)  # type: ignore[union-attr]
+                    # No time_limit: pika would add and cancel a timer per turn of the
+                    # loop; the 0.2 s tick armed in _start_consuming wakes it instead.
+                    self._conn.process_data_events(time_limit=None)  # type: ignore[union-attr]
                     self._dispatch_ready(inline=True)
                 except _CONNECTION_ERRORS as exc:
                     log.warning("connection to the broker lost (%r); reconnecting", exc)
@@ -257,6 +264,11 @@ class Worker:
             self._conn = self._channel = None
         return True
 
+    def _tick(self, conn: pika.BlockingConnection) -> None:
+        """Every 0.2 s: return from pika's loop so run() sees signals, then re-arm."""
+        if self._conn is conn and not self._exiting.is_set():
+            conn.call_later(0.2, functools.partial(self._tick, conn))
+
     def _start_consuming(self, conn: pika.BlockingConnection) -> None:
         channel = conn.channel()
         # Per consumer, i.e. per service queue.  A channel-wide (global) limit was tried:
@@ -278,6 +290,7 @@ class Worker:
             channel.basic_consume(queue, functools.partial(self._on_request, service,
                                                            self._generation))
         self._conn, self._channel = conn, channel
+        self._tick(conn)
         log.info("worker ready: %s serving %s (pid %d, %d threads, prefetch %d)",
                  self.name, ", ".join(self.handlers), os.getpid(), self.threads, self.prefetch)
 
@@ -333,31 +346,33 @@ class Worker:
         """I/O lock held: run fast requests here (``inline``), hand the others to the pool."""
         while self._ready:
             item = self._ready.popleft()
-            if inline and self._is_fast(item[0], item[4]):
-                self._run_inline(item)
+            message = self._fast_message(item[0], item[4]) if inline else None
+            if message is not None:
+                self._run_inline(item, message)
             else:
                 self._pool.submit(self._handle, *item)
 
-    def _is_fast(self, service: str, body: bytes) -> bool:
+    def _fast_message(self, service: str, body: bytes) -> dict | None:
+        """The decoded request if its method is fast enough to run inline, else None."""
         if self.inline_threshold <= 0 or len(body) > 65536:
-            return False
+            return None
         try:
             message = codec.unpackb(body)
         except codec.DecodeError:
-            return False  # the pool path reports it
+            return None  # the pool path reports it
         method = message.get("method") if isinstance(message, dict) else None
         if not isinstance(method, str):
-            return False  # malformed: the pool path reports it (never raise on the I/O thread)
+            return None  # malformed: the pool path reports it (never raise on the I/O thread)
         duration = self._durations.get((service, method))
-        return duration is not None and duration < self.inline_threshold
+        return message if duration is not None and duration < self.inline_threshold else None
 
-    def _run_inline(self, item: tuple) -> None:
+    def _run_inline(self, item: tuple, message: dict) -> None:
         """Run one request on the I/O thread, letting the watchdog drive I/O meanwhile."""
         service, generation, tag, props, body = item
         self._inline_since = time.monotonic()
         self._io_lock.release()
         try:
-            reply = self._serve_safely(service, props, body, lambda: None)
+            reply = self._serve_safely(service, props, body, _noop, message)
         finally:
             self._inline_since = None
             if not self._io_lock.acquire(blocking=False):
@@ -440,16 +455,16 @@ class Worker:
         self._to_io(functools.partial(self._finish, generation, tag, props, reply, not acked))
 
     def _serve_safely(self, service: str, props: pika.BasicProperties, body: bytes,
-                      ack_early: Callable[[], None]) -> bytes | None:
+                      ack_early: Callable[[], None], message: Any = None) -> bytes | None:
         try:
-            return self._serve(service, props, body, ack_early)
+            return self._serve(service, props, body, ack_early, message)
         except Exception:  # a bug of ours must not lose the message or kill the thread
             log.exception("unexpected error serving a request to %s", service)
             self._count("internal_errors")
             return None
 
     def _serve(self, service: str, props: pika.BasicProperties, body: bytes,
-               ack_early: Callable[[], None]) -> bytes | None:
+               ack_early: Callable[[], None], message: Any = None) -> bytes | None:
         self._count("requests")
         reply_to = props.reply_to if isinstance(props.reply_to, str) and props.reply_to else None
         if reply_to is None:
@@ -468,7 +483,7 @@ class Worker:
                      service, props.message_id)
             return None
         if not isinstance(props.message_id, str) or not props.message_id:
-            return self._run(service, props, body, ack_early)
+            return self._run(service, props, body, ack_early, message)
         key = (str(props.user_id or ""), props.message_id)
         while True:
             claim = self._replies.begin(key)
@@ -482,16 +497,16 @@ class Worker:
             claim.wait()  # the same request is running in another thread right now
         reply = None
         try:
-            reply = self._run(service, props, body, ack_early)
+            reply = self._run(service, props, body, ack_early, message)
             return reply
         finally:
             self._replies.finish(key, reply)
 
     def _run(self, service: str, props: pika.BasicProperties, body: bytes,
-             ack_early: Callable[[], None]) -> bytes:
+             ack_early: Callable[[], None], message: Any = None) -> bytes:
         """Decode, dispatch and encode one request: the reply bytes."""
         try:
-            request = parse_request(service, props, body)
+            request = parse_request(service, props, body, message)
         except BadRequest as exc:
             self._count("malformed")
             log.warning("%s", exc)
