@@ -24,7 +24,8 @@ from tenacity import (
 
 from broker.config import Settings
 
-__all__ = ["BrokerUnreachable", "connect", "connection_parameters", "broker_user"]
+__all__ = ["CONNECTION_ERRORS", "BrokerUnreachable", "broker_user", "close_quietly", "connect",
+           "connection_parameters", "wake"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,24 @@ FINAL = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.ProbableAc
 
 def _worth_retrying(exc: BaseException) -> bool:
     return isinstance(exc, RETRYABLE) and not isinstance(exc, FINAL)
+
+
+#: What a lost or broken connection raises out of pika (it asserts on some half-closed
+#: states, hence AssertionError).
+CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError, AssertionError)
+
+
+def close_quietly(conn: pika.BlockingConnection) -> None:
+    """Close ``conn`` if it is open; a connection already broken is simply dropped."""
+    try:
+        if conn.is_open:
+            conn.close()
+    except CONNECTION_ERRORS:
+        pass
+
+
+def wake() -> None:
+    """A callback whose only job is to make pika's I/O loop return."""
 
 
 class BrokerUnreachable(ConnectionError):

@@ -44,7 +44,14 @@ import pika.exceptions
 
 from broker import codec, topology
 from broker.config import Settings, default_settings
-from broker.connection import BrokerUnreachable, broker_user, connect
+from broker.connection import (
+    CONNECTION_ERRORS,
+    BrokerUnreachable,
+    broker_user,
+    close_quietly,
+    connect,
+    wake,
+)
 from broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
 from broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
 
@@ -58,12 +65,6 @@ _IDLE = 0.5
 #: How often a request is put back for publishing after its connection failed.
 _MAX_PUBLISH_ATTEMPTS = 3
 
-#: What a lost or broken connection raises out of pika.
-_CONNECTION_ERRORS = (
-    pika.exceptions.AMQPError,
-    OSError,
-    AssertionError,  # pika asserts on some half-closed states
-)
 
 
 class _NoExchange(LookupError):
@@ -218,16 +219,16 @@ class RPCTransport:
         """
         try:
             conn = connect(self.settings, "diracmq timeout check", timeout=min(1.5, budget))
-        except (BrokerUnreachable, *_CONNECTION_ERRORS):
+        except (BrokerUnreachable, *CONNECTION_ERRORS):
             return None
         try:
             channel = conn.channel()
             frame = channel.queue_declare(topology.service_queue_name(service), passive=True)
             return frame.method.consumer_count
-        except (*_CONNECTION_ERRORS, ValueError):
+        except (*CONNECTION_ERRORS, ValueError):
             return None
         finally:
-            _close_quietly(conn)
+            close_quietly(conn)
 
     @property
     def closed(self) -> bool:
@@ -250,7 +251,7 @@ class RPCTransport:
                 return S_ERROR(EMQCONN, str(exc))
             except _NoExchange as exc:
                 return S_ERROR(EMQNOQUEUE, str(exc))
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 return S_ERROR(EMQCONN, f"cannot set up the connection to the broker: {exc!r}")
             finally:
                 self._mutex.acquire()
@@ -273,9 +274,9 @@ class RPCTransport:
         if self._wake_sent or self._conn is None:
             return
         try:
-            self._conn.add_callback_threadsafe(_noop)
+            self._conn.add_callback_threadsafe(wake)
             self._wake_sent = True
-        except _CONNECTION_ERRORS:
+        except CONNECTION_ERRORS:
             pass  # the leader will notice the dead connection itself
 
     def _step_down(self) -> None:
@@ -345,7 +346,7 @@ class RPCTransport:
             self._fail_all(EMQCONN, str(exc), outbox)
         except _NoExchange as exc:
             self._fail_all(EMQNOQUEUE, str(exc), outbox)
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             self._on_connection_lost(exc, outbox[sent:])
         except Exception as exc:  # pika's odd states (ValueError...): never out of call()
             log.exception("unexpected error in the RPC I/O loop")
@@ -373,7 +374,7 @@ class RPCTransport:
                 channel.basic_consume(topology.DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
                 self._reply_to = topology.DIRECT_REPLY_TO
         except Exception:
-            _close_quietly(conn)
+            close_quietly(conn)
             raise
         self._conn, self._channel = conn, channel
         self._start_idle_thread()
@@ -428,7 +429,7 @@ class RPCTransport:
         log.warning("connection to the broker lost: %r", exc)
         conn, self._conn, self._channel = self._conn, None, None
         if conn is not None:
-            _close_quietly(conn)
+            close_quietly(conn)
         with self._mutex:
             retry = []
             for call in unsent:
@@ -506,21 +507,11 @@ class RPCTransport:
             try:
                 if self._reply_queue and conn.is_open:
                     self._channel.queue_delete(self._reply_queue)
-            except _CONNECTION_ERRORS:
+            except CONNECTION_ERRORS:
                 pass
-            _close_quietly(conn)
+            close_quietly(conn)
 
 
-def _noop() -> None:
-    """A callback whose only job is to make pika's I/O loop return."""
-
-
-def _close_quietly(conn: pika.BlockingConnection) -> None:
-    try:
-        if conn.is_open:
-            conn.close()
-    except _CONNECTION_ERRORS:
-        pass
 
 
 _transports: dict[Settings, RPCTransport] = {}

@@ -38,7 +38,7 @@ import pika.exceptions
 
 from broker import codec, topology
 from broker.config import Settings
-from broker.connection import BrokerUnreachable, connect
+from broker.connection import CONNECTION_ERRORS, BrokerUnreachable, close_quietly, connect, wake
 from broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
 from broker.returnvalues import S_ERROR, DReturnType
 from workers.dedup import ReplyCache
@@ -49,7 +49,6 @@ __all__ = ["Worker", "parse_request", "encode_reply"]
 
 log = logging.getLogger(__name__)
 
-_CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError, AssertionError)
 
 
 class TopologyMismatch(RuntimeError):
@@ -213,7 +212,7 @@ class Worker:
                     # loop; the 0.2 s tick armed in _start_consuming wakes it instead.
                     self._conn.process_data_events(time_limit=None)  # type: ignore[union-attr]
                     self._dispatch_ready(inline=True)
-                except _CONNECTION_ERRORS as exc:
+                except CONNECTION_ERRORS as exc:
                     log.warning("connection to the broker lost (%r); reconnecting", exc)
                     self._drop_connection()
         except BrokerUnreachable as exc:
@@ -258,9 +257,9 @@ class Worker:
                     raise
         try:
             self._start_consuming(conn)
-        except _CONNECTION_ERRORS as exc:  # dropped while setting up: try again later
+        except CONNECTION_ERRORS as exc:  # dropped while setting up: try again later
             log.warning("connection lost while setting up (%r); retrying", exc)
-            _close_quietly(conn)
+            close_quietly(conn)
             self._conn = self._channel = None
         return True
 
@@ -281,7 +280,7 @@ class Worker:
             try:
                 queue = topology.declare_service_queue(channel, service)
             except pika.exceptions.ChannelClosedByBroker as exc:
-                _close_quietly(conn)
+                close_quietly(conn)
                 raise TopologyMismatch(
                     f"cannot declare the queue of {service}: {exc.reply_text}. A queue of that "
                     f"name exists with other arguments (an older protocol version?); delete "
@@ -299,7 +298,7 @@ class Worker:
         self._lost = None
         conn, self._conn, self._channel = self._conn, None, None
         if conn is not None:
-            _close_quietly(conn)
+            close_quietly(conn)
 
     # ----------------------------------------------------------------- stopping
     def _install_signals(self) -> None:
@@ -325,7 +324,7 @@ class Worker:
         try:
             for tag in list(self._channel.consumer_tags):
                 self._channel.basic_cancel(tag)
-        except _CONNECTION_ERRORS:
+        except CONNECTION_ERRORS:
             pass
         return time.monotonic() + self.graceful_timeout
 
@@ -372,11 +371,11 @@ class Worker:
         self._inline_since = time.monotonic()
         self._io_lock.release()
         try:
-            reply = self._serve_safely(service, props, body, _noop, message)
+            reply = self._serve_safely(service, props, body, wake, message)
         finally:
             self._inline_since = None
             if not self._io_lock.acquire(blocking=False):
-                self._to_io(_noop)  # make the watchdog's pika loop return now
+                self._to_io(wake)  # make the watchdog's pika loop return now
                 self._io_lock.acquire()
         self._finish(generation, tag, props, reply)
 
@@ -393,7 +392,7 @@ class Worker:
                 while self._inline_since is not None and self._conn is not None:
                     self._conn.process_data_events(time_limit=0.05)
                     self._dispatch_ready(inline=False)
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 self._lost = exc  # the main thread reconnects
             finally:
                 self._io_lock.release()
@@ -537,7 +536,7 @@ class Worker:
             return  # the connection is gone; the broker already requeued the delivery
         try:
             conn.add_callback_threadsafe(callback)
-        except _CONNECTION_ERRORS:
+        except CONNECTION_ERRORS:
             pass
 
     def _ack(self, generation: int, tag: int, done: threading.Event) -> None:
@@ -575,15 +574,3 @@ class Worker:
         self._count("reply_unroutable")
         log.warning("reply to %r returned by the broker (%s): the caller is gone",
                     method.routing_key, method.reply_text)
-
-
-def _close_quietly(conn: pika.BlockingConnection) -> None:
-    try:
-        if conn.is_open:
-            conn.close()
-    except _CONNECTION_ERRORS:
-        pass
-
-
-def _noop() -> None:
-    """A callback whose only job is to make pika's I/O loop return."""
