@@ -51,6 +51,19 @@ def scenario(payload, clients, servers, reply="-", concurrency=1):
                 servers=servers, concurrency=concurrency)
 
 
+def standard_scenarios(reply_modes, inflight):
+    """Sequential calls for every topology and payload, then `inflight` calls from one client
+    against 1 and 2 servers, for each reply mode: the same list for every implementation."""
+    out = [scenario(p, c, s, reply)
+           for reply in reply_modes
+           for c, s in TOPOLOGIES
+           for p in PAYLOADS]
+    out += [scenario(p, 1, s, reply, concurrency=inflight)
+            for reply in reply_modes
+            for s in (1, 2) for p in PAYLOADS]
+    return out
+
+
 def percentile(sorted_vals, q):
     if not sorted_vals:
         return None

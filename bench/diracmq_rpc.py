@@ -118,14 +118,7 @@ PACKAGES = ["diracmq", "pika", "msgpack"]
 
 
 def scenarios():
-    out = [benchlib.scenario(p, c, s, reply)
-           for reply in REPLY_MODES
-           for c, s in benchlib.TOPOLOGIES
-           for p in benchlib.PAYLOADS]
-    out += [benchlib.scenario(p, 1, s, reply, concurrency=INFLIGHT)
-            for reply in REPLY_MODES
-            for s in (1, 2) for p in benchlib.PAYLOADS]
-    return out
+    return benchlib.standard_scenarios(REPLY_MODES, INFLIGHT)
 
 
 def prepare(admin):
