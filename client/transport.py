@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import atexit
 import errno
-import functools
 import itertools
 import logging
 import os
-import struct
 import threading
 import time
 import uuid
@@ -43,7 +41,6 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from pika import spec
 
 from broker import codec, topology
 from broker.config import Settings, default_settings
@@ -56,6 +53,7 @@ from broker.connection import (
     wake,
 )
 from broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
+from broker.properties import RequestProperties
 from broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
 
 __all__ = ["RPCTransport", "get_transport"]
@@ -72,70 +70,6 @@ _MAX_PUBLISH_ATTEMPTS = 3
 
 class _NoExchange(LookupError):
     """The request exchange does not exist: nothing could route a request."""
-
-
-class _RequestProperties(spec.BasicProperties):
-    """A request's AMQP properties, encoded from a per-transport template.
-
-    pika's generic ``BasicProperties.encode`` walks all 14 fields and encodes the
-    header table value by value: 7 µs per request here against 2 µs for the two
-    fields a bare request/reply loop sets (bench/RESULTS.md, "hot path").  Our
-    requests differ only in the request id, the expiration and the deadline, so the
-    fixed parts are encoded once per transport and the rest is packed directly.
-    pika asks a message's properties for nothing but ``encode()`` when it frames a
-    publish (``frame.Header.marshal``); the bytes are exactly what the generic
-    encoder makes of the same fields (tests/unit/test_request_properties.py).
-    """
-
-    _FLAGS = (spec.BasicProperties.FLAG_CONTENT_TYPE | spec.BasicProperties.FLAG_HEADERS
-              | spec.BasicProperties.FLAG_DELIVERY_MODE
-              | spec.BasicProperties.FLAG_CORRELATION_ID | spec.BasicProperties.FLAG_REPLY_TO
-              | spec.BasicProperties.FLAG_EXPIRATION | spec.BasicProperties.FLAG_MESSAGE_ID
-              | spec.BasicProperties.FLAG_USER_ID)
-
-    __slots__ = ("_pieces",)
-
-    def __init__(self, pieces: list[bytes]) -> None:  # no super().__init__: see above
-        self._pieces = pieces
-
-    def encode(self) -> list[bytes]:
-        """The encoded property list, as ``spec.BasicProperties.encode`` returns it."""
-        return list(self._pieces)
-
-    @staticmethod
-    def template(content_type: str, reply_to: str, user: str,
-                 group: str | None) -> tuple[bytes, bytes, bytes, bytes]:
-        """The constant parts: (flags + content_type, extra header entries, reply_to, user_id)."""
-        extra = b""
-        if group:
-            key, value = b"x-dirac-group", group.encode()
-            extra = struct.pack(">B", len(key)) + key + b"S" + struct.pack(">I", len(value)) \
-                + value
-        return (struct.pack(">H", _RequestProperties._FLAGS) + _shortstr(content_type),
-                extra, _shortstr(reply_to), _shortstr(user))
-
-    @classmethod
-    def build(cls, template: tuple[bytes, bytes, bytes, bytes], request_id: str,
-              expiration_ms: int, deadline_ms: int) -> _RequestProperties:
-        """Properties of one request: ids, ``expiration`` and the ``x-deadline`` header."""
-        head, extra, reply_to, user = template
-        table = _DEADLINE_KEY + _PACK_LONG(deadline_ms) + extra
-        rid = _shortstr(request_id)
-        return cls([head, _PACK_LEN(len(table)), table, _DELIVERY_TRANSIENT, rid, reply_to,
-                    _shortstr(str(expiration_ms)), rid, user])
-
-
-def _shortstr(value: str) -> bytes:
-    raw = value.encode()
-    if len(raw) > 255:
-        raise ValueError(f"AMQP short string over 255 bytes: {value[:40]!r}...")
-    return bytes((len(raw),)) + raw
-
-
-_DEADLINE_KEY = b"\x0ax-deadline"  # the short string "x-deadline"; its value is an int64 ("l")
-_PACK_LONG = functools.partial(struct.Struct(">cq").pack, b"l")
-_PACK_LEN = struct.Struct(">I").pack
-_DELIVERY_TRANSIENT = b"\x01"  # delivery_mode 1: a request is worthless after a broker restart
 
 
 class _Call:
@@ -192,7 +126,7 @@ class RPCTransport:
         self._idle_thread: threading.Thread | None = None
         #: Replies that came after their caller gave up (timed out); they are dropped.
         self.late_replies = 0
-        #: Encoded constant request properties, per connection (see _RequestProperties).
+        #: Encoded constant request properties, per connection (see broker.properties).
         self._props_template: tuple[bytes, bytes, bytes, bytes] | None = None
         #: When the timer that ends a turn of pika's loop fires (None: none armed).
         self._timer_at: float | None = None
@@ -470,9 +404,9 @@ class RPCTransport:
 
     def _publish(self, call: _Call) -> None:
         if self._props_template is None:
-            self._props_template = _RequestProperties.template(
+            self._props_template = RequestProperties.template(
                 codec.CONTENT_TYPE, self._reply_to, self.user, self.settings.group)
-        props = _RequestProperties.build(
+        props = RequestProperties.build(
             self._props_template, call.corr_id, max(1, int(call.timeout * 1000)),
             int((time.time() + call.timeout) * 1000))  # x-deadline: epoch ms
         self._channel.basic_publish(topology.REQUEST_EXCHANGE, call.service, call.body,

@@ -40,6 +40,7 @@ from broker import codec, topology
 from broker.config import Settings
 from broker.connection import CONNECTION_ERRORS, BrokerUnreachable, close_quietly, connect, wake
 from broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
+from broker.properties import ReplyProperties
 from broker.returnvalues import S_ERROR, DReturnType
 from workers.dedup import ReplyCache
 from workers.handler import Request, RequestHandler, dispatch
@@ -53,6 +54,10 @@ log = logging.getLogger(__name__)
 
 class TopologyMismatch(RuntimeError):
     """The broker holds a queue of ours declared with other arguments."""
+
+
+#: The constant part of every reply's properties (content_type), encoded once.
+_REPLY_HEAD = ReplyProperties.head(codec.CONTENT_TYPE)
 
 
 class BadRequest(ValueError):
@@ -94,8 +99,8 @@ def parse_request(service: str, props: pika.BasicProperties, body: bytes,
         request_id=str(props.message_id or props.correlation_id or ""),
         # Redelivered requests come back through the retry loop, which the broker
         # records in x-death (its own redelivered flag is gone by then).
-        redelivered=topology.rejected_count(props.headers,
-                                            topology.service_queue_name(service)) > 0,
+        redelivered=headers is not None and "x-death" in headers and topology.rejected_count(
+            headers, topology.service_queue_name(service)) > 0,
         credentials=credentials_for(user, headers),
     )
 
@@ -557,8 +562,7 @@ class Worker:
             try:
                 self._channel.basic_publish(
                     "", props.reply_to, reply,
-                    pika.BasicProperties(correlation_id=props.correlation_id,
-                                         content_type=codec.CONTENT_TYPE),
+                    ReplyProperties.build(_REPLY_HEAD, props.correlation_id),
                     # RabbitMQ 3.10 returns mandatory messages sent to Direct Reply-to
                     # even though it delivers them: ask only for named reply queues.
                     mandatory=not props.reply_to.startswith(topology.DIRECT_REPLY_TO))

@@ -1,10 +1,10 @@
-"""The client's hand-assembled request properties are byte for byte pika's own encoding."""
+"""broker.properties: hand-assembled request and reply properties are pika's own bytes."""
 
 import pika
 import pytest
 from pika import spec
 
-from client.transport import _RequestProperties
+from broker.properties import ReplyProperties, RequestProperties
 
 
 def _pika_bytes(**fields) -> bytes:
@@ -14,9 +14,9 @@ def _pika_bytes(**fields) -> bytes:
 @pytest.mark.parametrize("group", [None, "dirac_user", "gröup-ü"])
 @pytest.mark.parametrize("deadline", [1, 2**31 + 5, 1_795_000_000_000])
 def test_same_bytes_as_pika(group, deadline):
-    template = _RequestProperties.template("application/msgpack",
+    template = RequestProperties.template("application/msgpack",
                                            "dirac.reply.alice.host.12.abc", "alice", group)
-    ours = b"".join(_RequestProperties.build(template, "a1b2c3", 600000, deadline).encode())
+    ours = b"".join(RequestProperties.build(template, "a1b2c3", 600000, deadline).encode())
     headers = {"x-deadline": deadline}
     if group:
         headers["x-dirac-group"] = group
@@ -33,10 +33,10 @@ def test_same_bytes_as_pika(group, deadline):
 
 
 def test_decodes_to_every_field():
-    template = _RequestProperties.template("application/msgpack", "amq.rabbitmq.reply-to",
+    template = RequestProperties.template("application/msgpack", "amq.rabbitmq.reply-to",
                                            "bob", "lhcb_user")
     props = spec.BasicProperties()
-    props.decode(b"".join(_RequestProperties.build(template, "r9", 1500, 1_795_000_000_123)
+    props.decode(b"".join(RequestProperties.build(template, "r9", 1500, 1_795_000_000_123)
                           .encode()))
     assert (props.content_type, props.delivery_mode, props.message_id, props.correlation_id,
             props.reply_to, props.expiration, props.user_id) == (
@@ -46,7 +46,7 @@ def test_decodes_to_every_field():
 
 def test_encode_is_repeatable():
     """pika inserts the frame header into the list it gets: each call returns a fresh one."""
-    props = _RequestProperties.build(_RequestProperties.template("a", "b", "c", None),
+    props = RequestProperties.build(RequestProperties.template("a", "b", "c", None),
                                      "id", 1, 2**40)
     first = props.encode()
     first.insert(0, b"frame header")
@@ -55,4 +55,24 @@ def test_encode_is_repeatable():
 
 def test_too_long_a_field_is_refused():
     with pytest.raises(ValueError, match="255"):
-        _RequestProperties.template("application/msgpack", "q" * 300, "alice", None)
+        RequestProperties.template("application/msgpack", "q" * 300, "alice", None)
+
+
+@pytest.mark.parametrize("corr", ["1", "a1b2c3d4e5f6a7b8c9d0e1", "ü" * 100])
+def test_reply_same_bytes_as_pika(corr):
+    ours = b"".join(ReplyProperties.build(ReplyProperties.head("application/msgpack"), corr)
+                    .encode())
+    assert ours == _pika_bytes(correlation_id=corr, content_type="application/msgpack")
+
+
+@pytest.mark.parametrize("corr", [5, b"bytes", "x" * 256])
+def test_reply_with_an_unencodable_id_is_refused(corr):
+    with pytest.raises(ValueError):
+        ReplyProperties.build(ReplyProperties.head("application/msgpack"), corr)
+
+
+def test_reply_without_correlation_id():
+    """A raw client that sets no correlation_id still gets its reply, without one."""
+    ours = b"".join(ReplyProperties.build(ReplyProperties.head("application/msgpack"), None)
+                    .encode())
+    assert ours == _pika_bytes(content_type="application/msgpack")
