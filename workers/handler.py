@@ -27,12 +27,13 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from broker.derrno import ENOAUTH
 from broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
 
-__all__ = ["Request", "RequestHandler", "authorize", "check_types", "dispatch"]
+__all__ = ["Export", "Request", "RequestHandler", "authorize", "check_types", "dispatch",
+           "find_export"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,43 @@ def _is_public_name(name: Any) -> bool:
     return isinstance(name, str) and name.isidentifier() and not name.startswith("_")
 
 
+class Export(NamedTuple):
+    """What a handler class declares about one of its ``export_`` methods."""
+
+    #: The attribute to call: ``export_<method>``.
+    attribute: str
+    #: ``types_<method>``, or None when the handler does not check types.
+    types: Sequence[Any] | None
+    #: ``auth_<method>``, or None when the handler sets no rule of its own.
+    auth: Sequence[str] | str | None
+    #: ``atMostOnce_<method> is True``: acknowledge before running (docs/reliability.md).
+    at_most_once: bool
+
+
+_exports: dict[tuple[type, str], Export] = {}
+
+
+def find_export(handler_cls: type[RequestHandler], method: Any) -> Export | None:
+    """The export ``method`` of ``handler_cls``, or None if the name reaches none.
+
+    Looked up once per class and method, then remembered: names a handler really
+    exports are few, while the unknown names a caller may send are not remembered.
+    Handler classes are expected to define their ``export_``/``types_``/``auth_``
+    attributes in the class body or in ``initializeHandler``, before requests run.
+    """
+    key = (handler_cls, method)
+    found = _exports.get(key)
+    if found is None:
+        if not _is_public_name(method) or \
+                not callable(getattr(handler_cls, "export_" + method, None)):
+            return None
+        found = _exports[key] = Export(
+            "export_" + method, getattr(handler_cls, "types_" + method, None),
+            getattr(handler_cls, "auth_" + method, None),
+            getattr(handler_cls, "atMostOnce_" + method, False) is True)
+    return found
+
+
 def check_types(method: str, types: Sequence[Any], args: Sequence[Any]) -> DReturnType:
     """Check ``args`` against a ``types_<method>`` list, with DIRAC's error messages.
 
@@ -177,20 +215,17 @@ def dispatch(handler_cls: type[RequestHandler], request: Request,
     with neither, the method is open to all.
     """
     method = request.method
-    if not _is_public_name(method):
-        return S_ERROR(f"Unknown method {method}")
-    func = getattr(handler_cls, "export_" + method, None)
-    if not callable(func):
+    export = find_export(handler_cls, method)
+    if export is None:
         return S_ERROR(f"Unknown method {method}")
 
     # As DIRAC: who may call it first, so an unauthorized caller learns nothing more.
-    rules = auth_rules if auth_rules is not None else getattr(handler_cls, "auth_" + method, None)
+    rules = auth_rules if auth_rules is not None else export.auth
     if rules is not None and not authorize(rules, request.credentials):
         return S_ERROR(ENOAUTH, "Unauthorized query")
 
-    types = getattr(handler_cls, "types_" + method, None)
-    if types is not None:
-        checked = check_types(method, types, request.args)
+    if export.types is not None:
+        checked = check_types(method, export.types, request.args)
         if not checked["OK"]:
             return checked
 
@@ -199,7 +234,7 @@ def dispatch(handler_cls: type[RequestHandler], request: Request,
         started = handler.initializeRequest()
         if isinstance(started, dict) and started.get("OK") is False:
             return started
-        result = getattr(handler, "export_" + method)(*request.args)
+        result = getattr(handler, export.attribute)(*request.args)
     except Exception as exc:
         log.exception("%s.%s raised", request.service, method)
         return S_ERROR(f"Server error while serving {method}: {exc}")

@@ -76,10 +76,12 @@ UNAVAILABLE = _Unavailable()
 class _Snapshot:
     """What one configuration tree says about identity and authorization, indexed once."""
 
-    __slots__ = ("auth", "registry", "tree")
+    __slots__ = ("auth", "registry", "rules", "tree")
 
     def __init__(self, tree: dict[str, Any]) -> None:
         self.tree = tree
+        #: auth_rules_for's answers for this tree, by (service, handler class, method)
+        self.rules: dict[tuple[str, type, str], Sequence[str] | None] = {}
         index = RegistryIndex(tree)
         self.registry: RegistryIndex | None = index if index.enabled else None
         #: "System/Service" -> {method or "Default": non-empty rule list}
@@ -185,6 +187,20 @@ def auth_rules_for(service: str, handler_cls: type, method: str) -> Sequence[str
     The lists returned are shared: read them, do not modify them.
     """
     snapshot = _current()
+    if snapshot is UNAVAILABLE:
+        return _rules_for(UNAVAILABLE, service, handler_cls, method)
+    key = (service, handler_cls, method)
+    try:
+        return snapshot.rules[key]  # type: ignore[union-attr]
+    except KeyError:
+        rules = _rules_for(snapshot, service, handler_cls, method)
+        if callable(getattr(handler_cls, "export_" + method, None)):  # not for any wire name
+            snapshot.rules[key] = rules  # type: ignore[union-attr]
+        return rules
+
+
+def _rules_for(snapshot: _Snapshot | _Unavailable, service: str, handler_cls: type,
+               method: str) -> Sequence[str] | None:
     section = _NO_RULES if snapshot is UNAVAILABLE else \
         snapshot.auth.get(service, _NO_RULES)  # type: ignore[union-attr]
     rules = section.get(method)

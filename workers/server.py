@@ -43,7 +43,7 @@ from broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
 from broker.properties import ReplyProperties
 from broker.returnvalues import S_ERROR, DReturnType
 from workers.dedup import ReplyCache
-from workers.handler import Request, RequestHandler, dispatch
+from workers.handler import Request, RequestHandler, dispatch, find_export
 from workers.identity import auth_rules_for, credentials_for, group_refusal, prepare
 
 __all__ = ["Worker", "parse_request", "encode_reply"]
@@ -517,15 +517,17 @@ class Worker:
             error = S_ERROR(EMQDECODE, str(exc))
             return encode_reply(error, service)
         handler_cls = self.handlers[service]
-        at_most_once = getattr(handler_cls, f"atMostOnce_{request.method}", False) is True
+        export = find_export(handler_cls, request.method)
+        at_most_once = export is not None and export.at_most_once
         if at_most_once:
             # The handler asked to never run twice: ack before running, so a crash
             # loses the request (the caller times out) instead of redelivering it.
             ack_early()
         started = time.perf_counter()
         result = group_refusal(request.credentials) or dispatch(
-            handler_cls, request, auth_rules_for(service, handler_cls, request.method))
-        if not at_most_once and callable(getattr(handler_cls, "export_" + request.method, None)):
+            handler_cls, request,
+            auth_rules_for(service, handler_cls, request.method) if export else None)
+        if export is not None and not at_most_once:
             # A moving average of real methods only (names from the wire are unbounded).
             key = (service, request.method)
             took = time.perf_counter() - started
