@@ -16,9 +16,9 @@ from typing import Any
 
 from broker.config import Settings, default_settings
 from broker.returnvalues import S_ERROR, DReturnType
-from client.transport import RPCTransport, get_transport
+from client.transport import RPCFuture, RPCTransport, get_transport
 
-__all__ = ["Client", "RemoteMethod"]
+__all__ = ["Client", "RPCFuture", "RemoteMethod"]
 
 _DIPS_URL = re.compile(r"^[a-z]+://[^/]*/(?P<service>[^/]+/[^/]+)/?$")
 
@@ -82,15 +82,37 @@ class Client:
     def executeRPC(self, method: str, *args: Any, timeout: float | None = None) -> DReturnType:
         """Run ``export_<method>(*args)`` on this client's service; return its S_OK/S_ERROR."""
         if not self.serverURL:
-            return S_ERROR(errno.EINVAL, f"{type(self).__name__}: no service set "
-                                         f"(pass url= or call setServer())")
+            return self._no_server()
+        return self._get_transport().call(self.serverURL, method, args,
+                                          timeout if timeout is not None else self.timeout)
+
+    def submit(self, method: str, *args: Any, timeout: float | None = None) -> RPCFuture:
+        """Send ``export_<method>(*args)`` now; return its future at once (not in DIRAC).
+
+        For many calls in flight from one thread, without a thread per call::
+
+            futures = [client.submit("getJobs", {"Site": site}) for site in sites]
+            results = [f.result() for f in futures]   # each an S_OK/S_ERROR
+
+        ``timeout`` is the call's deadline, as for a blocking call.  (A remote method
+        that is itself named ``submit`` is reached with ``executeRPC("submit", ...)``.)
+        """
+        if not self.serverURL:
+            return RPCFuture(self._get_transport(), None, self._no_server())
+        return self._get_transport().submit(self.serverURL, method, args,
+                                            timeout if timeout is not None else self.timeout)
+
+    def _no_server(self) -> DReturnType:
+        return S_ERROR(errno.EINVAL, f"{type(self).__name__}: no service set "
+                                     f"(pass url= or call setServer())")
+
+    def _get_transport(self) -> RPCTransport:
         settings = self._settings or default_settings()
         transport = self._transport
         if (transport is None or transport.settings is not settings or transport.closed
                 or transport.pid != os.getpid()):
             transport = self._transport = get_transport(settings)
-        return transport.call(self.serverURL, method, args,
-                              timeout if timeout is not None else self.timeout)
+        return transport
 
     def __getattr__(self, name: str) -> RemoteMethod:
         if name.startswith("_"):

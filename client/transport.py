@@ -56,7 +56,7 @@ from broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
 from broker.properties import RequestProperties
 from broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
 
-__all__ = ["RPCTransport", "get_transport"]
+__all__ = ["RPCFuture", "RPCTransport", "get_transport"]
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,9 @@ class _NoExchange(LookupError):
 class _Call:
     """One request in flight: the slot its reply (or failure) is put into."""
 
-    __slots__ = ("service", "method", "corr_id", "body", "timeout", "cond",
-                 "reply", "error", "done", "waiting", "published", "attempts", "consumers")
+    __slots__ = ("service", "method", "corr_id", "body", "timeout", "deadline", "check_at",
+                 "checked", "cond", "reply", "error", "done", "waiting", "published",
+                 "attempts", "consumers")
 
     def __init__(self, service: str, method: str, corr_id: str, body: bytes,
                  timeout: float, cond: threading.Condition) -> None:
@@ -85,14 +86,62 @@ class _Call:
         self.corr_id = corr_id
         self.body = body
         self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        # Shortly before the deadline, ask the broker whether anything consumes the
+        # service's queue, so a timeout can say "no worker" without running late.
+        self.check_at = self.deadline - min(1.5, timeout * 0.2)
+        self.checked = False
         self.cond = cond
         self.reply: bytes | None = None
         self.error: DReturnType | None = None
         self.done = False
-        self.waiting = False
+        self.waiting = 0  # threads blocked in cond.wait() for this call
         self.published = False
         self.attempts = 0
         self.consumers: int | None = None  # consumers of the service queue, if checked
+
+
+class RPCFuture:
+    """The pending result of :meth:`RPCTransport.submit`.
+
+    :meth:`result` returns the call's S_OK/S_ERROR, as a blocking call would have;
+    any thread may wait for it, and waiting drives the shared connection if nobody
+    else does.
+    """
+
+    __slots__ = ("_call", "_result", "_transport")
+
+    def __init__(self, transport: RPCTransport, call: _Call | None,
+                 result: DReturnType | None = None) -> None:
+        self._transport = transport
+        self._call = call
+        self._result = result  # set at once for a call that could not be sent
+
+    def done(self) -> bool:
+        """Whether the result is there (a reply, an error, or the deadline passed)."""
+        return self._result is not None or (self._call is not None and self._call.done)
+
+    def result(self, timeout: float | None = None) -> DReturnType:
+        """The call's S_OK/S_ERROR, waiting for it if need be.
+
+        With ``timeout`` (seconds), raise :class:`TimeoutError` if it is not there by
+        then: the call stays in flight and ``result()`` may be asked again.  Without
+        it, wait up to the call's own deadline, after which the result is the same
+        timeout S_ERROR a blocking call gets.
+        """
+        if self._result is None:
+            call = self._call
+            assert call is not None
+            transport = self._transport
+            with transport._mutex:
+                if not call.done:
+                    until = call.deadline if timeout is None else time.monotonic() + timeout
+                    transport._wait(call, until)
+                if not call.done:
+                    raise TimeoutError(f"no reply from {call.service}.{call.method} within "
+                                       f"{timeout:g}s (still waiting for one)")
+            self._result = transport._outcome(call)
+        return self._result
 
 
 class RPCTransport:
@@ -135,10 +184,48 @@ class RPCTransport:
     def call(self, service: str, method: str, args: tuple | list,
              timeout: float | None = None) -> DReturnType:
         """Run ``method(*args)`` on ``service`` and return its S_OK/S_ERROR; never raises."""
+        call = self._prepare(service, method, args, timeout, None)
+        if not isinstance(call, _Call):
+            return call  # an S_ERROR: bad arguments
+        with self._mutex:
+            if self._closed:
+                return S_ERROR(EMQCONN, f"{service}.{method}: the RPC transport is closed")
+            self._enqueue(call)
+            self._wait(call, call.deadline)
+        return self._outcome(call)
+
+    def submit(self, service: str, method: str, args: tuple | list,
+               timeout: float | None = None) -> RPCFuture:
+        """Send ``method(*args)`` to ``service`` now and return at once with its future.
+
+        The request is published before this returns (by this thread, or by the
+        thread driving the connection), so many calls can be in flight from one
+        thread; :meth:`RPCFuture.result` waits for each reply.
+        """
+        call = self._prepare(service, method, args, timeout, threading.Condition(self._mutex))
+        if not isinstance(call, _Call):
+            return RPCFuture(self, None, call)
+        with self._mutex:
+            if self._closed:
+                return RPCFuture(self, None, S_ERROR(
+                    EMQCONN, f"{service}.{method}: the RPC transport is closed"))
+            self._enqueue(call)
+            if self._leader is None:  # nobody drives the connection: publish it ourselves
+                self._leader = "caller"
+                try:
+                    self._lead(call, call.deadline, publish_only=True)
+                finally:
+                    self._step_down()
+        return RPCFuture(self, call)
+
+    def _prepare(self, service: str, method: str, args: tuple | list,
+                 timeout: float | None, cond: threading.Condition | None
+                 ) -> _Call | DReturnType:
+        """Check and encode one request: its :class:`_Call`, or an S_ERROR saying why not."""
         timeout = self.settings.rpc_timeout if timeout is None else float(timeout)
-        where = f"{service}.{method}"
         if not timeout > 0:
-            return S_ERROR(errno.EINVAL, f"{where}: timeout must be positive, not {timeout!r}")
+            return S_ERROR(errno.EINVAL, f"{service}.{method}: timeout must be positive, "
+                                         f"not {timeout!r}")
         try:
             if service not in self._checked_services:
                 self._checked_services.add(topology.check_service_name(service))
@@ -147,56 +234,64 @@ class RPCTransport:
         except ValueError as exc:
             return S_ERROR(errno.EINVAL, str(exc))
         except codec.EncodeError as exc:
-            return S_ERROR(EMQENCODE, f"cannot encode the arguments of {where}: {exc}")
-
-        deadline = time.monotonic() + timeout
-        cond = getattr(self._local, "cond", None)
-        if cond is None:  # one Condition per thread: a thread waits on one call at a time
-            cond = self._local.cond = threading.Condition(self._mutex)
-        call = _Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
+            return S_ERROR(EMQENCODE, f"cannot encode the arguments of {service}.{method}: "
+                                      f"{exc}")
+        if cond is None:  # one Condition per thread: call() waits on one call at a time
+            cond = getattr(self._local, "cond", None)
+            if cond is None:
+                cond = self._local.cond = threading.Condition(self._mutex)
+        return _Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
                      cond)
-        with self._mutex:
-            if self._closed:
-                return S_ERROR(EMQCONN, f"{where}: the RPC transport is closed")
-            self._calls[call.corr_id] = call
-            self._outbox.append(call)
-            if self._leader is not None:
-                self._wake_leader()
-            # Shortly before the deadline, ask the broker whether anything consumes the
-            # service's queue, so a timeout can say "no worker" without running late.
-            check_at = deadline - min(1.5, timeout * 0.2)
-            checked = False
-            while not call.done:
-                now = time.monotonic()
-                remaining = deadline - now
-                if remaining <= 0:
-                    break
-                if not checked and now >= check_at:
-                    checked = True
-                    if call.published:
-                        self._mutex.release()
-                        try:
-                            call.consumers = self._consumer_count(call.service, remaining)
-                        finally:
-                            self._mutex.acquire()
-                    continue
-                until = deadline if checked else check_at
-                if self._leader is None:
-                    self._leader = "caller"
+
+    def _enqueue(self, call: _Call) -> None:
+        """Register ``call`` and queue it for publishing (mutex held)."""
+        self._calls[call.corr_id] = call
+        self._outbox.append(call)
+        if self._leader is not None:
+            self._wake_leader()
+
+    def _wait(self, call: _Call, until: float) -> None:
+        """Block until ``call`` is answered or ``until`` (monotonic) passes (mutex held).
+
+        The thread drives the connection itself when nobody else does (leader), else
+        sleeps on the call's condition until its reply is handed over or it is made
+        leader.  At the call's deadline the call is given up.
+        """
+        until = min(until, call.deadline)
+        while not call.done:
+            now = time.monotonic()
+            if now >= until:
+                break
+            if not call.checked and now >= call.check_at:
+                call.checked = True
+                if call.published:
+                    self._mutex.release()
                     try:
-                        self._lead(call, until)
+                        call.consumers = self._consumer_count(call.service, call.deadline - now)
                     finally:
-                        self._step_down()
-                else:
-                    call.waiting = True
-                    call.cond.wait(until - now)
-                    call.waiting = False
-            if not call.done:
-                self._calls.pop(call.corr_id, None)
-                if call in self._outbox:
-                    self._outbox.remove(call)
+                        self._mutex.acquire()
+                continue
+            wake_at = until if call.checked else min(until, call.check_at)
             if self._leader is None:
-                self._wake_one_waiting()  # we may have been chosen to lead: pass it on
+                self._leader = "caller"
+                try:
+                    self._lead(call, wake_at)
+                finally:
+                    self._step_down()
+            else:
+                call.waiting += 1
+                call.cond.wait(wake_at - now)
+                call.waiting -= 1
+        if not call.done and time.monotonic() >= call.deadline:
+            self._calls.pop(call.corr_id, None)  # given up: a late reply is dropped
+            if call in self._outbox:
+                self._outbox.remove(call)
+            call.done = True
+        if self._leader is None:
+            self._wake_one_waiting()  # we may have been chosen to lead: pass it on
+
+    def _outcome(self, call: _Call) -> DReturnType:
+        """The S_OK/S_ERROR of a finished call."""
         if call.error is not None:
             return call.error
         if call.reply is None:
@@ -294,11 +389,12 @@ class RPCTransport:
                 other.cond.notify()
                 return
 
-    def _lead(self, call: _Call | None, deadline: float) -> None:
+    def _lead(self, call: _Call | None, deadline: float, publish_only: bool = False) -> None:
         """Drive the connection until ``call`` is answered or ``deadline`` passes.
 
         Entered and left with the mutex held; released around every pika call.
         With ``call=None`` (the idle thread) it returns as soon as a caller appears.
+        With ``publish_only`` it returns once the outbox is published (or has failed).
         """
         while call is None or not call.done:
             remaining = deadline - time.monotonic()
@@ -308,16 +404,18 @@ class RPCTransport:
             self._wake_sent = False
             self._mutex.release()
             try:
-                self._io(outbox, remaining)
+                self._io(outbox, remaining, publish_only)
             finally:
                 self._mutex.acquire()
+            if publish_only and (call is None or call.published or call.done):
+                return
             if call is None and (self._outbox or self._closed or self._has_waiting_caller()):
                 return
 
     def _has_waiting_caller(self) -> bool:
         return any(c.waiting and not c.done for c in self._calls.values())
 
-    def _io(self, outbox: list[_Call], remaining: float) -> None:
+    def _io(self, outbox: list[_Call], remaining: float, publish_only: bool = False) -> None:
         """Publish ``outbox`` and run pika's loop once (mutex NOT held)."""
         sent = 0
         try:
@@ -339,6 +437,8 @@ class RPCTransport:
                                 EMQENCODE, f"cannot publish {pending.service}.{pending.method}: "
                                            f"{exc!r}"))
             sent = len(outbox)
+            if publish_only:
+                return  # replies are read by whoever waits for them next
             self._arm_timer(min(remaining, _IDLE))
             # No time_limit: pika would create and cancel a timer on every turn.  A reply,
             # a wake from another thread or our own timer ends the turn.
@@ -424,7 +524,7 @@ class RPCTransport:
             call.reply = body
             call.done = True
             if call.waiting:
-                call.cond.notify()
+                call.cond.notify_all()
 
     def _on_return(self, _channel: Any, method: Any, props: pika.BasicProperties,
                    _body: bytes) -> None:
@@ -439,7 +539,7 @@ class RPCTransport:
                 f"is a worker for its System running?")
             call.done = True
             if call.waiting:
-                call.cond.notify()
+                call.cond.notify_all()
 
     # ------------------------------------------------------------------ failures
     def _on_connection_lost(self, exc: BaseException, unsent: list[_Call]) -> None:
@@ -480,7 +580,7 @@ class RPCTransport:
         call.error = error
         call.done = True
         if call.waiting:
-            call.cond.notify()
+            call.cond.notify_all()
 
     # -------------------------------------------------------------- idle driver
     def _start_idle_thread(self) -> None:

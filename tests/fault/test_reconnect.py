@@ -132,6 +132,23 @@ def test_client_connection_cut_mid_calls(node, pool, proxies):
     print("client cut:", figures.summary())
 
 
+def test_client_connection_cut_with_futures_in_flight(node, pool, proxies):
+    """Futures in flight when the connection is cut: each result is EMQCONN, at once."""
+    system = pool.start(threads=8).system
+    proxy = proxies(node.port)
+    settings = settings_for(proxy.url(node.url))
+    client = Client(url=f"{system}/Chaos", settings=settings)
+    tags = [f"future-{i}" for i in range(5)]
+    futures = [client.submit("record", tag, 2.0, timeout=20) for tag in tags]
+    wait_started(pool, tags)
+    assert proxy.cut() == 1
+    cut_at = time.monotonic()
+    results = [f.result() for f in futures]
+    assert time.monotonic() - cut_at < 1.5, "EMQCONN must come at once, not at the deadline"
+    assert [r.get("Errno") for r in results] == [EMQCONN] * 5, results
+    assert client.submit("record", "after", 0, timeout=10).result()["OK"]
+
+
 def test_worker_connection_cut_mid_call(node, pool, proxies):
     """The worker's connection cut while it runs calls: redelivered, answered from its cache."""
     proxy = proxies(node.port)
