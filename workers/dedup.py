@@ -6,8 +6,11 @@ id) when its own connection failed mid-publish.  This cache keeps the encoded
 replies of the last ``size`` requests the process answered, keyed by the caller's
 broker user and the request id (a caller cannot read another user's replies by
 guessing ids), and makes a copy that arrives while the first is still running
-wait for it.  It holds at most 10,000 replies and 64 MiB; a reply over 8 MiB is not
-kept.  It is per process: docs/reliability.md says what that covers.
+wait for it.  It holds at most 10,000 replies and 8 MiB, counting each entry's own
+bookkeeping (``ENTRY_OVERHEAD``) as well as its reply; a reply over 1 MiB is not kept.
+Those bounds are what a burst of requests can add to a worker's memory beyond its
+prefetch window (bench/memory.py measures it).  It is per process:
+docs/reliability.md says what that covers.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ __all__ = ["ReplyCache"]
 
 Key = tuple[str, str]
 
+#: Memory of one cache entry besides its reply bytes: the key tuple, its two strings and
+#: the OrderedDict slot (about 310 bytes measured with 10,000 small replies).
+ENTRY_OVERHEAD = 320
+
 
 class ReplyCache:
     """Recently sent replies by (user, request id), with in-progress tracking."""
 
-    def __init__(self, size: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, size: int = 10_000, max_bytes: int = 8 * 1024 * 1024) -> None:
         self.size = size
         #: Memory bound: the oldest replies go first once their total passes it, and a
         #: single reply over an eighth of it is not kept (a duplicate of it runs again).
@@ -56,11 +63,12 @@ class ReplyCache:
     def finish(self, key: Key, reply: bytes | None) -> None:
         """Record the reply of a claimed ``key`` (None: nothing to remember) and release it."""
         with self._lock:
-            if reply is not None and len(reply) <= self.max_bytes // 8:
+            if reply is not None and len(reply) <= self.max_bytes // 8 \
+                    and key not in self._replies:
                 self._replies[key] = reply
-                self._bytes += len(reply)
+                self._bytes += len(reply) + ENTRY_OVERHEAD
                 while len(self._replies) > self.size or self._bytes > self.max_bytes:
-                    self._bytes -= len(self._replies.popitem(last=False)[1])
+                    self._bytes -= len(self._replies.popitem(last=False)[1]) + ENTRY_OVERHEAD
             event = self._running.pop(key, None)
         if event is not None:
             event.set()

@@ -46,3 +46,16 @@ def test_a_reply_over_an_eighth_of_the_budget_is_not_kept():
     cache.begin(("u", "huge"))
     cache.finish(("u", "huge"), b"z" * 2048)
     assert cache.begin(("u", "huge")) is None  # not remembered: a duplicate runs again
+
+
+def test_each_entry_counts_its_bookkeeping_against_the_byte_budget():
+    """Tiny replies are bounded too: 10,000 of them are not 10,000 x 12 bytes of memory."""
+    from workers.dedup import ENTRY_OVERHEAD
+
+    cache = ReplyCache(size=10_000, max_bytes=100 * (ENTRY_OVERHEAD + 2))
+    for i in range(500):
+        cache.begin(("u", str(i)))
+        cache.finish(("u", str(i)), b"ok")
+    assert len(cache._replies) == 100
+    assert cache._bytes == 100 * (ENTRY_OVERHEAD + 2)
+    assert cache.begin(("u", "499")) == b"ok" and cache.begin(("u", "399")) is None
