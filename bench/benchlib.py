@@ -1,7 +1,9 @@
 """Shared harness for the RPC-over-RabbitMQ baselines.
 
-Copied from ../shared/bench/benchlib.py (only lint fixes since), so that bench/ runs
-without the shared folder.
+Started as a copy of ../shared/bench/benchlib.py.  Since then: the scenario
+builders of bench/ (echo families and the scale-out family, with a handler method,
+handler threads and a futures variant), the CPU work shared by both servers
+(:func:`spin`, :func:`calibrate`) and environment variables for children.
 
 A benchmark script provides a server entry point and a client factory; this
 module runs everything else:
@@ -14,7 +16,8 @@ module runs everything else:
   ONE JSON line on stdout (progress goes to stderr).
 
 Client worker protocol (JSON lines on stdin/stdout):
-  parent -> {"cmd": "prepare", "reply": .., "payload": .., "concurrency": .., "warmup": s}
+  parent -> {"cmd": "prepare", "reply": .., "payload": .., "concurrency": .., "warmup": s,
+             "method": "echo"|"sleep"|"cpu" (optional), "futures": bool (optional)}
   client -> {"ready": true}
   parent -> {"cmd": "run", "duration": s}
   client -> {"n": .., "elapsed": .., "lat_us": [..], "leftover": [queue names]}
@@ -32,6 +35,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -39,29 +43,131 @@ AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%
 # "small" is the echo of an int; the others are str payloads of 10 KiB and 1 MiB.
 PAYLOADS = {"small": 42, "10KB": "x" * 10 * 1024, "1MB": "x" * 1024 * 1024}
 
-# (clients, servers) topologies used by every script
+# (clients, servers) topologies of the sequential echo rows (4c4s: small payload only)
 TOPOLOGIES = [(1, 1), (4, 1), (4, 2)]
 
+#: Handler methods: echo (the RPC layer's own cost), sleep (10 ms, I/O-bound), cpu (5 ms of
+#: pure Python, CPU-bound).  Both servers implement them with the same work.
+SLEEP_MS = float(os.environ.get("BENCH_SLEEP_MS", "10"))  # as EchoHandler
+CPU_MS = float(os.environ.get("BENCH_CPU_MS", "5"))
 
-def scenario(payload, clients, servers, reply="-", concurrency=1):
-    name = f"{reply}/{payload}/{clients}c{servers}s"
-    if concurrency > 1:
-        name += f"/x{concurrency}"
+#: The scale-out family: handler threads of our Worker, worker processes.
+SCALE_THREADS = (1, 2, 5, 10, 20)
+SCALE_PROCESSES = (1, 2, 4)
+SCALE_METHODS = ("sleep", "cpu")
+
+
+def scenario(payload, clients, servers, reply="-", concurrency=1, method="echo",
+             threads=None, futures=False):
+    """One scenario.  Names: ``<reply>/<payload>/<c>c<s>s[/x<n>[f]]`` for echo and
+    ``<reply>/<method>/<c>c<s>s[/t<threads>]/x<n>`` for the sleep and cpu handlers.
+
+    ``threads``: handler threads of a multi-threaded server (None: the script's own
+    server, e.g. raw pika's single thread).  ``futures``: keep the calls in flight with
+    ``Client.submit`` futures instead of a thread pool (ours only).
+    """
+    if method == "echo":
+        name = f"{reply}/{payload}/{clients}c{servers}s"
+    else:
+        name = f"{reply}/{method}/{clients}c{servers}s"
+        if threads is not None:
+            name += f"/t{threads}"
+    if concurrency > 1 or method != "echo":
+        name += f"/x{concurrency}" + ("f" if futures else "")
     return dict(name=name, reply=reply, payload=payload, clients=clients,
-                servers=servers, concurrency=concurrency)
+                servers=servers, concurrency=concurrency, method=method,
+                threads=threads, futures=futures,
+                family="echo" if method == "echo" else "scale")
 
 
-def standard_scenarios(reply_modes, inflight):
-    """Sequential calls for every topology and payload, then `inflight` calls from one client
-    against 1 and 2 servers, for each reply mode: the same list for every implementation."""
-    out = [scenario(p, c, s, reply)
-           for reply in reply_modes
-           for c, s in TOPOLOGIES
-           for p in PAYLOADS]
-    out += [scenario(p, 1, s, reply, concurrency=inflight)
-            for reply in reply_modes
-            for s in (1, 2) for p in PAYLOADS]
+def standard_scenarios(reply_modes, futures=False):
+    """The echo families, for each reply mode: the same list for every implementation.
+
+    * sequential calls (1 in flight per client): 1c1s, 4c1s, 4c2s for every payload, and
+      4c4s for the small one (calls/s against worker processes 1, 2, 4);
+    * one client with 10 and 100 calls in flight against one server (every payload),
+      100 against 2 servers (every payload) and against 4 (small);
+    * ``futures``: the same 10 and 100 in flight against one server, kept with futures
+      (names end in ``f``); for the implementations that have them.
+    """
+    out = []
+    for reply in reply_modes:
+        out += [scenario(p, c, s, reply) for c, s in TOPOLOGIES for p in PAYLOADS]
+        out.append(scenario("small", 4, 4, reply))
+    for reply in reply_modes:
+        out += [scenario(p, 1, 1, reply, concurrency=n) for n in (10, 100) for p in PAYLOADS]
+        out += [scenario(p, 1, 2, reply, concurrency=100) for p in PAYLOADS]
+        out.append(scenario("small", 1, 4, reply, concurrency=100))
+    if futures:
+        for reply in reply_modes:
+            out += [scenario(p, 1, 1, reply, concurrency=n, futures=True)
+                    for n in (10, 100) for p in PAYLOADS]
     return out
+
+
+def scale_inflight(threads, processes, per_thread=2):
+    """Calls kept in flight for a scale-out scenario: 2 per handler thread, at least 10."""
+    return max(10, round(per_thread * threads * processes))
+
+
+def scale_scenarios(reply, threads=SCALE_THREADS, methods=SCALE_METHODS, per_thread=2):
+    """The scale-out family (small payload, one client process) for one reply mode.
+
+    ``threads``: handler threads per worker process, e.g. SCALE_THREADS; ``(None,)`` for a
+    single-threaded server (raw pika), whose scale-out is over processes only.
+    ``per_thread``: calls in flight per handler thread (at least 10 in all).
+    """
+    return [scenario("small", 1, p, reply, method=m, threads=t,
+                     concurrency=scale_inflight(t or 1, p, per_thread))
+            for t in threads for p in SCALE_PROCESSES for m in methods]
+
+
+def ideal_calls_per_s(method, threads, processes, cores=None):
+    """The ideal throughput of a scale-out scenario (None for echo).
+
+    sleep: every handler thread busy all the time, ``threads * processes / 10 ms``.
+    cpu: every worker process busy on its own core, ``min(processes, cores) / 5 ms``
+    (the GIL serialises the threads of one process).
+    """
+    if method == "sleep":
+        return (threads or 1) * processes * 1000.0 / SLEEP_MS
+    if method == "cpu":
+        cores = cores or os.cpu_count() or 1
+        return min(processes, cores) * 1000.0 / CPU_MS
+    return None
+
+
+# --------------------------------------------------------------------------- handler work
+
+def spin(iterations):
+    """Pure-Python CPU work (the same loop as EchoHandler's ``cpu`` method)."""
+    total = 0
+    for i in range(iterations):
+        total += i * i % 7
+    return total
+
+
+def calibrate(target_ms=CPU_MS):
+    """Iterations of :func:`spin` that take ``target_ms`` on an idle core here.
+
+    The best of 40 probes of about 1 ms, 2 ms apart: on a shared machine most probes are
+    slowed down, and a slow best probe would make the work too short."""
+    probe = 20_000
+
+    def timed():
+        time.sleep(0.002)
+        start = time.perf_counter()
+        spin(probe)
+        return time.perf_counter() - start
+
+    best = min(timed() for _ in range(40))
+    return max(1, int(probe * target_ms / 1000 / best))
+
+
+def cpu_iterations():
+    """``BENCH_CPU_ITERATIONS`` (set by run.py for every server), else calibrated here."""
+    fixed = os.environ.get("BENCH_CPU_ITERATIONS")
+    return int(fixed) if fixed else calibrate()
 
 
 def percentile(sorted_vals, q):
@@ -109,6 +215,36 @@ def _timed_window(send, value, duration, concurrency):
     return lat, pc() - t0
 
 
+def _timed_threads(call, value, duration, concurrency):
+    """`concurrency` threads, each making sequential calls (a closed loop per thread).
+
+    Unlike a window waited on in order, a slow call holds up only its own thread."""
+    pc = time.perf_counter
+    lats = [[] for _ in range(concurrency)]
+    gate = threading.Barrier(concurrency + 1)
+    end = [0.0]
+
+    def loop(lat):
+        gate.wait()
+        while True:
+            t = pc()
+            call(value)
+            t2 = pc()
+            lat.append(t2 - t)
+            if t2 >= end[0]:
+                return
+
+    threads = [threading.Thread(target=loop, args=(lat,), daemon=True) for lat in lats]
+    for thread in threads:
+        thread.start()
+    t0 = pc()
+    end[0] = t0 + duration
+    gate.wait()
+    for thread in threads:
+        thread.join()
+    return [x for lat in lats for x in lat], pc() - t0
+
+
 async def _timed_async(call, value, duration, concurrency):
     pc = time.perf_counter
     lat = []
@@ -136,16 +272,24 @@ def _result(lat, elapsed, leftover):
 def client_main(make_caller, queue):
     """Worker loop for a synchronous client.
 
-    make_caller(reply, queue) -> object with call(value) -> value, close() -> [leftover queues],
-    and optionally send(value) -> wait() callable returning the value (used when concurrency > 1).
+    make_caller(reply, queue, method=None, futures=False) -> object with call(value) -> value,
+    close() -> [leftover queues], and optionally send(value) -> wait() callable returning the
+    value (used when concurrency > 1: a window of calls in flight, waited on in order).  An
+    object whose ``in_flight`` is "threads" gets one thread per call in flight instead, each
+    making sequential calls.  ``method``: the handler method (None: the script's default);
+    ``futures``: keep calls in flight with futures (send()) rather than threads.
     """
     for line in sys.stdin:
         cmd = json.loads(line)
         value = PAYLOADS[cmd["payload"]]
         conc = cmd["concurrency"]
-        caller = make_caller(cmd["reply"], queue)
+        caller = make_caller(cmd["reply"], queue, method=cmd.get("method"),
+                             futures=cmd.get("futures", False))
         assert caller.call(value) == value, "echo mismatch"
-        if conc > 1:
+        if conc > 1 and getattr(caller, "in_flight", "window") == "threads":
+            def timed(d, caller=caller, value=value, conc=conc):
+                return _timed_threads(caller.call, value, d, conc)
+        elif conc > 1:
             def timed(d, caller=caller, value=value, conc=conc):
                 return _timed_window(caller.send, value, d, conc)
         else:
@@ -191,10 +335,12 @@ def _die_with_parent():
 
 
 class Child:
-    def __init__(self, script, role, args):
-        cmd = [sys.executable, script, role] + args
+    def __init__(self, script, role, args, env=None):
+        """``env``: variables added to this process's environment for the child."""
+        cmd = [sys.executable, script, role] + list(args)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1, preexec_fn=_die_with_parent)
+                                     text=True, bufsize=1, preexec_fn=_die_with_parent,
+                                     env={**os.environ, **env} if env else None)
 
     def send(self, obj):
         self.proc.stdin.write(json.dumps(obj) + "\n")
@@ -244,6 +390,15 @@ def _with_admin(fn):
 def _broker_version(admin):
     version = admin.connection._impl.server_properties.get("version", b"?")
     return version.decode() if isinstance(version, bytes) else str(version)
+
+
+def prepare_command(sc, warmup):
+    """The client's "prepare" message for scenario ``sc``.  An echo scenario sends no
+    method, so that a script's own default (e.g. ``BENCH_METHOD``) applies."""
+    return {"cmd": "prepare", "reply": sc["reply"], "payload": sc["payload"],
+            "concurrency": sc["concurrency"], "warmup": warmup,
+            "method": None if sc.get("method", "echo") == "echo" else sc["method"],
+            "futures": sc.get("futures", False)}
 
 
 def _aggregate(sc, reports):
@@ -298,8 +453,7 @@ def run(bench, script, scenarios, packages, prepare=None, cleanup=None, server_a
                 assert srv.recv_line().strip() == "READY"
             workers = clients[:sc["clients"]]
             for w in workers:
-                w.send({"cmd": "prepare", "reply": sc["reply"], "payload": sc["payload"],
-                        "concurrency": sc["concurrency"], "warmup": opts.warmup})
+                w.send(prepare_command(sc, opts.warmup))
             for w in workers:
                 assert w.recv().get("ready")
             for w in workers:

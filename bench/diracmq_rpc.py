@@ -2,19 +2,22 @@
 
 Server: ``workers.server.Worker`` run in-process on the handler of
 ``benchext/BenchSystem/Service/EchoHandler.py`` (found by ``workers.loader`` as a
-DIRAC extension), with ``BENCH_WORKER_THREADS`` handler threads (default 10) and
-prefetch ``BENCH_PREFETCH`` (default 10, as every baseline).  It prints READY once
-its consumer is registered (the Worker's "worker ready" log line).
+DIRAC extension).  ``server [--threads N] [--prefetch N]`` sets its handler threads
+and prefetch; the defaults are ``BENCH_WORKER_THREADS`` (10) and ``BENCH_PREFETCH``
+(10, as every baseline; 0 means the Worker's own default, 2 x threads).  It prints
+READY once its consumer is registered (the Worker's "worker ready" log line).
 
 Client: one ``client.base.Client("Bench/Echo")`` per client process; the request
 travels the product's own path (``client.transport.RPCTransport``).  Reply modes:
 ``queue`` (a named reply queue per process, the product's default) and ``direct``
-(Direct Reply-to), chosen with ``Settings.load(reply_mode=...)``.  With more than one
-call in flight, ``send()`` submits the call to a pool of 100 threads sharing that one
-``Client``, which is how a DIRAC script gets concurrency.
+(Direct Reply-to), chosen with ``Settings.load(reply_mode=...)``.  With N calls in
+flight, N threads share that one ``Client``, each making sequential calls, which is how
+a DIRAC script gets concurrency.  The futures variant (scenario names ending in ``f``)
+keeps a window of N ``Client.submit(method, *args)`` futures instead, waited on in order
+like raw pika's pipeline, once the client has ``submit`` (:func:`has_futures`).
 
-``BENCH_METHOD`` (echo, sleep or cpu; default echo) picks the handler method, for
-scale-out runs.
+The handler method is the scenario's (run.py: echo, sleep or cpu); standalone runs call
+``BENCH_METHOD`` (default echo).
 
 Run:  .venv/bin/python bench/diracmq_rpc.py [--duration 1.5] [--warmup 0.3] [--filter REGEX]
 """
@@ -22,18 +25,25 @@ import logging
 import os
 import resource
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import benchlib
 
 SYSTEM = "Bench"
-SERVICE = "Bench/Echo"
 EXTENSION = "benchext"
-INFLIGHT = 100
+#: The service name the Worker serves the Bench/Echo handler under (its queue is
+#: ``dirac.rpc.<System>.<Service>``).  run.py sets ``BenchRun/Echo``, so that other tools
+#: serving Bench/Echo on the same broker do not consume its requests.
+SERVICE = os.environ.get("BENCH_SERVICE", "Bench/Echo")
 THREADS = int(os.environ.get("BENCH_WORKER_THREADS", "10"))
 PREFETCH = int(os.environ.get("BENCH_PREFETCH", "10"))
 METHOD = os.environ.get("BENCH_METHOD", "echo")
 REPLY_MODES = ("queue", "direct")
+
+
+def has_futures():
+    """Whether ``client.base.Client`` has the futures API (``submit``)."""
+    from client.base import Client as DiracClient
+    return hasattr(DiracClient, "submit")
 
 
 def settings(reply="queue"):
@@ -57,7 +67,18 @@ class _SayReady(logging.Handler):
             print("READY", flush=True)
 
 
-def serve():
+def server_args(argv):
+    """(threads, prefetch) from ``[--threads N] [--prefetch N]``; prefetch None: 2 x threads."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="diracmq_rpc.py server")
+    ap.add_argument("--threads", type=int, default=THREADS)
+    ap.add_argument("--prefetch", type=int, default=PREFETCH,
+                    help="0: the Worker's default (2 x threads)")
+    opts = ap.parse_args(argv)
+    return opts.threads, opts.prefetch or None
+
+
+def serve(argv=()):
     from workers.loader import load_handlers
     from workers.server import Worker
 
@@ -70,8 +91,9 @@ def serve():
     server_log.setLevel(logging.INFO)  # for "worker ready"; stderr still shows WARNING+ only
     server_log.addHandler(_SayReady())
 
-    handlers = load_handlers(SYSTEM, [EXTENSION], ["Echo"])
-    worker = Worker(handlers, settings(), threads=THREADS, prefetch=PREFETCH,
+    threads, prefetch = server_args(list(argv))
+    handlers = {SERVICE: load_handlers(SYSTEM, [EXTENSION], ["Echo"])[f"{SYSTEM}/Echo"]}
+    worker = Worker(handlers, settings(), threads=threads, prefetch=prefetch,
                     graceful_timeout=5.0, name="bench")
     status = worker.run()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -81,7 +103,7 @@ def serve():
 
 
 class Client:
-    def __init__(self, reply="queue", queue=None):
+    def __init__(self, reply="queue", queue=None, method=None, futures=False):
         from client.base import Client as DiracClient
         from client.transport import get_transport
 
@@ -90,35 +112,50 @@ class Client:
         result = self.transport.connect_now()
         if not result["OK"]:
             raise RuntimeError(result["Message"])
-        self.rpc = getattr(DiracClient(url=SERVICE, timeout=60, settings=self.settings), METHOD)
-        self.pool = None
+        self.method = method or METHOD
+        self.client = DiracClient(url=SERVICE, timeout=60, settings=self.settings)
+        self.rpc = getattr(self.client, self.method)
+        if futures and not hasattr(DiracClient, "submit"):
+            raise RuntimeError("client.base.Client has no submit(): no futures variant")
+        self.futures = futures
 
     def call(self, value):
-        result = self.rpc(value)
-        if not result["OK"]:
-            raise RuntimeError(result["Message"])
-        return result["Value"]
+        return _value(self.rpc(value))
+
+    @property
+    def in_flight(self):
+        """How benchlib keeps calls in flight: futures (a window of send()) or threads."""
+        return "window" if self.futures else "threads"
 
     def send(self, value):
-        """Submit one call to the pool (threads sharing this one Client); wait() -> value."""
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(max_workers=INFLIGHT, thread_name_prefix="caller")
-        return self.pool.submit(self.call, value).result
+        """Futures: start one call with ``Client.submit``; wait() -> value."""
+        future = self.client.submit(self.method, value)
+        return lambda: _value(future.result())
 
     def close(self):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
         reply_queue = self.transport._reply_queue  # deleted by close(); expires anyway
         self.transport.close()
         return [reply_queue] if reply_queue else []
+
+
+def _value(result):
+    if not result["OK"]:
+        raise RuntimeError(result["Message"])
+    return result["Value"]
 
 
 BENCH = "diracmq_rpc"
 PACKAGES = ["diracmq", "pika", "msgpack"]
 
 
-def scenarios():
-    return benchlib.standard_scenarios(REPLY_MODES, INFLIGHT)
+def scenarios(scale=False, per_thread=2):
+    """The echo families (with the futures variant once the client has ``submit``); with
+    ``scale``, also the scale-out family over handler threads and worker processes, with
+    ``per_thread`` calls in flight per handler thread."""
+    out = benchlib.standard_scenarios(REPLY_MODES, futures=has_futures())
+    if scale:
+        out += benchlib.scale_scenarios("queue", per_thread=per_thread)
+    return out
 
 
 def prepare(admin):
@@ -133,7 +170,7 @@ def cleanup(admin, leftover):
 def main():
     role = sys.argv[1] if len(sys.argv) > 1 else ""
     if role == "server":
-        return serve()
+        return serve(sys.argv[2:])
     if role == "client":
         return benchlib.client_main(Client, queue_name())
     benchlib.run(BENCH, __file__, scenarios(), PACKAGES, prepare=prepare, cleanup=cleanup)

@@ -4,26 +4,42 @@ Request  {method, args}          -> queue QUEUE (default exchange)
 Reply    {OK: True, Value: ...}  -> props.reply_to, same correlation_id
 Reply modes: "direct" = RabbitMQ Direct Reply-to (amq.rabbitmq.reply-to),
              "exclusive" = one exclusive server-named reply queue per client.
-Scenarios: sequential blocking calls (1c1s, 4c1s, 4c2s) and 100 pipelined in-flight
-calls from one client (1c1s, 1c2s), each for both reply modes.
+Scenarios: benchlib.standard_scenarios (sequential blocking calls and 10 or 100 pipelined
+in-flight calls from one client), each for both reply modes; run.py adds the scale-out
+family (benchlib.scale_scenarios) over processes only, as the server is single-threaded.
 
-Copied from ../shared/bench/raw_pika_rpc.py; the one change: the x100 scenarios run
-with the exclusive reply queue too, to pair with diracmq's named reply queue.
+Started as a copy of ../shared/bench/raw_pika_rpc.py.  Changes: the in-flight scenarios
+run with the exclusive reply queue too, to pair with diracmq's named reply queue; the
+server also has the scale-out methods ``sleep`` (10 ms) and ``cpu`` (5 ms of pure
+Python, ``BENCH_CPU_ITERATIONS`` iterations of benchlib.spin, else calibrated), the same
+work as diracmq's ``Bench/Echo`` handler, run inline in the consumer callback.
 
 Run:  .venv/bin/python bench/raw_pika_rpc.py [--duration 1.5] [--warmup 0.3] [--filter REGEX]
 """
 import functools
 import itertools
+import os
 import sys
+import time
 
 import benchlib
 import msgpack
 import pika
 
-QUEUE = "bench.rpc"
+#: run.py sets BENCH_RAW_QUEUE=bench.run.rpc, away from other tools using bench.rpc
+QUEUE = os.environ.get("BENCH_RAW_QUEUE", "bench.rpc")
 PREFETCH = 10
-INFLIGHT = 100
 METHODS = {"echo": lambda x: x}
+
+
+def _sleep(value):
+    time.sleep(benchlib.SLEEP_MS / 1000)
+    return value
+
+
+def _cpu(value, iterations=None):
+    benchlib.spin(iterations)
+    return value
 
 
 def params():
@@ -31,6 +47,8 @@ def params():
 
 
 def serve(queue=QUEUE):
+    METHODS["sleep"] = _sleep
+    METHODS["cpu"] = functools.partial(_cpu, iterations=benchlib.cpu_iterations())
     conn = pika.BlockingConnection(params())
     ch = conn.channel()
     ch.queue_declare(queue, durable=False, auto_delete=False)
@@ -52,8 +70,11 @@ def serve(queue=QUEUE):
 
 
 class Client:
-    def __init__(self, reply="direct", queue=QUEUE):
+    def __init__(self, reply="direct", queue=QUEUE, method=None, futures=False):
+        if futures:
+            raise ValueError("raw pika pipelines on its one connection: no futures variant")
         self.queue = queue
+        self.method = method or "echo"
         self.conn = pika.BlockingConnection(params())
         self.ch = self.conn.channel()
         if reply == "direct":
@@ -67,10 +88,11 @@ class Client:
     def _on_reply(self, ch, method, props, body):
         self.replies[props.correlation_id] = body
 
-    def send(self, value, method="echo"):
+    def send(self, value, method=None):
         """Publish a request; returns wait() -> Value (lets callers pipeline requests)."""
         corr = str(next(self.ids))
-        self.ch.basic_publish("", self.queue, msgpack.packb({"method": method, "args": [value]}),
+        body = msgpack.packb({"method": method or self.method, "args": [value]})
+        self.ch.basic_publish("", self.queue, body,
                               pika.BasicProperties(reply_to=self.reply_to, correlation_id=corr))
         return functools.partial(self._wait, corr)
 
@@ -82,7 +104,7 @@ class Client:
             raise RuntimeError(res["Message"])
         return res["Value"]
 
-    def call(self, value, method="echo"):
+    def call(self, value, method=None):
         return self.send(value, method)()
 
     def close(self):
@@ -95,8 +117,12 @@ PACKAGES = ["pika", "msgpack"]
 REPLY_MODES = ("direct", "exclusive")
 
 
-def scenarios():
-    return benchlib.standard_scenarios(REPLY_MODES, INFLIGHT)
+def scenarios(scale=False, per_thread=2):
+    """The echo families; with ``scale``, also the scale-out family over processes."""
+    out = benchlib.standard_scenarios(REPLY_MODES)
+    if scale:
+        out += benchlib.scale_scenarios("exclusive", threads=(None,), per_thread=per_thread)
+    return out
 
 
 def prepare(admin):

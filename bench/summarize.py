@@ -1,5 +1,8 @@
 """Median-of-runs markdown tables from the JSON lines the benchmarks print.
 
+Copied from ../shared/bench/summarize.py; since then: lint fixes, and rows that tell
+the handler method, threads and futures variant apart (bench/run.py's scenarios).
+
 Run:  .venv/bin/python summarize.py results/*.jsonl
 """
 import collections
@@ -34,8 +37,11 @@ def compare(runs):
             for r in d["results"]:
                 col = f"{bench.removesuffix('_rpc')} ({r['reply']})"
                 topo = f"{r['clients']}c{r['servers']}s"
+                method = r.get("method", "echo")
+                if method != "echo":  # scale-out rows: handler and threads
+                    topo = f"{method} {topo} t{r.get('threads') or 1}"
                 if r["concurrency"] > 1:
-                    topo += f" x{r['concurrency']} in flight"
+                    topo += f" x{r['concurrency']}{'f' if r.get('futures') else ''} in flight"
                 row = (topo, r["payload"])
                 cols += [col] if col not in cols else []
                 rows += [row] if row not in rows else []
