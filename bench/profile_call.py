@@ -41,10 +41,11 @@ REPLY = {"named": {"raw": "exclusive", "diracmq": "queue"},
 class RawV1Client(raw_pika_rpc.Client):
     """The raw pika client, speaking our protocol v1 to our worker (adds ``"v": 1``)."""
 
-    def send(self, value, method="echo"):
+    def send(self, value, method=None):
         corr = str(next(self.ids))
         self.ch.basic_publish("", self.queue,
-                              msgpack.packb({"v": 1, "method": method, "args": [value]}),
+                              msgpack.packb({"v": 1, "method": method or self.method,
+                                             "args": [value]}),
                               pika.BasicProperties(reply_to=self.reply_to, correlation_id=corr))
         return lambda: self._wait(corr)
 

@@ -38,7 +38,15 @@ import pika.exceptions
 
 from broker import codec, topology
 from broker.config import Settings
-from broker.connection import CONNECTION_ERRORS, BrokerUnreachable, close_quietly, connect, wake
+from broker.connection import (
+    CONNECTION_ERRORS,
+    BrokerUnreachable,
+    ack_later,
+    close_quietly,
+    connect,
+    publish_later,
+    wake,
+)
 from broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
 from broker.properties import ReplyProperties
 from broker.returnvalues import S_ERROR, DReturnType
@@ -347,14 +355,23 @@ class Worker:
         self._ready.append((service, generation, method.delivery_tag, props, body))
 
     def _dispatch_ready(self, inline: bool) -> None:
-        """I/O lock held: run fast requests here (``inline``), hand the others to the pool."""
+        """I/O lock held: run fast requests here (``inline``), hand the others to the pool.
+
+        Replies of inline runs are queued and leave with the loop's next turn, so a
+        burst's replies share a few send() calls; a batch that runs past 1 ms sends what
+        it has queued so far, so early replies do not wait for the whole batch.
+        """
+        flushed_at = time.monotonic()
         while self._ready:
             item = self._ready.popleft()
             message = self._fast_message(item[0], item[4]) if inline else None
-            if message is not None:
-                self._run_inline(item, message)
-            else:
+            if message is None:
                 self._pool.submit(self._handle, *item)
+                continue
+            self._run_inline(item, message)
+            if self._ready and time.monotonic() - flushed_at > 0.001 and self._conn is not None:
+                self._conn.process_data_events(time_limit=0)
+                flushed_at = time.monotonic()
 
     def _fast_message(self, service: str, body: bytes) -> dict | None:
         """The decoded request if its method is fast enough to run inline, else None."""
@@ -556,14 +573,18 @@ class Worker:
 
     def _finish(self, generation: int, tag: int, props: pika.BasicProperties,
                 reply: bytes | None, ack: bool = True) -> None:
-        """I/O thread: publish the reply, then ack the request (in that order)."""
+        """I/O thread: publish the reply, then ack the request (in that order).
+
+        Both are queued and leave together with the loop's next turn (the broker sees
+        them in this order); see broker.connection.publish_later.
+        """
         if generation != self._generation or self._channel is None:
             return  # delivered on a connection that has since died: already requeued
         self._in_flight -= 1
         if reply is not None:
             try:
-                self._channel.basic_publish(
-                    "", props.reply_to, reply,
+                publish_later(
+                    self._channel, "", props.reply_to, reply,
                     ReplyProperties.build(_REPLY_HEAD, props.correlation_id),
                     # RabbitMQ 3.10 returns mandatory messages sent to Direct Reply-to
                     # even though it delivers them: ask only for named reply queues.
@@ -573,7 +594,7 @@ class Worker:
                 self._count("unreplyable")
                 log.warning("cannot reply to %r: %s", props.reply_to, exc)
         if ack:
-            self._channel.basic_ack(tag)
+            ack_later(self._channel, tag)
 
     def _on_reply_returned(self, _channel: Any, method: Any, props: pika.BasicProperties,
                            _body: bytes) -> None:
