@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as _dt
 import json
 import os
 import re
@@ -625,3 +626,28 @@ def pack(obj: Any) -> bytes:
 
 def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def assert_same(got: Any, want: Any, where: str = "value") -> None:
+    """Equal, with exactly the same types and dict key order all the way down.
+
+    A tuple is not a list, an int key is not a str key, a naive datetime stays naive
+    (with the same microseconds) and an aware one keeps its UTC offset: what the codec
+    promises (docs/protocol.md, section 5).
+    """
+    assert type(got) is type(want), f"{where}: {type(got).__name__} != {type(want).__name__}"
+    if isinstance(want, dict):
+        assert list(got) == list(want), f"{where}: keys {list(got)} != {list(want)}"
+        for (gk, gv), (wk, wv) in zip(got.items(), want.items(), strict=True):
+            assert_same(gk, wk, f"{where} key {wk!r}")
+            assert_same(gv, wv, f"{where}[{wk!r}]")
+    elif isinstance(want, (list, tuple)):
+        assert len(got) == len(want), f"{where}: length"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_same(g, w, f"{where}[{i}]")
+    elif isinstance(want, _dt.datetime):
+        assert got == want and got.utcoffset() == want.utcoffset(), f"{where}: {got!r}"
+        assert got.microsecond == want.microsecond, f"{where}: {got!r}"
+        assert (got.tzinfo is None) == (want.tzinfo is None), f"{where}: {got!r}"
+    else:
+        assert got == want, f"{where}: {got!r} != {want!r}"

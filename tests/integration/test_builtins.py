@@ -5,7 +5,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from diracmq_testing import url_user
+from diracmq_testing import assert_same, url_user
 
 from client.base import Client
 
@@ -86,25 +86,6 @@ VALUES = {
                   456: {"Status": "Done", "LastUpdateTime": UTC, "Sites": ()}},
     "deep": [{"a": [{"b": ({"c": [1, (2, {3: b"x"})]},)}]}],
 }
-
-
-def assert_same(got, want, where="value"):
-    """Equal, and of exactly the same types all the way down (a tuple is not a list)."""
-    assert type(got) is type(want), f"{where}: {type(got).__name__} != {type(want).__name__}"
-    if isinstance(want, dict):
-        assert list(got) == list(want), f"{where}: keys {list(got)} != {list(want)}"
-        for (gk, gv), (wk, wv) in zip(got.items(), want.items(), strict=True):
-            assert_same(gk, wk, f"{where} key {wk!r}")
-            assert_same(gv, wv, f"{where}[{wk!r}]")
-    elif isinstance(want, (list, tuple)):
-        assert len(got) == len(want), f"{where}: length"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same(g, w, f"{where}[{i}]")
-    elif isinstance(want, dt.datetime):
-        assert got == want and got.utcoffset() == want.utcoffset(), f"{where}: {got!r}"
-        assert got.microsecond == want.microsecond
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
 
 
 @pytest.mark.parametrize("name", list(VALUES))

@@ -5,11 +5,11 @@ import errno
 import threading
 
 import pytest
+from diracmq_testing import wait_until
 
 from broker.derrno import EMQENCODE, EMQNOQUEUE, EMQNOWORKER
 from client import transport
 from client.base import Client
-from tests.diracmq_testing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import msgpack
 import pytest
+from diracmq_testing import assert_same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,26 +33,6 @@ def job(i: int, **extra) -> dict:
             "SubmissionTime": submitted, "LastUpdateTime": submitted + dt.timedelta(minutes=i),
             "EndExecTime": submitted if i % 2 else None, "RescheduleTime": None,
             "UserPriority": 1, "VerifiedFlag": True, "CPUTime": 1.5 * i, **extra}
-
-
-def assert_same(got, want, where="value"):
-    """Equal, with the same types and dict key order all the way down."""
-    assert type(got) is type(want), f"{where}: {type(got).__name__} != {type(want).__name__}"
-    if isinstance(want, dict):
-        assert list(got) == list(want), f"{where}: keys {list(got)} != {list(want)}"
-        for (gk, gv), (wk, wv) in zip(got.items(), want.items(), strict=True):
-            assert_same(gk, wk, f"{where} key {wk!r}")
-            assert_same(gv, wv, f"{where}[{wk!r}]")
-    elif isinstance(want, (list, tuple)):
-        assert len(got) == len(want), f"{where}: length"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same(g, w, f"{where}[{i}]")
-    elif isinstance(want, dt.datetime):
-        assert got == want and got.utcoffset() == want.utcoffset(), f"{where}: {got!r}"
-        assert got.microsecond == want.microsecond and got.tzinfo is None is want.tzinfo \
-            or want.tzinfo is not None
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
 
 
 def round_trip(value):
