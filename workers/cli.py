@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 
 from broker.config import Settings
+from workers.dedup import ReplyCache
 from workers.loader import HandlerNotFound, load_handlers, system_name
 from workers.server import Worker
 
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "else the local broker)")
     parser.add_argument("--graceful-timeout", type=float, default=30.0,
                         help="seconds to finish in-flight requests after SIGTERM (default 30)")
+    parser.add_argument("--reply-cache-mb", type=float, metavar="MB",
+                        default=ReplyCache.DEFAULT_MAX_BYTES / 2**20,
+                        help="memory for replies kept to answer a repeated request without "
+                             "running it again (default 8; 0: keep none)")
     parser.add_argument("--log-level", default=os.environ.get("DIRAC_LOG_LEVEL", "INFO"),
                         help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     return parser
@@ -79,6 +84,7 @@ def _run_one(args: argparse.Namespace) -> int:
         return 2
     worker = Worker(handlers, settings, threads=args.threads, prefetch=args.prefetch,
                     graceful_timeout=args.graceful_timeout,
+                    reply_cache_bytes=int(args.reply_cache_mb * 2**20),
                     name=f"{system_name(args.system)} worker")
     return worker.run()
 
@@ -138,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.processes < 1 or args.threads < 1:
         build_parser().error("--processes and --threads must be at least 1")
+    if not args.reply_cache_mb >= 0:  # also refuses nan
+        build_parser().error("--reply-cache-mb must be 0 or more")
     if args.processes == 1:
         return _run_one(args)
     return _supervise(args)

@@ -6,11 +6,12 @@ id) when its own connection failed mid-publish.  This cache keeps the encoded
 replies of the last ``size`` requests the process answered, keyed by the caller's
 broker user and the request id (a caller cannot read another user's replies by
 guessing ids), and makes a copy that arrives while the first is still running
-wait for it.  It holds at most 10,000 replies and 8 MiB, counting each entry's own
-bookkeeping (``ENTRY_OVERHEAD``) as well as its reply; a reply over 1 MiB is not kept.
-Those bounds are what a burst of requests can add to a worker's memory beyond its
-prefetch window (bench/memory.py measures it).  It is per process:
-docs/reliability.md says what that covers.
+wait for it.  It holds at most 10,000 replies and 8 MiB (``dirac-worker
+--reply-cache-mb``), counting each entry's own bookkeeping (``ENTRY_OVERHEAD``) as well
+as its reply; a reply over an eighth of the budget is not kept.  Those bounds are what
+a burst of requests can add to a worker's memory beyond its prefetch window
+(bench/memory.py measures it).  It is per process: docs/reliability.md says what that
+covers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ ENTRY_OVERHEAD = 320
 class ReplyCache:
     """Recently sent replies by (user, request id), with in-progress tracking."""
 
-    def __init__(self, size: int = 10_000, max_bytes: int = 8 * 1024 * 1024) -> None:
+    #: The default memory budget (``dirac-worker --reply-cache-mb``).
+    DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+
+    def __init__(self, size: int = 10_000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.size = size
         #: Memory bound: the oldest replies go first once their total passes it, and a
         #: single reply over an eighth of it is not kept (a duplicate of it runs again).

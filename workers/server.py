@@ -157,7 +157,8 @@ class Worker:
     def __init__(self, handlers: dict[str, type[RequestHandler]], settings: Settings,
                  threads: int = 15, prefetch: int | None = None,
                  graceful_timeout: float = 30.0, name: str = "worker",
-                 poison_after: int = 2, inline_threshold: float = 0.002) -> None:
+                 poison_after: int = 2, inline_threshold: float = 0.002,
+                 reply_cache_bytes: int = ReplyCache.DEFAULT_MAX_BYTES) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.handlers = handlers
@@ -190,7 +191,8 @@ class Worker:
         self._inline_since: float | None = None
         self._lost: BaseException | None = None
         self._exiting = threading.Event()
-        self._replies = ReplyCache()
+        #: Replies kept to answer a repeated request (workers/dedup.py); 0 bytes: none kept.
+        self._replies = ReplyCache(max_bytes=max(0, reply_cache_bytes))
 
     # ------------------------------------------------------------------ running
     def run(self) -> int:
