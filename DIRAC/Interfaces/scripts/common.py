@@ -254,6 +254,28 @@ def value_or_fail(result: dict[str, Any], what: str = "") -> Any:
     raise CommandError(f"{what}: {message}" if what else message)
 
 
+def fetch_per_job(job_ids: Iterable[int], fetch: Callable[[int], dict[str, Any]],
+                  missing: Callable[[int], str]) -> tuple[dict[int, Any], bool]:
+    """Call ``fetch(job_id)`` for each job: ({job_id: Value}, whether any failed).
+
+    An S_ERROR is reported as ``job N: message``; an empty Value as ``missing(job_id)``
+    (the job is unknown); both count as failures, and the other jobs are still asked.
+    """
+    found: dict[int, Any] = {}
+    failed = False
+    for job_id in job_ids:
+        result = fetch(job_id)
+        if not result["OK"]:
+            error(f"job {job_id}: {result['Message']}")
+            failed = True
+        elif not result["Value"]:
+            error(missing(job_id))
+            failed = True
+        else:
+            found[job_id] = result["Value"]
+    return found, failed
+
+
 # ----------------------------------------------------------------- output
 def error(message: str) -> None:
     """``ERROR: message`` on stderr."""

@@ -9,7 +9,7 @@ from DIRAC.Interfaces.scripts.common import (
     EXIT_OK,
     add_job_id_arguments,
     collect_job_ids,
-    error,
+    fetch_per_job,
     format_value,
     make_parser,
     print_json,
@@ -48,19 +48,8 @@ def main() -> int:
 
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
 
-    monitor = JobMonitoringClient()
-    found: dict[int, dict] = {}
-    failed = False
-    for job_id in job_ids:
-        result = monitor.getJobAttributes(job_id)
-        if not result["OK"]:
-            error(f"job {job_id}: {result['Message']}")
-            failed = True
-        elif not result["Value"]:
-            error(f"Job {job_id} not found")
-            failed = True
-        else:
-            found[job_id] = result["Value"]
+    found, failed = fetch_per_job(job_ids, JobMonitoringClient().getJobAttributes,
+                                  lambda job_id: f"Job {job_id} not found")
     if args.json:
         print_json(found)
     else:

@@ -9,7 +9,7 @@ from DIRAC.Interfaces.scripts.common import (
     EXIT_OK,
     add_job_id_arguments,
     collect_job_ids,
-    error,
+    fetch_per_job,
     make_parser,
     print_json,
     print_table,
@@ -61,18 +61,9 @@ def main() -> int:
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
 
     monitor = JobMonitoringClient()
-    records: dict[int, list[tuple]] = {}
-    failed = False
-    for job_id in job_ids:
-        result = monitor.getJobLoggingInfo(job_id)
-        if not result["OK"]:
-            error(f"job {job_id}: {result['Message']}")
-            failed = True
-        elif not result["Value"]:
-            error(_no_records(monitor, job_id))
-            failed = True
-        else:
-            records[job_id] = [tuple(r) for r in result["Value"]]
+    found, failed = fetch_per_job(job_ids, monitor.getJobLoggingInfo,
+                                  lambda job_id: _no_records(monitor, job_id))
+    records = {job_id: [tuple(r) for r in rows] for job_id, rows in found.items()}
     if args.json:
         print_json({job_id: [dict(zip(HEADERS, r, strict=True)) for r in rows]
                     for job_id, rows in records.items()})
