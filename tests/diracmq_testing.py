@@ -466,20 +466,27 @@ class WorkerPool:
         self._aliases: dict[str, str] = {}  # System -> alias package
 
     # Systems -------------------------------------------------------------------
+    #: What :meth:`new_system` aliases: every ``*Handler.py`` of this extension's System,
+    #: under a fresh System name starting with ``ALIAS_PREFIX``.
+    ALIAS_EXTENSION = TEST_EXTENSION
+    ALIAS_SYSTEM = TEST_SYSTEM
+    ALIAS_PREFIX = "T"
+
     def new_system(self) -> str:
-        """A fresh System name serving the diractest ``Test`` handlers (own queues)."""
-        system = "T" + uuid.uuid4().hex[:12]
-        package = "dtalias_" + system.lower()
+        """A fresh System name serving the ``ALIAS_EXTENSION`` handlers (own queues)."""
+        ext, base = self.ALIAS_EXTENSION, self.ALIAS_SYSTEM
+        system = self.ALIAS_PREFIX + uuid.uuid4().hex[:12]
+        package = f"d{self.ALIAS_PREFIX.lower()}alias_" + system.lower()
         service_dir = self.alias_root / package / f"{system}System" / "Service"
         service_dir.mkdir(parents=True)
         for init in (service_dir.parent.parent, service_dir.parent, service_dir):
             (init / "__init__.py").write_text("")
-        source = EXT_DIR / TEST_EXTENSION / f"{TEST_SYSTEM}System" / "Service"
+        source = EXT_DIR / ext / f"{base}System" / "Service"
         for handler in sorted(source.glob("*Handler.py")):
             name = handler.stem
             (service_dir / handler.name).write_text(
-                f'"""{system}/{name[:-7]}: diractest\'s {TEST_SYSTEM}/{name[:-7]} under a fresh '
-                f'System name."""\n\nfrom {TEST_EXTENSION}.{TEST_SYSTEM}System.Service.{name} '
+                f'"""{system}/{name[:-7]}: {ext}\'s {base}/{name[:-7]} under a fresh '
+                f'System name."""\n\nfrom {ext}.{base}System.Service.{name} '
                 f'import {name}\n\n__all__ = ["{name}"]\n')
         self._aliases[system] = package
         return system

@@ -60,19 +60,9 @@ class FaultPool(WorkerPool):
     record their executions in the same file.
     """
 
-    def new_system(self) -> str:
-        system = "F" + uuid.uuid4().hex[:12]
-        package = "dfalias_" + system.lower()
-        service_dir = self.alias_root / package / f"{system}System" / "Service"
-        service_dir.mkdir(parents=True)
-        for init in (service_dir.parent.parent, service_dir.parent, service_dir):
-            (init / "__init__.py").write_text("")
-        (service_dir / "ChaosHandler.py").write_text(
-            f'"""{system}/Chaos: diractest_fault\'s Fault/Chaos under a fresh System name."""'
-            f"\n\nfrom {FAULT_EXTENSION}.FaultSystem.Service.ChaosHandler import ChaosHandler"
-            f'\n\n__all__ = ["ChaosHandler"]\n')
-        self._aliases[system] = package
-        return system
+    ALIAS_EXTENSION = FAULT_EXTENSION
+    ALIAS_SYSTEM = "Fault"
+    ALIAS_PREFIX = "F"
 
     def start(self, system: str | None = None, *, url: str | None = None,
               env: dict[str, str] | None = None, **kw: Any):

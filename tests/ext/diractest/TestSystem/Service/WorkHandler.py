@@ -5,23 +5,12 @@
 can see which worker process ran a request, and how many times.
 """
 
-import json
 import os
 import time
 
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.DISET.RequestHandler import RequestHandler
-
-
-def _record(event, **fields):
-    folder = os.environ.get("DIRACTEST_RECORD_DIR")
-    if not folder:
-        return
-    line = json.dumps(dict(fields, event=event, time=time.time())) + "\n"
-    # One write of a short line to a file opened for append: lines never interleave.
-    with open(os.path.join(folder, "executions.jsonl"), "a") as fh:
-        fh.write(line)
-        fh.flush()
+from diractest.records import record as _record
 
 
 class WorkHandler(RequestHandler):

@@ -7,25 +7,17 @@ each call's handler really ran, and in which worker process.  One short ``write`
 to a file opened for append: lines from several processes never interleave.
 """
 
-import json
 import os
 import threading
 import time
+
+from diractest.records import record as _record
 
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.DISET.RequestHandler import RequestHandler
 
 #: Exit status of a worker that a handler killed on purpose.
 CRASH_STATUS = 17
-
-
-def _record(event, **fields):
-    folder = os.environ.get("DIRACTEST_RECORD_DIR")
-    if not folder:
-        return
-    line = json.dumps(dict(fields, event=event, time=time.time())) + "\n"
-    with open(os.path.join(folder, "executions.jsonl"), "a") as fh:
-        fh.write(line)
 
 
 class ChaosHandler(RequestHandler):
