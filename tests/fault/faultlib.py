@@ -28,8 +28,8 @@ from broker.config import Settings
 from broker.derrno import EMQCONN, EMQDEADLETTER, EMQNOQUEUE, EMQNOWORKER
 from client.base import Client
 
-__all__ = ["CallRecord", "Calls", "FaultPool", "account", "counters", "errno_name",
-           "queue_state", "settings_for", "vm_rss_kb"]
+__all__ = ["CallRecord", "Calls", "FaultPool", "account", "counters", "errno_name", "join_all",
+           "queue_state", "settings_for", "vm_rss_kb", "wait_started"]
 
 FAULT_EXTENSION = "diractest_fault"
 FAULT_SERVICES = ("Chaos",)
@@ -131,6 +131,16 @@ class Calls:
             self.records.append(record)
         return record
 
+    def start(self, client: Client, method: str, *args: Any, tags: Iterable[str],
+              timeout: float) -> list[threading.Thread]:
+        """One thread per tag making ``client.<method>(tag, *args)`` once; started."""
+        threads = [threading.Thread(target=self.call, args=(client, method, *args),
+                                    kwargs={"timeout": timeout, "tag": tag}, name=tag)
+                   for tag in tags]
+        for thread in threads:
+            thread.start()
+        return threads
+
     def run_load(self, make_call: Callable[[int], Any], threads: int,
                  stop: threading.Event, pause: float = 0.0) -> list[threading.Thread]:
         """Start ``threads`` threads calling ``make_call(i)`` until ``stop`` is set."""
@@ -148,6 +158,23 @@ class Calls:
 
     def by_outcome(self) -> collections.Counter:
         return collections.Counter("OK" if r.ok else errno_name(r.errno) for r in self.records)
+
+
+def join_all(threads: Iterable[threading.Thread], timeout: float = 40.0) -> None:
+    """Join ``threads`` within ``timeout`` s in all; fail naming any still waiting."""
+    threads = list(threads)
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.1, deadline - time.monotonic()))
+    hung = [t.name for t in threads if t.is_alive()]
+    assert not hung, f"calls still waiting {timeout:g}s later: {hung}"
+
+
+def wait_started(pool: FaultPool, tags: Iterable[str], timeout: float = 10.0) -> None:
+    """Wait until the handler of every call in ``tags`` has recorded its start."""
+    tags = list(tags)
+    wait_for(lambda: all(pool.executions()[t] for t in tags), timeout,
+             f"calls {sorted(tags)} to start")
 
 
 @dataclasses.dataclass

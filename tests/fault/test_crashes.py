@@ -16,7 +16,6 @@ What the caller sees (docs/reliability.md):
 from __future__ import annotations
 
 import errno
-import threading
 import time
 
 import msgpack
@@ -63,9 +62,7 @@ def test_sigkill_mid_call_completes_on_the_other_worker(node, pool):
     system, workers = start_workers(pool, 2, threads=2)
     client = Client(url=f"{system}/Chaos", settings=settings_for(node.url))
     calls = Calls()
-    caller = threading.Thread(target=calls.call, args=(client, "record", 1.5),
-                              kwargs={"timeout": 20, "tag": "victim"})
-    caller.start()
+    [caller] = calls.start(client, "record", 1.5, tags=["victim"], timeout=20)
     pid = wait_for(lambda: started_by(pool, "victim"), 10, "the call to start")[0]
     victim = next(w for w in workers if w.pid == pid)
     victim.kill()
@@ -112,9 +109,7 @@ def test_at_most_once_method_killed_mid_run_is_not_run_again(node, pool):
     settings = settings_for(node.url)
     client = Client(url=f"{system}/Chaos", settings=settings)
     calls = Calls()
-    caller = threading.Thread(target=calls.call, args=(client, "once", 1.0),
-                              kwargs={"timeout": 4, "tag": "once"})
-    caller.start()
+    [caller] = calls.start(client, "once", 1.0, tags=["once"], timeout=4)
     pid = wait_for(lambda: started_by(pool, "once"), 10, "the call to start")[0]
     victim = next(w for w in workers if w.pid == pid)
     victim.kill()

@@ -10,7 +10,6 @@ EMQNOWORKER.
 from __future__ import annotations
 
 import errno
-import threading
 import time
 import uuid
 
@@ -36,14 +35,11 @@ def test_request_that_waited_past_its_deadline_is_not_run(node, pool):
     settings = settings_for(node.url)
     client = Client(url=f"{system}/Chaos", settings=settings)
     calls = Calls()
-    busy = threading.Thread(target=calls.call, args=(client, "record", 3.0),
-                            kwargs={"timeout": 20, "tag": "busy"})
-    busy.start()
+    [busy] = calls.start(client, "record", 3.0, tags=["busy"], timeout=20)
     wait_for(lambda: pool.executions()["busy"], 10, "the busy call to start")
-    late = [threading.Thread(target=calls.call, args=(client, "record", 0),
-                             kwargs={"timeout": 1.0, "tag": tag}) for tag in ("B", "C")]
-    for thread in late:
-        thread.start()
+    late = []
+    for tag in ("B", "C"):
+        late += calls.start(client, "record", 0, tags=[tag], timeout=1.0)
         time.sleep(0.1)
     for thread in [busy, *late]:
         thread.join(30)

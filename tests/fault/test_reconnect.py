@@ -23,9 +23,11 @@ from fault.faultlib import (
     Calls,
     account,
     counters,
+    join_all,
     queue_state,
     settings_for,
     wait_for,
+    wait_started,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,19 +36,6 @@ pytestmark = pytest.mark.timeout(120)
 #: broker is down past its timeout: the known bug of
 #: test_calls_while_broker_refuses_connections_return_by_their_timeout.
 BACKOFF_OVERSHOOT = 2.3
-
-
-def join_all(threads, timeout=40.0):
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.1, deadline - time.monotonic()))
-    hung = [t.name for t in threads if t.is_alive()]
-    assert not hung, f"calls still waiting {timeout:g}s after the load stopped: {hung}"
-
-
-def wait_started(pool, tags, timeout=10.0):
-    wait_for(lambda: all(pool.executions()[t] for t in tags), timeout,
-             f"calls {sorted(tags)} to start")
 
 
 def consumer_channel_limits(node, queue):
@@ -157,10 +146,7 @@ def test_worker_connection_cut_mid_call(node, pool, proxies):
     client = Client(url=f"{worker.system}/Chaos", settings=settings)
     calls = Calls()
     tags = [f"w{i}" for i in range(3)]
-    threads = [threading.Thread(target=calls.call, args=(client, "record", 1.5),
-                                kwargs={"timeout": 20, "tag": tag}) for tag in tags]
-    for thread in threads:
-        thread.start()
+    threads = calls.start(client, "record", 1.5, tags=tags, timeout=20)
     wait_started(pool, tags)
     # >= 1: the worker process also holds a client connection (DIRAC's configuration)
     assert proxy.cut() >= 1
@@ -182,10 +168,7 @@ def test_client_stall_detected_by_heartbeat(node, pool, proxies):
     assert client.record("warm", 0, timeout=10)["OK"]
     calls = Calls()
     tags = [f"s{i}" for i in range(3)]
-    threads = [threading.Thread(target=calls.call, args=(client, "record", 0.5),
-                                kwargs={"timeout": 30, "tag": tag}) for tag in tags]
-    for thread in threads:
-        thread.start()
+    threads = calls.start(client, "record", 0.5, tags=tags, timeout=30)
     wait_started(pool, tags)
     proxy.stall()
     join_all(threads, timeout=25)
@@ -207,9 +190,7 @@ def test_worker_stall_request_redelivered_and_answered_once(node, pool, proxies)
     settings = settings_for(node.url)
     client = Client(url=f"{worker.system}/Chaos", settings=settings)
     calls = Calls()
-    caller = threading.Thread(target=calls.call, args=(client, "record", 1.0),
-                              kwargs={"timeout": 40, "tag": "stalled"})
-    caller.start()
+    [caller] = calls.start(client, "record", 1.0, tags=["stalled"], timeout=40)
     wait_started(pool, ["stalled"])
     proxy.stall()
     queue = topology.service_queue_name(f"{worker.system}/Chaos")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 import uuid
 
@@ -17,33 +16,15 @@ from fault.faultlib import (
     Calls,
     account,
     counters,
+    join_all,
     queue_state,
     settings_for,
     vm_rss_kb,
     wait_for,
+    wait_started,
 )
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def wait_started(pool, tags, timeout=10.0):
-    wait_for(lambda: all(pool.executions()[t] for t in tags), timeout,
-             f"calls {sorted(tags)} to start")
-
-
-def start_calls(calls, client, method, args, tags, timeout):
-    threads = [threading.Thread(target=calls.call, args=(client, method, *args),
-                                kwargs={"timeout": timeout, "tag": tag}) for tag in tags]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
-def join_all(threads, timeout=40.0):
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.1, deadline - time.monotonic()))
-    assert not [t for t in threads if t.is_alive()], "calls still waiting"
 
 
 def test_cpu_bound_handler_keeps_the_connection(node, pool):
@@ -52,7 +33,7 @@ def test_cpu_bound_handler_keeps_the_connection(node, pool):
     settings = settings_for(node.url)
     client = Client(url=f"{worker.system}/Chaos", settings=settings)
     calls = Calls()
-    [spinner] = start_calls(calls, client, "spin", (6.0,), ["spin"], timeout=30)
+    [spinner] = calls.start(client, "spin", 6.0, tags=["spin"], timeout=30)
     wait_started(pool, ["spin"])
     # the I/O thread still serves while the handler thread burns the CPU
     started = time.monotonic()
@@ -73,7 +54,7 @@ def test_sigterm_finishes_calls_in_flight(node, pool):
     client = Client(url=f"{worker.system}/Chaos", settings=settings_for(node.url))
     calls = Calls()
     tags = [f"t{i}" for i in range(6)]
-    threads = start_calls(calls, client, "record", (1.5,), tags, timeout=20)
+    threads = calls.start(client, "record", 1.5, tags=tags, timeout=20)
     wait_started(pool, tags[:1])
     queue = topology.service_queue_name(f"{worker.system}/Chaos")
     wait_for(lambda: queue_state(node.url, queue)[0] == 0, 5, "all 6 to be prefetched")
@@ -96,7 +77,7 @@ def test_second_sigterm_forces_exit_and_leaves_requests_to_the_other(node, pool)
     worker = pool.start(threads=2)
     client = Client(url=f"{worker.system}/Chaos", settings=settings_for(node.url))
     calls = Calls()
-    threads = start_calls(calls, client, "record", (6.0,), ["a", "b"], timeout=40)
+    threads = calls.start(client, "record", 6.0, tags=["a", "b"], timeout=40)
     wait_started(pool, ["a", "b"])
     other = pool.start(worker.system, threads=2)
     worker.signal(signal.SIGTERM)
