@@ -188,9 +188,9 @@ class RPCTransport:
         if not isinstance(call, _Call):
             return call  # an S_ERROR: bad arguments
         with self._mutex:
-            if self._closed:
-                return S_ERROR(EMQCONN, f"{service}.{method}: the RPC transport is closed")
-            self._enqueue(call)
+            refused = self._enqueue(call)
+            if refused is not None:
+                return refused
             self._wait(call, call.deadline)
         return self._outcome(call)
 
@@ -206,10 +206,9 @@ class RPCTransport:
         if not isinstance(call, _Call):
             return RPCFuture(self, None, call)
         with self._mutex:
-            if self._closed:
-                return RPCFuture(self, None, S_ERROR(
-                    EMQCONN, f"{service}.{method}: the RPC transport is closed"))
-            self._enqueue(call)
+            refused = self._enqueue(call)
+            if refused is not None:
+                return RPCFuture(self, None, refused)
             if self._leader is None:  # nobody drives the connection: publish it ourselves
                 self._leader = "caller"
                 try:
@@ -243,12 +242,15 @@ class RPCTransport:
         return _Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
                      cond)
 
-    def _enqueue(self, call: _Call) -> None:
-        """Register ``call`` and queue it for publishing (mutex held)."""
+    def _enqueue(self, call: _Call) -> DReturnType | None:
+        """Register ``call`` and queue it for publishing (mutex held); an S_ERROR if closed."""
+        if self._closed:
+            return S_ERROR(EMQCONN, f"{call.service}.{call.method}: the RPC transport is closed")
         self._calls[call.corr_id] = call
         self._outbox.append(call)
         if self._leader is not None:
             self._wake_leader()
+        return None
 
     def _wait(self, call: _Call, until: float) -> None:
         """Block until ``call`` is answered or ``until`` (monotonic) passes (mutex held).
