@@ -243,7 +243,8 @@ def _decode_table(payload: Any) -> list[dict]:
         raise DecodeError("malformed table: keys and columns do not match")
     for i, kind in kinds.items():
         columns[i] = _decode_datetimes(kind, columns[i])
-    # All columns the same length: strict=True raises if not.
+    if len(set(map(len, columns))) != 1:
+        raise DecodeError("malformed table: columns of different lengths")
     rows = zip(*columns, strict=True)
     if len(keys) > _MAX_BUILT_COLUMNS:
         return list(map(dict, map(zip, repeat(keys), rows)))

@@ -70,6 +70,16 @@ BAD_BODIES = {
     "trailing-bytes": (pack(VALID) + b"\x00", "not valid msgpack"),
     "unknown-ext-type": (pack({"v": 1, "method": "echo", "args": [msgpack.ExtType(42, b"?")]}),
                          "not valid msgpack"),
+    # forged column tables (ext 6/7, docs/protocol.md section 5)
+    "table-not-array": (pack({"v": 1, "method": "echo", "args": [msgpack.ExtType(6, pack("x"))]}),
+                        "malformed table"),
+    "table-short-column": (pack({"v": 1, "method": "echo", "args": [msgpack.ExtType(
+        6, pack([["a", "b"], [[1, 2], [3]], {}]))]}), "malformed table"),
+    "table-30-february": (pack({"v": 1, "method": "echo", "args": [msgpack.ExtType(
+        6, pack([["t"], [[[], [bytes([7, 232, 2, 30, 0, 0, 0, 0, 0, 0])]]], {0: 1}]))]}),
+        "out of range"),
+    "keyed-table-too-few-keys": (pack({"v": 1, "method": "echo", "args": [msgpack.ExtType(
+        7, pack([[1], ["a"], [[1, 2]], {}]))]}), "malformed keyed table"),
     "list-not-map": (pack([1, "echo", ["hello"]]), "expected a map"),
     "string-not-map": (pack("echo"), "expected a map"),
     "nil": (pack(None), "expected a map"),

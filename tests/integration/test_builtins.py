@@ -85,6 +85,13 @@ VALUES = {
     "job-table": {123: {"Status": "Running", "LastUpdateTime": NAIVE, "Sites": ("A", "B")},
                   456: {"Status": "Done", "LastUpdateTime": UTC, "Sites": ()}},
     "deep": [{"a": [{"b": ({"c": [1, (2, {3: b"x"})]},)}]}],
+    # same-keyed records travel as column tables (ext 6 and 7): naive and aware
+    # datetimes, None among them, tuples, and int keys must come back as they went
+    "job-records": [{"JobID": i, "Status": ("Running", "Done")[i % 2], "Sites": ("A",) * i,
+                     "LastUpdateTime": (NAIVE, UTC, None, OFFSET, NEGATIVE)[i],
+                     "HeartBeatTime": None if i % 2 else NAIVE} for i in range(5)],
+    "keyed-job-records": {100 + i: {"Status": "Waiting", "SubmissionTime": NAIVE,
+                                    "EndExecTime": None if i else NAIVE} for i in range(6)},
 }
 
 
