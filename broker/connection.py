@@ -2,7 +2,8 @@
 
 Both sides use pika's ``BlockingConnection``: the client drives it from whichever
 thread leads (client/transport.py), the worker from its I/O thread
-(workers/server.py).  This module only knows how to get one, and how long to try.
+(workers/server.py).  This module only knows how to get one, and how long to try,
+and makes every connection send a loop turn's frames in one syscall (broker/gather.py).
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from broker import gather
 from broker.config import Settings
 
 __all__ = ["CONNECTION_ERRORS", "BrokerUnreachable", "ack_later", "broker_user", "close_quietly",
            "connect", "connection_parameters", "publish_later", "wake"]
 
 log = logging.getLogger(__name__)
+
+# Every connection this module opens sends a loop turn's frames in one syscall.
+gather.install()
 
 #: Failures worth another attempt: the broker is down, restarting or refusing for now
 #: (pika raises its connection-workflow errors as they are when a handshake times out).
@@ -72,7 +77,8 @@ def publish_later(channel: BlockingChannel, exchange: str, routing_key: str, bod
     ``BlockingChannel.basic_publish`` writes each message with a loop turn of its own
     (turn the writer on, poll, send, turn it off).  Queued this way, the message leaves
     with the next ``process_data_events``, together with everything queued by then: a
-    request and the wait for its reply in one turn, a reply and its ack in one send(),
+    request and the wait for its reply in one turn, a reply and its ack in one
+    sendmsg() (broker/gather.py),
     a burst's replies in a few.  Measured: a worker's CPU per request under a burst fell
     from 309 to 177 µs (raw pika's loop: 231), bench/RESULTS.md.  The caller must run
     the loop soon after (both sides do: that is where they wait).

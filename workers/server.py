@@ -191,6 +191,8 @@ class Worker:
         self._inline_since: float | None = None
         self._lost: BaseException | None = None
         self._exiting = threading.Event()
+        #: Set while the worker consumes its queues (for code that runs a Worker in a thread).
+        self.ready = threading.Event()
         #: Replies kept to answer a repeated request (workers/dedup.py); 0 bytes: none kept.
         self._replies = ReplyCache(max_bytes=max(0, reply_cache_bytes))
 
@@ -305,10 +307,12 @@ class Worker:
                                                            self._generation))
         self._conn, self._channel = conn, channel
         self._tick(conn)
+        self.ready.set()
         log.info("worker ready: %s serving %s (pid %d, %d threads, prefetch %d)",
                  self.name, ", ".join(self.handlers), os.getpid(), self.threads, self.prefetch)
 
     def _drop_connection(self) -> None:
+        self.ready.clear()
         self._ready.clear()  # deliveries of a dead connection go back to the queue
         self._lost = None
         conn, self._conn, self._channel = self._conn, None, None
