@@ -47,6 +47,9 @@ class Settings:
     group: str = ""
     #: Seconds between two checks for a newer configuration (the CS refresher thread).
     cs_refresh: float = 300.0
+    #: MiB of freed memory a process keeps for its next messages rather than giving it
+    #: back to the OS at once (glibc; broker/allocator.py).  0: the C library's defaults.
+    malloc_keep_mb: int = 64
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -73,6 +76,8 @@ class Settings:
             raise ValueError("rpc_timeout must be positive")
         if not self.cs_refresh > 0:
             raise ValueError("cs_refresh must be positive")
+        if self.malloc_keep_mb < 0:
+            raise ValueError("malloc_keep_mb must be 0 or more")
 
 
 #: option name -> environment variable
@@ -85,6 +90,7 @@ _OPTIONS = {
     "reply_queue_expires_ms": "DIRAC_RPC_REPLY_QUEUE_EXPIRES_MS",
     "group": "DIRAC_GROUP",
     "cs_refresh": "DIRAC_CS_REFRESH",
+    "malloc_keep_mb": "DIRAC_MALLOC_KEEP_MB",
 }
 
 

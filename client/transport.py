@@ -42,7 +42,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from broker import codec, topology
+from broker import allocator, codec, topology
 from broker.config import Settings, default_settings
 from broker.connection import (
     CONNECTION_ERRORS,
@@ -149,6 +149,9 @@ class RPCTransport:
 
     def __init__(self, settings: Settings) -> None:
         settings.validate()
+        # Large replies would otherwise pay for their buffers in page faults at every
+        # call (broker/allocator.py); once per process.
+        allocator.keep_freed_memory(settings.malloc_keep_mb)
         self.settings = settings
         self.user = broker_user(settings)
         self._mutex = threading.Lock()

@@ -36,7 +36,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from broker import codec, topology
+from broker import allocator, codec, topology
 from broker.config import Settings
 from broker.connection import (
     CONNECTION_ERRORS,
@@ -208,6 +208,7 @@ class Worker:
                 log.error("initializeHandler of %s failed: %s", service, result.get("Message"))
                 return 1
         prepare(self.settings)  # identity: the Registry, via this worker's broker settings
+        allocator.keep_freed_memory(self.settings.malloc_keep_mb)  # large bodies: no page faults
         self._install_signals()
         stop_at = None
         self._io_lock.acquire()
