@@ -7,8 +7,10 @@ per call: wall time, this client's CPU, the server process's CPU and the broker'
 
 Client and server can be mixed (``--client raw --server diracmq``), which splits our
 overhead between the two sides; ``--matrix`` runs the four pairs ``--repeat`` times,
-interleaved.  ``--cprofile`` prints the client's cProfile (the calling thread); for
-the worker's threads use py-spy on the server pid printed on stderr, with ``--hold``.
+interleaved, each client in a fresh interpreter (ours changes pika's send path and the
+malloc thresholds process-wide, which must not carry over to a raw client).
+``--cprofile`` prints the client's cProfile (the calling thread); for the worker's
+threads use py-spy on the server pid printed on stderr, with ``--hold``.
 
 Run:  .venv/bin/python bench/profile_call.py --matrix --repeat 3 --calls 3000
       .venv/bin/python bench/profile_call.py --impl diracmq --reply direct --cprofile
@@ -16,9 +18,11 @@ Run:  .venv/bin/python bench/profile_call.py --matrix --repeat 3 --calls 3000
 import argparse
 import cProfile
 import itertools
+import json
 import os
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 
@@ -126,12 +130,23 @@ def show(res):
           f"server {res['server_wakeups']:.2f}")
 
 
+def measure_apart(server_impl, client_impl, opts):
+    """:func:`measure` in a fresh interpreter: what our client changes process-wide (pika's
+    send path, broker/gather.py; malloc thresholds, broker/allocator.py) must not carry
+    over to a raw pika client measured after it."""
+    out = subprocess.run([sys.executable, __file__, "--client", client_impl, "--server",
+                          server_impl, "--reply", opts.reply, "--payload", opts.payload,
+                          "--calls", str(opts.calls), "--json"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def matrix(opts):
     pairs = list(itertools.product(IMPLS, IMPLS))  # (client, server)
     rows = {pair: [] for pair in pairs}
     for i in range(opts.repeat):
         for client_impl, server_impl in (pairs if i % 2 == 0 else pairs[::-1]):
-            res = measure(server_impl, client_impl, opts.reply, opts.payload, opts.calls)
+            res = measure_apart(server_impl, client_impl, opts)
             rows[client_impl, server_impl].append(res)
             print(f"  {client_impl:8s}-> {server_impl:8s} {res['calls_per_s']:6.0f} calls/s",
                   file=sys.stderr)
@@ -163,6 +178,7 @@ def main():
     ap.add_argument("--matrix", action="store_true", help="all four client/server pairs")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each pair with --matrix")
     ap.add_argument("--cprofile", action="store_true", help="cProfile the client's calls")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     ap.add_argument("--hold", type=float, default=0,
                     help="seconds to keep calling after the measurement (time to attach py-spy)")
     opts = ap.parse_args()
@@ -170,6 +186,9 @@ def main():
         return matrix(opts)
     res = measure(opts.server or opts.impl, opts.client or opts.impl, opts.reply, opts.payload,
                   opts.calls, opts.cprofile, opts.hold)
+    if opts.json:
+        print(json.dumps({k: v for k, v in res.items() if k != "profile"}))
+        return
     show(res)
     if res["profile"]:
         stats = pstats.Stats(res["profile"])
