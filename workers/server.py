@@ -365,8 +365,9 @@ class Worker:
         """I/O lock held: run fast requests here (``inline``), hand the others to the pool.
 
         Replies of inline runs are queued and leave with the loop's next turn, so a
-        burst's replies share a few send() calls; a batch that runs past 1 ms sends what
-        it has queued so far, so early replies do not wait for the whole batch.
+        burst's replies share a few sendmsg() calls (broker/gather.py); a batch that runs
+        past 1 ms sends what it has queued so far, so early replies do not wait for the
+        whole batch.
         """
         flushed_at = time.monotonic()
         while self._ready:
