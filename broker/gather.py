@@ -10,7 +10,9 @@ worker's reply and ack (four frames) cost four sends, and a client's request thr
 scatter/gather ``sendmsg()``: no bytes are copied (large bodies stay as pika framed
 them), and partial sends keep pika's own guarantees (order, byte count, EAGAIN left
 to pika's caller).  TLS connections keep pika's own ``_produce``: an ``SSLSocket``
-has no ``sendmsg``.  Measured in bench/RESULTS.md ("One send per turn").
+has no ``sendmsg``.  The change is process-wide, so any other pika connection of the
+process sends this way too: the same bytes in the same order, in fewer syscalls.
+Measured in bench/RESULTS.md ("What changed this evening").
 
 It relies on pika 1.x internals (``_AsyncPlaintextTransport``, ``_tx_buffers``,
 ``_tx_buffered_byte_count``); pyproject pins pika below 2, and tests/unit/test_gather.py
