@@ -39,14 +39,21 @@ def send_gathered(sock: socket.socket, buffers: deque[bytes]) -> int:
 
     Fully sent buffers are removed from the left of ``buffers``; a buffer sent in part
     is replaced by its unsent tail.  Returns the bytes sent.  Stops at the first short
-    send (the socket's buffer is full: the caller waits for writability); errors such
-    as ``BlockingIOError`` propagate with ``buffers`` still consistent.
+    send (the socket's buffer is full: the caller waits for writability).  An error
+    (``BlockingIOError``, a reset...) propagates only if nothing was sent, with
+    ``buffers`` unchanged; after a partial success the bytes sent so far are returned
+    and the error comes back at the next attempt, so the caller's count stays right.
     """
     total = 0
     while buffers:
         chunk = list(itertools.islice(buffers, IOV_MAX))
         wanted = sum(map(len, chunk))
-        sent = sock.sendmsg(chunk)
+        try:
+            sent = sock.sendmsg(chunk)
+        except OSError:
+            if total:
+                return total
+            raise
         total += sent
         left = sent
         while left:

@@ -62,6 +62,14 @@ def test_more_buffers_than_iov_max_take_several_calls():
     assert sock.data == expected
 
 
+def test_an_error_after_a_full_first_call_returns_what_was_sent():
+    """The caller subtracts the returned count: raising here would lose the first call's."""
+    frames = deque(b"ab" for _ in range(gather.IOV_MAX + 5))
+    sock = ShortSocket([10**9])  # the second sendmsg raises BlockingIOError
+    assert gather.send_gathered(sock, frames) == 2 * gather.IOV_MAX
+    assert len(sock.calls) == 2 and list(frames) == [b"ab"] * 5
+
+
 def test_a_real_socket_receives_every_byte_in_order_through_short_sends():
     """Through the kernel: a small send buffer forces short sends and EAGAIN."""
     rng = random.Random(7)
