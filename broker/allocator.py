@@ -32,6 +32,8 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 #: Largest mmap threshold glibc accepts on 64-bit systems (HEAP_MAX_SIZE / 2).
 _MAX_MMAP_THRESHOLD = 32 * 1024 * 1024
+#: mallopt() takes a C int: larger values would wrap around silently.
+_MAX_INT = 2**31 - 1
 
 _lock = threading.Lock()
 _applied: int | None = None
@@ -41,9 +43,10 @@ def keep_freed_memory(megabytes: int) -> bool:
     """Let this process keep up to ``megabytes`` MiB of freed memory for reuse (glibc).
 
     Allocations up to half of it (32 MiB at most) then come from reusable heap memory
-    rather than fresh mappings.  Applied once per process: later calls return whether
-    the first one applied a setting, whatever their argument.  False when
-    ``megabytes`` is 0 or the C library is not glibc.
+    rather than fresh mappings; more than 2 GiB counts as 2 GiB (mallopt takes a C
+    int).  Applied once per process: later calls return whether the first one applied
+    a setting, whatever their argument.  False when ``megabytes`` is 0 or the C
+    library is not glibc.
     """
     global _applied
     with _lock:
@@ -54,7 +57,7 @@ def keep_freed_memory(megabytes: int) -> bool:
             return False
         try:
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            keep = megabytes * 1024 * 1024
+            keep = min(megabytes * 1024 * 1024, _MAX_INT)  # 2 GiB at most
             ok = libc.mallopt(_M_MMAP_THRESHOLD, min(keep // 2, _MAX_MMAP_THRESHOLD)) == 1 \
                 and libc.mallopt(_M_TRIM_THRESHOLD, keep) == 1
         except (OSError, AttributeError) as exc:
