@@ -44,6 +44,7 @@ from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
 )
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import as_list
 from DIRAC.ConfigurationSystem.Client.Helpers.Registry import ANONYMOUS, RegistryIndex
+from workers.handler import find_export
 
 __all__ = [
     "ANONYMOUS",
@@ -194,7 +195,7 @@ def auth_rules_for(service: str, handler_cls: type, method: str) -> Sequence[str
         return snapshot.rules[key]  # type: ignore[union-attr]
     except KeyError:
         rules = _rules_for(snapshot, service, handler_cls, method)
-        if callable(getattr(handler_cls, "export_" + method, None)):  # not for any wire name
+        if find_export(handler_cls, method) is not None:  # not for any name from the wire
             snapshot.rules[key] = rules  # type: ignore[union-attr]
         return rules
 
