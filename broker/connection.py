@@ -3,7 +3,8 @@
 Both sides use pika's ``BlockingConnection``: the client drives it from whichever
 thread leads (client/transport.py), the worker from its I/O thread
 (workers/server.py).  This module only knows how to get one, and how long to try,
-and makes every connection send a loop turn's frames in one syscall (broker/gather.py).
+and makes every connection send a loop turn's frames in one syscall and read a small
+message with one (broker/gather.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""One ``sendmsg()`` per turn of pika's loop instead of one ``send()`` per AMQP frame.
+"""Fewer syscalls on pika's plaintext socket: one ``sendmsg()`` per turn of pika's loop
+instead of one ``send()`` per AMQP frame, and no ``recv()`` that can only say "nothing".
 
 pika buffers every frame it writes (a publish is three: method, header, body; an ack
 is one) and, once the socket is writable, sends the buffers one ``send()`` each.  On
@@ -14,8 +15,22 @@ has no ``sendmsg``.  The change is process-wide, so any other pika connection of
 process sends this way too: the same bytes in the same order, in fewer syscalls.
 Measured in bench/RESULTS.md ("What changed this evening").
 
+Reading: when the socket is readable pika ``recv()``s 4 KB at a time until a ``recv()``
+raises ``BlockingIOError``.  For a small message (every request and reply of a
+sequential call) that is two syscalls, the second one a raised and caught exception,
+on the critical path of the call in both the client and the worker.
+:func:`consume_until_short` stops at the first read that returns less than it asked
+for: the kernel's buffer was empty then, and pika's pollers (select, poll, epoll,
+kqueue) are all level-triggered, so bytes that arrive later make the socket readable
+again at the next poll.  Nothing is left unread and nothing waits longer than one turn
+of the loop.  TLS connections keep pika's own ``_consume`` too: an ``SSLSocket`` may
+hold decrypted bytes that no poll can see.  A/B with client and worker both on or both
+off (8 interleaved rounds of 4,000 sequential calls): p50 0.743 -> 0.701 ms, 1,323 ->
+1,395 calls/s.
+
 It relies on pika 1.x internals (``_AsyncPlaintextTransport``, ``_tx_buffers``,
-``_tx_buffered_byte_count``); pyproject pins pika below 2, and tests/unit/test_gather.py
+``_tx_buffered_byte_count``, ``_sock``, ``_protocol``, ``_state``, ``_MAX_RECV_BYTES``,
+``_MAX_CONSUME_BYTES``); pyproject pins pika below 2, and tests/unit/test_gather.py
 checks those names exist, so a pika upgrade that moves them fails loudly.
 """
 
@@ -28,7 +43,7 @@ from typing import Any
 
 from pika.adapters.utils import io_services_utils
 
-__all__ = ["IOV_MAX", "install", "produce_gathered", "send_gathered"]
+__all__ = ["IOV_MAX", "consume_until_short", "install", "produce_gathered", "send_gathered"]
 
 #: Buffers passed to one sendmsg() at most (Linux's IOV_MAX is 1024).
 IOV_MAX = 1024
@@ -77,6 +92,30 @@ def produce_gathered(self: Any) -> None:
         "produce_gathered: tx buffer size underflow", self._tx_buffered_byte_count)
 
 
+def consume_until_short(self: Any) -> None:
+    """``_AsyncPlaintextTransport._consume``, returning at the first short read.
+
+    As pika's own: hands what it reads to the protocol, raises ``RxEndOfFile`` at the
+    end of the stream, lets socket errors (``BlockingIOError`` when a full read was the
+    last of the data) and the protocol's errors propagate to pika's caller, and reads
+    at most ``_MAX_CONSUME_BYTES`` per readiness event so one busy socket cannot
+    starve the loop.
+    """
+    consumed = 0
+    limit = self._MAX_RECV_BYTES
+    while self._state == self._STATE_ACTIVE and consumed < self._MAX_CONSUME_BYTES:
+        data = self._sock.recv(limit)
+        if not data:
+            raise self.RxEndOfFile()
+        consumed += len(data)
+        self._protocol.data_received(data)
+        if len(data) < limit:
+            return  # drained: a level-triggered poll reports what comes next
+
+
 def install() -> None:
-    """Make pika's plaintext transport send with :func:`produce_gathered` (idempotent)."""
-    io_services_utils._AsyncPlaintextTransport._produce = produce_gathered
+    """Put :func:`produce_gathered` and :func:`consume_until_short` into pika's
+    plaintext transport (idempotent; TLS keeps pika's own, see the module doc)."""
+    transport = io_services_utils._AsyncPlaintextTransport
+    transport._produce = produce_gathered
+    transport._consume = consume_until_short

@@ -1,5 +1,5 @@
-"""How our bytes move: one syscall per request, one per reply and its ack; large
-messages reuse their memory.
+"""How our bytes move: one syscall per request, one per reply and its ack, one read each;
+large messages reuse their memory.
 
 pika writes a publish as three frames (method, header, body) and an ack as one;
 broker.gather hands a loop turn's frames to the kernel together.  This checks it on
@@ -18,6 +18,7 @@ import uuid
 
 import pytest
 from diracmq_testing import EXT_DIR
+from pika.adapters.utils import io_services_utils
 
 from broker import gather
 from client.base import Client
@@ -70,6 +71,44 @@ def test_a_request_and_a_reply_with_its_ack_each_leave_in_one_send(settings, sen
         worker.stop()
         serving.join(10)
     assert not serving.is_alive()
+
+
+def test_requests_and_replies_are_read_without_a_recv_that_would_block(settings, monkeypatch):
+    """pika's own reading ends every readable event with a recv() raising BlockingIOError;
+    broker.gather stops at the short read that took a whole small message."""
+    monkeypatch.syspath_prepend(str(EXT_DIR))
+    transport = io_services_utils._AsyncPlaintextTransport
+    assert transport._consume is gather.consume_until_short  # installed by broker.connection
+    reads: list[tuple[str, bool]] = []  # (thread, ended in BlockingIOError)
+
+    def recording(self):
+        try:
+            gather.consume_until_short(self)
+        except BlockingIOError:
+            reads.append((threading.current_thread().name, True))
+            raise
+        reads.append((threading.current_thread().name, False))
+
+    monkeypatch.setattr(transport, "_consume", recording)
+    service = f"Wire{uuid.uuid4().hex[:8]}/Dispatch"
+    handler = load_handlers("Test", ["diractest"], ["Dispatch"])["Test/Dispatch"]
+    worker = Worker({service: handler}, settings, threads=4, graceful_timeout=5.0, name="wire")
+    serving = threading.Thread(target=worker.run, name="wire-worker", daemon=True)
+    serving.start()
+    try:
+        assert worker.ready.wait(20), "the worker did not start consuming"
+        client = Client(url=service, settings=settings, timeout=20)
+        assert client.echo("warm-up") == {"OK": True, "Value": "warm-up"}
+        reads.clear()
+        for n in range(40):
+            assert client.echo(n) == {"OK": True, "Value": n}
+    finally:
+        worker.stop()
+        serving.join(10)
+    mine = threading.current_thread().name
+    assert sum(1 for thread, _ in reads if thread == mine) >= 40  # each reply read here
+    assert sum(1 for thread, _ in reads if thread == "wire-worker") >= 40  # each request
+    assert [read for read in reads if read[1]] == []
 
 
 LARGE_CALLS = textwrap.dedent("""

@@ -1,5 +1,7 @@
-"""broker.gather: pika's queued frames leave in one sendmsg(), in order, none lost."""
+"""broker.gather: pika's queued frames leave in one sendmsg(), in order, none lost; reads
+stop at a short read, with nothing left unread."""
 
+import inspect
 import random
 import socket
 from collections import deque
@@ -107,9 +109,110 @@ def test_a_real_socket_receives_every_byte_in_order_through_short_sends():
 
 def test_installed_on_pikas_plaintext_transport_only():
     gather.install()
-    assert io_services_utils._AsyncPlaintextTransport._produce is gather.produce_gathered
-    # TLS sockets have no sendmsg(): the SSL transport keeps pika's own.
-    assert io_services_utils._AsyncSSLTransport._produce is not gather.produce_gathered
+    plain, tls = io_services_utils._AsyncPlaintextTransport, io_services_utils._AsyncSSLTransport
+    assert plain._produce is gather.produce_gathered
+    assert plain._consume is gather.consume_until_short
+    # TLS sockets have no sendmsg(), and may hold decrypted bytes no poll can see: the
+    # SSL transport keeps pika's own.
+    assert tls._produce is not gather.produce_gathered
+    assert tls._consume is not gather.consume_until_short
+
+
+class Receiver:
+    """Just what consume_until_short uses of pika's transport, on a real socket."""
+
+    _STATE_ACTIVE = io_services_utils._AsyncTransportBase._STATE_ACTIVE
+    _MAX_RECV_BYTES = io_services_utils._AsyncTransportBase._MAX_RECV_BYTES
+    _MAX_CONSUME_BYTES = io_services_utils._AsyncTransportBase._MAX_CONSUME_BYTES
+    RxEndOfFile = io_services_utils._AsyncTransportBase.RxEndOfFile
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._state = self._STATE_ACTIVE
+        self.reads: list[bytes] = []
+        self._protocol = self  # data_received() records what pika's protocol would get
+
+    def data_received(self, data: bytes) -> None:
+        self.reads.append(data)
+
+    consume = gather.consume_until_short
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_a_small_message_is_one_read_and_no_would_block(pair):
+    sender, sock = pair
+    receiver = Receiver(sock)
+    sender.sendall(b"x" * 300)
+    receiver.consume()  # pika's own would recv() again here and raise BlockingIOError
+    assert receiver.reads == [b"x" * 300]
+
+
+def test_reads_go_on_while_they_are_full_and_leave_nothing_behind(pair):
+    sender, sock = pair
+    receiver = Receiver(sock)
+    limit = receiver._MAX_RECV_BYTES
+    data = bytes(random.Random(5).randbytes(2 * limit + 123))
+    sender.sendall(data)
+    receiver.consume()
+    assert [len(r) for r in receiver.reads] == [limit, limit, 123]
+    assert b"".join(receiver.reads) == data
+    with pytest.raises(BlockingIOError):
+        sock.recv(1)  # really drained
+
+
+def test_a_full_last_read_ends_in_would_block_as_with_pika(pair):
+    sender, sock = pair
+    receiver = Receiver(sock)
+    sender.sendall(b"y" * receiver._MAX_RECV_BYTES)
+    # pika's _on_socket_readable treats BlockingIOError from _consume as "read it all"
+    with pytest.raises(BlockingIOError):
+        receiver.consume()
+    assert b"".join(receiver.reads) == b"y" * receiver._MAX_RECV_BYTES
+
+
+def test_one_readiness_event_reads_at_most_max_consume_bytes(pair):
+    sender, sock = pair
+    receiver = Receiver(sock)
+    receiver._MAX_CONSUME_BYTES = 3 * receiver._MAX_RECV_BYTES
+    data = b"z" * (5 * receiver._MAX_RECV_BYTES + 7)
+    sender.sendall(data)
+    receiver.consume()
+    assert len(b"".join(receiver.reads)) == 3 * receiver._MAX_RECV_BYTES
+    receiver.consume()  # the next turn of the loop reads the rest
+    assert b"".join(receiver.reads) == data
+
+
+def test_end_of_stream_raises_pikas_eof(pair):
+    sender, sock = pair
+    receiver = Receiver(sock)
+    sender.sendall(b"last")
+    sender.close()
+    receiver.consume()
+    assert receiver.reads == [b"last"]
+    with pytest.raises(io_services_utils._AsyncTransportBase.RxEndOfFile):
+        receiver.consume()
+
+
+def test_stops_when_the_protocol_closes_the_transport(pair):
+    sender, sock = pair
+    receiver = Receiver(sock)
+
+    def close_after_first(data: bytes) -> None:
+        receiver.reads.append(data)
+        receiver._state = io_services_utils._AsyncTransportBase._STATE_ABORTED_BY_USER
+
+    receiver.data_received = close_after_first  # type: ignore[method-assign]
+    sender.sendall(b"a" * (3 * receiver._MAX_RECV_BYTES))
+    receiver.consume()
+    assert len(receiver.reads) == 1
 
 
 def test_pika_still_has_the_internals_we_rely_on():
@@ -118,3 +221,10 @@ def test_pika_still_has_the_internals_we_rely_on():
     assert issubclass(io_services_utils._AsyncPlaintextTransport, base)
     source = base.__init__.__code__.co_names
     assert "_tx_buffers" in source and "_tx_buffered_byte_count" in source
+    assert {"_sock", "_protocol", "_state"} <= set(source)
+    for name in ("_STATE_ACTIVE", "_MAX_RECV_BYTES", "_MAX_CONSUME_BYTES", "RxEndOfFile",
+                 "_consume", "_produce"):
+        assert hasattr(base, name), name
+    # _on_socket_readable is what calls _consume and takes BlockingIOError as "drained".
+    readable = inspect.unwrap(io_services_utils._AsyncPlaintextTransport._on_socket_readable)
+    assert "_consume" in readable.__code__.co_names
