@@ -7,7 +7,7 @@ large body allocates several buffers of its size (the msgpack encoding, pika's
 frames and their reassembly, the decoded value), so every call paid for its memory
 again in page faults: about 1,000 minor faults per 1 MB echo in the client, most of
 its CPU time.  Measured with ``bench/profile_call.py --payload 1MB``: 117 -> 177
-calls/s with the client tuned (bench/RESULTS.md, "What changed this evening").
+calls/s with the client tuned (bench/RESULTS.md, "What changed earlier this evening").
 
 :func:`keep_freed_memory` raises both thresholds once per process, so buffers are
 reused from the heap.  The price: a process keeps up to ``megabytes`` of freed memory

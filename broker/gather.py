@@ -13,7 +13,7 @@ them), and partial sends keep pika's own guarantees (order, byte count, EAGAIN l
 to pika's caller).  TLS connections keep pika's own ``_produce``: an ``SSLSocket``
 has no ``sendmsg``.  The change is process-wide, so any other pika connection of the
 process sends this way too: the same bytes in the same order, in fewer syscalls.
-Measured in bench/RESULTS.md ("What changed this evening").
+Measured in bench/RESULTS.md ("What changed earlier this evening").
 
 Reading: when the socket is readable pika ``recv()``s 4 KB at a time until a ``recv()``
 raises ``BlockingIOError``.  For a small message (every request and reply of a
