@@ -106,6 +106,7 @@ def consume_until_short(self: Any) -> None:
     while self._state == self._STATE_ACTIVE and consumed < self._MAX_CONSUME_BYTES:
         data = self._sock.recv(limit)
         if not data:
+            io_services_utils._LOGGER.error("Socket EOF; %s", self._sock)  # as pika logs it
             raise self.RxEndOfFile()
         consumed += len(data)
         self._protocol.data_received(data)
