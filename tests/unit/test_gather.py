@@ -225,6 +225,7 @@ def test_pika_still_has_the_internals_we_rely_on():
     for name in ("_STATE_ACTIVE", "_MAX_RECV_BYTES", "_MAX_CONSUME_BYTES", "RxEndOfFile",
                  "_consume", "_produce"):
         assert hasattr(base, name), name
+    assert hasattr(io_services_utils, "_LOGGER")  # consume_until_short logs EOF as pika does
     # _on_socket_readable is what calls _consume and takes BlockingIOError as "drained".
     readable = inspect.unwrap(io_services_utils._AsyncPlaintextTransport._on_socket_readable)
     assert "_consume" in readable.__code__.co_names
