@@ -8,6 +8,7 @@ gathered send is recorded with the thread that made it.  broker.allocator keeps 
 buffers of a large call for the next one: checked in client processes of their own.
 """
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import textwrap
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from diracmq_testing import EXT_DIR
@@ -45,8 +47,11 @@ def sends(monkeypatch):
     return record
 
 
-def test_a_request_and_a_reply_with_its_ack_each_leave_in_one_send(settings, sends,
-                                                                   monkeypatch):
+@contextlib.contextmanager
+def worker_and_client(settings, monkeypatch) -> Iterator[Client]:
+    """A Worker serving the diractest Dispatch handler in thread ``wire-worker`` of this
+    process, and a Client of it that has made one call (connected, declared); the
+    worker is stopped, and must have exited, on the way out."""
     monkeypatch.syspath_prepend(str(EXT_DIR))  # the diractest extension's handlers
     service = f"Wire{uuid.uuid4().hex[:8]}/Dispatch"
     handler = load_handlers("Test", ["diractest"], ["Dispatch"])["Test/Dispatch"]
@@ -56,7 +61,17 @@ def test_a_request_and_a_reply_with_its_ack_each_leave_in_one_send(settings, sen
     try:
         assert worker.ready.wait(20), "the worker did not start consuming"
         client = Client(url=service, settings=settings, timeout=20)
-        assert client.echo("warm-up") == {"OK": True, "Value": "warm-up"}  # connects, declares
+        assert client.echo("warm-up") == {"OK": True, "Value": "warm-up"}
+        yield client
+    finally:
+        worker.stop()
+        serving.join(10)
+    assert not serving.is_alive()
+
+
+def test_a_request_and_a_reply_with_its_ack_each_leave_in_one_send(settings, sends,
+                                                                   monkeypatch):
+    with worker_and_client(settings, monkeypatch) as client:
         sends.clear()
         for n in range(40):
             assert client.echo(n) == {"OK": True, "Value": n}
@@ -67,16 +82,11 @@ def test_a_request_and_a_reply_with_its_ack_each_leave_in_one_send(settings, sen
         assert requests == [3] * 40
         # each reply (method + header + body) with the request's ack: one sendmsg each
         assert replies == [4] * 40
-    finally:
-        worker.stop()
-        serving.join(10)
-    assert not serving.is_alive()
 
 
 def test_requests_and_replies_are_read_without_a_recv_that_would_block(settings, monkeypatch):
     """pika's own reading ends every readable event with a recv() raising BlockingIOError;
     broker.gather stops at the short read that took a whole small message."""
-    monkeypatch.syspath_prepend(str(EXT_DIR))
     transport = io_services_utils._AsyncPlaintextTransport
     assert transport._consume is gather.consume_until_short  # installed by broker.connection
     reads: list[tuple[str, bool]] = []  # (thread, ended in BlockingIOError)
@@ -90,21 +100,10 @@ def test_requests_and_replies_are_read_without_a_recv_that_would_block(settings,
         reads.append((threading.current_thread().name, False))
 
     monkeypatch.setattr(transport, "_consume", recording)
-    service = f"Wire{uuid.uuid4().hex[:8]}/Dispatch"
-    handler = load_handlers("Test", ["diractest"], ["Dispatch"])["Test/Dispatch"]
-    worker = Worker({service: handler}, settings, threads=4, graceful_timeout=5.0, name="wire")
-    serving = threading.Thread(target=worker.run, name="wire-worker", daemon=True)
-    serving.start()
-    try:
-        assert worker.ready.wait(20), "the worker did not start consuming"
-        client = Client(url=service, settings=settings, timeout=20)
-        assert client.echo("warm-up") == {"OK": True, "Value": "warm-up"}
+    with worker_and_client(settings, monkeypatch) as client:
         reads.clear()
         for n in range(40):
             assert client.echo(n) == {"OK": True, "Value": n}
-    finally:
-        worker.stop()
-        serving.join(10)
     mine = threading.current_thread().name
     assert sum(1 for thread, _ in reads if thread == mine) >= 40  # each reply read here
     assert sum(1 for thread, _ in reads if thread == "wire-worker") >= 40  # each request
