@@ -70,6 +70,14 @@ DEFAULT_VARIANTS = tuple(f"v1-{feature}" for feature in FEATURES) + (
 WARMUP = 300
 
 
+def _check_variant(variant: str) -> None:
+    """Exit with a clear message unless ``variant`` is ``bare``, ``v1`` or ``v1-X[-Y...]``."""
+    base, *off = variant.split("-")
+    if variant != "bare" and (base != "v1" or set(off) - set(FEATURES)):
+        raise SystemExit(f"unknown variant {variant!r} (bare, v1, or v1 minus features: "
+                         f"{', '.join(FEATURES)})")
+
+
 def _v1_queue() -> str:
     return topology.service_queue_name(SERVICE)
 
@@ -122,9 +130,7 @@ def _request_props(variant: str, reply_to: str, corr: str, user: str) -> dict:
 
 def client(variant: str, calls: int) -> dict:
     """``calls`` sequential echo calls as ``variant``; calls/s and latency percentiles."""
-    unknown = set(variant.split("-")[1:]) - set(FEATURES)
-    if not (variant == "bare" or variant.startswith("v1")) or unknown:
-        raise SystemExit(f"unknown variant {variant!r} (features: {', '.join(FEATURES)})")
+    _check_variant(variant)
     conn = pika.BlockingConnection(pika.URLParameters(benchlib.AMQP_URL))
     ch = conn.channel()
     replies: dict[str, bytes] = {}
@@ -198,8 +204,7 @@ def main() -> None:
         return
     variants = ["bare", "v1"] + [v for v in opts.variants.split(",") if v and v != "v1"]
     for variant in variants:  # fail before starting anything
-        if variant != "bare" and set(variant.split("-")[1:]) - set(FEATURES):
-            raise SystemExit(f"unknown variant {variant!r} (features: {', '.join(FEATURES)})")
+        _check_variant(variant)
     benchlib._with_admin(_reset)
     server = benchlib.Child(__file__, "server", [])
     rows: dict[str, list[dict]] = {v: [] for v in variants}
