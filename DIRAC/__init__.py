@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from broker.config import Settings, set_default_settings
-from broker.derrno import EMQNOQUEUE
-from broker.returnvalues import S_ERROR, S_OK
+from diracmq.broker.config import Settings, set_default_settings
+from diracmq.broker.derrno import EMQNOQUEUE
+from diracmq.broker.returnvalues import S_ERROR, S_OK
 from DIRAC.ConfigurationSystem.Client.Config import gConfig
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     CONFIGURATION_SERVICE,
@@ -74,8 +74,8 @@ def _check_identity(settings: Settings) -> bool:
     Raises DIRACInitError when the service does not answer, refuses us, or the
     Registry does not know our broker user.
     """
-    from broker.connection import broker_user
-    from client.base import Client
+    from diracmq.broker.connection import broker_user
+    from diracmq.client.base import Client
 
     timeout = min(FETCH_TIMEOUT, settings.rpc_timeout)
     result = Client(url=CONFIGURATION_SERVICE, timeout=timeout, settings=settings).whoami()
@@ -139,7 +139,7 @@ def initialize(*, require_auth: bool = True, log_level: str | None = None,
 
     deployed = True
     if require_auth:
-        from client.transport import get_transport
+        from diracmq.client.transport import get_transport
 
         result = get_transport(settings).connect_now()
         if not result["OK"]:

@@ -56,7 +56,7 @@ sys.path[:0] = [str(REPO_DIR), str(BENCH_DIR)]
 
 from benchext.BenchSystem.Service.EchoHandler import job_records  # noqa: E402
 
-from broker import codec  # noqa: E402
+from diracmq.broker import codec  # noqa: E402
 
 OPS = ("encode", "decode", "total")
 
@@ -206,7 +206,7 @@ def _other_consumers(diracmq_rpc):
     """Consumers of the Bench/Echo queue (0 if it does not exist yet)."""
     import pika
 
-    from broker import topology
+    from diracmq.broker import topology
 
     connection = pika.BlockingConnection(pika.URLParameters(diracmq_rpc.settings().url))
     try:
@@ -231,7 +231,7 @@ def measure_calls(seconds, n_jobs=100, slice_s=0.25, extra=None):
 
     import diracmq_rpc
 
-    from client.base import Client
+    from diracmq.client.base import Client
 
     if _other_consumers(diracmq_rpc):
         # Calls would be shared with a worker that is not ours (another benchmark).

@@ -42,17 +42,17 @@ REPLY_MODES = ("queue", "direct")
 
 def has_futures():
     """Whether ``client.base.Client`` has the futures API (``submit``)."""
-    from client.base import Client as DiracClient
+    from diracmq.client.base import Client as DiracClient
     return hasattr(DiracClient, "submit")
 
 
 def settings(reply="queue"):
-    from broker.config import Settings
+    from diracmq.broker.config import Settings
     return Settings.load(url=benchlib.AMQP_URL, reply_mode=reply)
 
 
 def queue_name():
-    from broker import topology
+    from diracmq.broker import topology
     return topology.service_queue_name(SERVICE)
 
 
@@ -79,15 +79,15 @@ def server_args(argv):
 
 
 def serve(argv=()):
-    from workers.loader import load_handlers
-    from workers.server import Worker
+    from diracmq.workers.loader import load_handlers
+    from diracmq.workers.server import Worker
 
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.WARNING)
     stderr.setFormatter(logging.Formatter(
         "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[stderr])
-    server_log = logging.getLogger("workers.server")
+    server_log = logging.getLogger("diracmq.workers.server")
     server_log.setLevel(logging.INFO)  # for "worker ready"; stderr still shows WARNING+ only
     server_log.addHandler(_SayReady())
 
@@ -104,8 +104,8 @@ def serve(argv=()):
 
 class Client:
     def __init__(self, reply="queue", queue=None, method=None, futures=False):
-        from client.base import Client as DiracClient
-        from client.transport import get_transport
+        from diracmq.client.base import Client as DiracClient
+        from diracmq.client.transport import get_transport
 
         self.settings = settings(reply)
         self.transport = get_transport(self.settings)

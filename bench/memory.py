@@ -138,9 +138,9 @@ def serve(threads, prefetch, cache_size, cache_bytes):
     """Child role: the Bench/Echo handler under SERVICE, in-process, as diracmq_rpc.py."""
     import logging
 
-    from workers.dedup import ReplyCache
-    from workers.loader import load_handlers
-    from workers.server import Worker
+    from diracmq.workers.dedup import ReplyCache
+    from diracmq.workers.loader import load_handlers
+    from diracmq.workers.server import Worker
 
     sys.path.insert(0, HERE)  # benchext
 
@@ -154,10 +154,10 @@ def serve(threads, prefetch, cache_size, cache_bytes):
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
-    server_log = logging.getLogger("workers.server")
+    server_log = logging.getLogger("diracmq.workers.server")
     server_log.setLevel(logging.INFO)
     server_log.addHandler(SayReady())
-    from broker.config import Settings
+    from diracmq.broker.config import Settings
 
     echo = load_handlers("Bench", ["benchext"], ["Echo"])["Bench/Echo"]
     worker = Worker({SERVICE: echo}, Settings.load(url=AMQP_URL), threads=threads,
@@ -452,9 +452,9 @@ def burst(tmp, payload, cache, idle_rows=None, threads=15, prefetch=None):
     }
 
 
-IMPORT_STEPS = ["pika", "msgpack", "client.base", "DIRAC",
+IMPORT_STEPS = ["pika", "msgpack", "diracmq.client.base", "DIRAC",
                 "DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient",
-                "workers.server", "workers.cli", "sqlalchemy",
+                "diracmq.workers.server", "diracmq.workers.cli", "sqlalchemy",
                 "DIRAC.WorkloadManagementSystem.Service.JobMonitoringHandler",
                 "DIRAC.WorkloadManagementSystem.Service.JobManagerHandler",
                 "DIRAC.WorkloadManagementSystem.Service.JobStateUpdateHandler"]

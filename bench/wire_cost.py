@@ -58,9 +58,9 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 import benchlib  # noqa: E402
 
-from broker import topology  # noqa: E402
-from broker.config import Settings  # noqa: E402
-from broker.properties import EncodedProperties  # noqa: E402
+from diracmq.broker import topology  # noqa: E402
+from diracmq.broker.config import Settings  # noqa: E402
+from diracmq.broker.properties import EncodedProperties  # noqa: E402
 
 SERVICE = "BenchWire/Echo"
 BARE_QUEUE = "bench.wire.rpc"

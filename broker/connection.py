@@ -25,8 +25,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from broker import gather
-from broker.config import Settings
+from diracmq.broker import gather
+from diracmq.broker.config import Settings
 
 __all__ = ["CONNECTION_ERRORS", "BrokerUnreachable", "ack_later", "broker_user", "close_quietly",
            "connect", "connection_parameters", "publish_later", "wake"]

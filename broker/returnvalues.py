@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from broker.derrno import strerror
+from diracmq.broker.derrno import strerror
 
 __all__ = [
     "DReturnType",

@@ -1,6 +1,6 @@
 """The calling side: :class:`Client` and the per-process transport behind it."""
 
-from client.base import Client, RemoteMethod
-from client.transport import RPCTransport, get_transport
+from diracmq.client.base import Client, RemoteMethod
+from diracmq.client.transport import RPCTransport, get_transport
 
 __all__ = ["Client", "RemoteMethod", "RPCTransport", "get_transport"]

@@ -14,9 +14,9 @@ import os
 import re
 from typing import Any
 
-from broker.config import Settings, default_settings
-from broker.returnvalues import S_ERROR, DReturnType
-from client.transport import RPCFuture, RPCTransport, get_transport
+from diracmq.broker.config import Settings, default_settings
+from diracmq.broker.returnvalues import S_ERROR, DReturnType
+from diracmq.client.transport import RPCFuture, RPCTransport, get_transport
 
 __all__ = ["Client", "RPCFuture", "RemoteMethod"]
 

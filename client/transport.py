@@ -42,9 +42,9 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from broker import allocator, codec, topology
-from broker.config import Settings, default_settings
-from broker.connection import (
+from diracmq.broker import allocator, codec, topology
+from diracmq.broker.config import Settings, default_settings
+from diracmq.broker.connection import (
     CONNECTION_ERRORS,
     BrokerUnreachable,
     broker_user,
@@ -52,9 +52,9 @@ from broker.connection import (
     connect,
     wake,
 )
-from broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
-from broker.properties import RequestProperties
-from broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
+from diracmq.broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
+from diracmq.broker.properties import RequestProperties
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
 
 __all__ = ["RPCFuture", "RPCTransport", "get_transport"]
 

@@ -46,7 +46,7 @@ ensure_venv() {
 broker_where() {
     "$PY" - <<'PYEOF'
 import pika
-from broker.config import DEFAULT_BROKER_URL, Settings
+from diracmq.broker.config import DEFAULT_BROKER_URL, Settings
 url = Settings.load().url
 p = pika.URLParameters(url)
 print(f"{p.credentials.username}@{p.host}:{p.port} vhost {p.virtual_host!r}")
@@ -60,8 +60,8 @@ broker_answers() {
     "$PY" - "${1:-2}" <<'PYEOF'
 import logging, sys
 logging.disable(logging.CRITICAL)   # tenacity's retry warnings are noise here
-from broker.config import Settings
-from broker.connection import BrokerUnreachable, connect
+from diracmq.broker.config import Settings
+from diracmq.broker.connection import BrokerUnreachable, connect
 try:
     connect(Settings.load(), "diracmq broker check", timeout=float(sys.argv[1])).close()
 except BrokerUnreachable as exc:

@@ -180,7 +180,7 @@ def private_vhost(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="module")
 def settings(vhost_url: str):
     """Client settings for this module's broker URL (bounded timeouts, for tests)."""
-    from broker.config import Settings
+    from diracmq.broker.config import Settings
 
     return Settings.load(url=vhost_url, rpc_timeout=30.0, connect_timeout=5.0)
 
@@ -189,7 +189,7 @@ def settings(vhost_url: str):
 def _close_transports() -> Iterator[None]:
     """Every test ends with the client connections of this process closed."""
     yield
-    from client import transport
+    from diracmq.client import transport
 
     transport.close_all()
 

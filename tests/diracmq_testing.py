@@ -340,7 +340,7 @@ def worker_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("dirac-worker")
-    return [found] if found else [sys.executable, "-m", "workers.cli"]
+    return [found] if found else [sys.executable, "-m", "diracmq.workers.cli"]
 
 
 class WorkerProcess:

@@ -1,5 +1,5 @@
 """The serving side: the worker process, handler dispatch and the ``dirac-worker`` command."""
 
-from workers.handler import Request, RequestHandler, dispatch
+from diracmq.workers.handler import Request, RequestHandler, dispatch
 
 __all__ = ["Request", "RequestHandler", "dispatch"]

@@ -18,10 +18,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from broker.config import Settings
-from workers.dedup import ReplyCache
-from workers.loader import HandlerNotFound, load_handlers, system_name
-from workers.server import Worker
+from diracmq.broker.config import Settings
+from diracmq.workers.dedup import ReplyCache
+from diracmq.workers.loader import HandlerNotFound, load_handlers, system_name
+from diracmq.workers.server import Worker
 
 __all__ = ["main", "build_parser"]
 

@@ -29,8 +29,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from broker.derrno import ENOAUTH
-from broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
+from diracmq.broker.derrno import ENOAUTH
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
 
 __all__ = ["Export", "Request", "RequestHandler", "authorize", "check_types", "dispatch",
            "find_export"]

@@ -35,16 +35,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from broker.config import Settings
-from broker.derrno import ENOAUTH
-from broker.returnvalues import S_ERROR, DReturnType
+from diracmq.broker.config import Settings
+from diracmq.broker.derrno import ENOAUTH
+from diracmq.broker.returnvalues import S_ERROR, DReturnType
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     FAILED,
     gConfigurationData,
 )
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import as_list
 from DIRAC.ConfigurationSystem.Client.Helpers.Registry import ANONYMOUS, RegistryIndex
-from workers.handler import find_export
+from diracmq.workers.handler import find_export
 
 __all__ = [
     "ANONYMOUS",

@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 
-from workers.handler import RequestHandler
+from diracmq.workers.handler import RequestHandler
 
 __all__ = ["HandlerNotFound", "load_handlers", "system_name"]
 

@@ -36,9 +36,9 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from broker import allocator, codec, topology
-from broker.config import Settings
-from broker.connection import (
+from diracmq.broker import allocator, codec, topology
+from diracmq.broker.config import Settings
+from diracmq.broker.connection import (
     CONNECTION_ERRORS,
     BrokerUnreachable,
     ack_later,
@@ -47,12 +47,12 @@ from broker.connection import (
     publish_later,
     wake,
 )
-from broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
-from broker.properties import ReplyProperties
-from broker.returnvalues import S_ERROR, DReturnType
-from workers.dedup import ReplyCache
-from workers.handler import Request, RequestHandler, dispatch, find_export
-from workers.identity import auth_rules_for, credentials_for, group_refusal, prepare
+from diracmq.broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
+from diracmq.broker.properties import ReplyProperties
+from diracmq.broker.returnvalues import S_ERROR, DReturnType
+from diracmq.workers.dedup import ReplyCache
+from diracmq.workers.handler import Request, RequestHandler, dispatch, find_export
+from diracmq.workers.identity import auth_rules_for, credentials_for, group_refusal, prepare
 
 __all__ = ["Worker", "parse_request", "encode_reply"]
 

@@ -24,9 +24,9 @@ from typing import Any
 import pika
 from diracmq_testing import WorkerPool, wait_until
 
-from broker.config import Settings
-from broker.derrno import EMQCONN, EMQDEADLETTER, EMQNOQUEUE, EMQNOWORKER
-from client.base import Client
+from diracmq.broker.config import Settings
+from diracmq.broker.derrno import EMQCONN, EMQDEADLETTER, EMQNOQUEUE, EMQNOWORKER
+from diracmq.client.base import Client
 
 __all__ = ["CallRecord", "Calls", "FaultPool", "account", "counters", "errno_name", "join_all",
            "queue_state", "settings_for", "vm_rss_kb", "wait_started"]

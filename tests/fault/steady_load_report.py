@@ -28,8 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent.parent)]  # tests/ and the repo
 
-from broker.derrno import EMQCONN, EMQNOWORKER  # noqa: E402
-from client.base import Client  # noqa: E402
+from diracmq.broker.derrno import EMQCONN, EMQNOWORKER  # noqa: E402
+from diracmq.client.base import Client  # noqa: E402
 from fault.faultlib import SLACK, Calls, FaultPool, errno_name, settings_for  # noqa: E402
 from fault.rabbitnode import RabbitNode  # noqa: E402
 

@@ -21,9 +21,9 @@ import time
 import msgpack
 import pytest
 
-from broker import topology
-from broker.derrno import EMQDEADLETTER
-from client.base import Client
+from diracmq.broker import topology
+from diracmq.broker.derrno import EMQDEADLETTER
+from diracmq.client.base import Client
 from fault.faultlib import (
     SLACK,
     Calls,

@@ -16,9 +16,9 @@ import uuid
 import pika
 import pytest
 
-from broker import topology
-from broker.derrno import EMQNOQUEUE, EMQNOWORKER
-from client.base import Client
+from diracmq.broker import topology
+from diracmq.broker.derrno import EMQNOQUEUE, EMQNOWORKER
+from diracmq.client.base import Client
 from fault.faultlib import SLACK, Calls, account, counters, queue_state, settings_for, wait_for
 
 pytestmark = pytest.mark.timeout(90)

@@ -19,9 +19,9 @@ import msgpack
 import pika
 import pytest
 
-from broker import codec, topology
-from broker.returnvalues import isReturnStructure
-from client.base import Client
+from diracmq.broker import codec, topology
+from diracmq.broker.returnvalues import isReturnStructure
+from diracmq.client.base import Client
 from fault.faultlib import counters, settings_for
 
 pytestmark = pytest.mark.timeout(120)

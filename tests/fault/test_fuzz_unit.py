@@ -18,11 +18,11 @@ from diracmq_testing import EXT_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker import codec
-from broker.config import Settings, set_default_settings
-from broker.returnvalues import isReturnStructure
-from workers.handler import Request, RequestHandler, dispatch
-from workers.server import BadRequest, encode_reply, parse_request
+from diracmq.broker import codec
+from diracmq.broker.config import Settings, set_default_settings
+from diracmq.broker.returnvalues import isReturnStructure
+from diracmq.workers.handler import Request, RequestHandler, dispatch
+from diracmq.workers.server import BadRequest, encode_reply, parse_request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,7 +33,7 @@ FUZZ = settings(max_examples=150, deadline=None,
 @pytest.fixture(scope="module", autouse=True)
 def no_network():
     """Nothing here may reach a broker: an unreachable default, and no Registry."""
-    import workers.identity as identity
+    import diracmq.workers.identity as identity
 
     set_default_settings(Settings(url="amqp://guest:guest@127.0.0.1:9/%2F",
                                   connect_timeout=0.1, rpc_timeout=0.5))
@@ -115,7 +115,7 @@ def test_unpackb_hostile_lengths_and_nesting(data):
 NESTED_TUPLES = """
 import sys
 import msgpack
-from broker import codec
+from diracmq.broker import codec
 data = codec.packb([])
 for _ in range({depth}):  # a tuple in a tuple in a tuple...: {depth} levels, ~{size} bytes
     data = msgpack.packb(msgpack.ExtType(codec.EXT_TUPLE, data))

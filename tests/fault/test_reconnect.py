@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from broker import topology
-from broker.derrno import EMQCONN, EMQNOWORKER
-from client import transport
-from client.base import Client
+from diracmq.broker import topology
+from diracmq.broker.derrno import EMQCONN, EMQNOWORKER
+from diracmq.client import transport
+from diracmq.client.base import Client
 from fault.faultlib import (
     SLACK,
     Calls,

@@ -10,8 +10,8 @@ import msgpack
 import pika
 import pytest
 
-from broker import topology
-from client.base import Client
+from diracmq.broker import topology
+from diracmq.client.base import Client
 from fault.faultlib import (
     Calls,
     account,

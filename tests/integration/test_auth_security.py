@@ -27,11 +27,11 @@ import pika.exceptions
 import pytest
 from diracmq_testing import WorkerPool, environment, url_vhost, wait_until
 
-from broker import codec
-from broker.config import Settings
-from broker.derrno import ENOAUTH
-from client.base import Client
-from client.transport import get_transport
+from diracmq.broker import codec
+from diracmq.broker.config import Settings
+from diracmq.broker.derrno import ENOAUTH
+from diracmq.client.base import Client
+from diracmq.client.transport import get_transport
 from DIRAC.Core.Security.BrokerPermissions import client_permissions, worker_permissions
 
 pytestmark = pytest.mark.timeout(180)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from diracmq_testing import assert_same, url_user
 
-from client.base import Client
+from diracmq.client.base import Client
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -34,7 +34,7 @@ from diracmq_testing import (
     url_with_vhost,
 )
 
-from broker import topology
+from diracmq.broker import topology
 
 from .wms_conftest_helpers import broker_user
 

@@ -7,9 +7,9 @@ import time
 import pytest
 from diracmq_testing import free_closed_port, wait_until
 
-from broker.config import Settings
-from client import transport
-from client.base import Client
+from diracmq.broker.config import Settings
+from diracmq.client import transport
+from diracmq.client.base import Client
 
 pytestmark = pytest.mark.timeout(60)
 

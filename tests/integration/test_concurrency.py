@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from client import transport
-from client.base import Client
+from diracmq.client import transport
+from diracmq.client.base import Client
 
 pytestmark = pytest.mark.timeout(120)
 

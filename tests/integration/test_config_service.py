@@ -17,9 +17,9 @@ import pytest
 from diracmq_testing import environment, url_user, wait_until
 
 import DIRAC
-from broker.config import Settings, set_default_settings
-from broker.derrno import ENOAUTH
-from client.base import Client
+from diracmq.broker.config import Settings, set_default_settings
+from diracmq.broker.derrno import ENOAUTH
+from diracmq.client.base import Client
 from DIRAC import gConfig
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     ABSENT,

@@ -7,7 +7,7 @@ System name; every case runs twice: through ``Client`` and as a hand-made v1 req
 import pytest
 from diracmq_testing import RawRPC
 
-from client.base import Client
+from diracmq.client.base import Client
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,7 @@ installed, not on PYTHONPATH): the worker runs from the folder that holds ``myex
 import pytest
 from diracmq_testing import EXT_DIR, REPO_DIR
 
-from client.base import Client
+from diracmq.client.base import Client
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,9 @@ import threading
 import pytest
 from diracmq_testing import wait_until
 
-from broker.derrno import EMQENCODE, EMQNOQUEUE, EMQNOWORKER
-from client import transport
-from client.base import Client
+from diracmq.broker.derrno import EMQENCODE, EMQNOQUEUE, EMQNOWORKER
+from diracmq.client import transport
+from diracmq.client.base import Client
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -99,7 +99,7 @@ def test_initialize_without_a_broker_fails_clearly(tmp_path):
 def test_job_monitoring_client_in_process(wms_worker, vhost_url):
     """The same calls from this process, after ``DIRAC.initialize(extra_config=...)``."""
     import DIRAC
-    from broker.config import set_default_settings
+    from diracmq.broker.config import set_default_settings
     from DIRAC.Core.Utilities.ReturnValues import returnValueOrRaise
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
 

@@ -22,10 +22,10 @@ import pytest
 from diracmq_testing import EXT_DIR
 from pika.adapters.utils import io_services_utils
 
-from broker import gather
-from client.base import Client
-from workers.loader import load_handlers
-from workers.server import Worker
+from diracmq.broker import gather
+from diracmq.client.base import Client
+from diracmq.workers.loader import load_handlers
+from diracmq.workers.server import Worker
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -112,7 +112,7 @@ def test_requests_and_replies_are_read_without_a_recv_that_would_block(settings,
 
 LARGE_CALLS = textwrap.dedent("""
     import resource, sys
-    from client.base import Client
+    from diracmq.client.base import Client
     client = Client(url=sys.argv[1], timeout=20)
     value = "x" * (1 << 20)
     for _ in range(3):

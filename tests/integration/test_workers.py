@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from diracmq_testing import wait_until
 
-from client.base import Client
+from diracmq.client.base import Client
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -1,4 +1,4 @@
-"""broker.allocator: freed memory is reused, so large messages stop costing page faults.
+"""diracmq.broker.allocator: freed memory is reused, so large messages stop costing page faults.
 
 Each case runs in a fresh interpreter: the setting is process-wide and set once.
 """
@@ -11,14 +11,14 @@ import textwrap
 
 import pytest
 
-from broker.config import Settings
+from diracmq.broker.config import Settings
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
 # The buffers of a 1 MB call, as the codec and pika make them: encode, frame, join, decode.
 FAULTS_PER_ROUND = textwrap.dedent("""
     import resource, sys
-    from broker import allocator, codec
+    from diracmq.broker import allocator, codec
     applied = allocator.keep_freed_memory(int(sys.argv[1]))
     value = {"OK": True, "Value": "x" * (1 << 20)}
     def one_round():

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from broker.config import Settings
-from broker.derrno import ECONF, ESECTION
+from diracmq.broker.config import Settings
+from diracmq.broker.derrno import ECONF, ESECTION
 from DIRAC.ConfigurationSystem.Client import ConfigurationData as cd
 from DIRAC.ConfigurationSystem.Client.ConfigurationClient import (
     ConfigurationClient,
@@ -195,7 +195,7 @@ def test_an_unreachable_service_leaves_an_empty_configuration(monkeypatch):
         assert data.state == "failed" and "MQ connection failure" in data.error
     finally:
         data.reset()
-        from client.transport import close_all
+        from diracmq.client.transport import close_all
 
         close_all()
 

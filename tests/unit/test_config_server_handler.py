@@ -6,15 +6,15 @@ import os
 
 import pytest
 
-from broker.derrno import ECONF, ENOAUTH
+from diracmq.broker.derrno import ECONF, ENOAUTH
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     decode_compressed,
     gConfigurationData,
 )
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import parse, version_of
 from DIRAC.ConfigurationSystem.Service.ServerHandler import ServerHandler
-from workers.handler import Request, dispatch
-from workers.identity import auth_rules_for
+from diracmq.workers.handler import Request, dispatch
+from diracmq.workers.identity import auth_rules_for
 
 CS = '[Registry.Users.alice]\nBrokerUser = "alice"\n\n[Operations]\nGreeting = "hello"\n'
 ALICE = {"username": "alice", "group": "", "properties": []}

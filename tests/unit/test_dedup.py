@@ -2,7 +2,7 @@
 
 import threading
 
-from workers.dedup import ReplyCache
+from diracmq.workers.dedup import ReplyCache
 
 
 def test_a_request_is_claimed_once_then_answered_from_the_cache():
@@ -50,7 +50,7 @@ def test_a_reply_over_an_eighth_of_the_budget_is_not_kept():
 
 def test_each_entry_counts_its_bookkeeping_against_the_byte_budget():
     """Tiny replies are bounded too: 10,000 of them are not 10,000 x 12 bytes of memory."""
-    from workers.dedup import ENTRY_OVERHEAD
+    from diracmq.workers.dedup import ENTRY_OVERHEAD
 
     cache = ReplyCache(size=10_000, max_bytes=100 * (ENTRY_OVERHEAD + 2))
     for i in range(500):

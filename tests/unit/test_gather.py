@@ -1,4 +1,4 @@
-"""broker.gather: pika's queued frames leave in one sendmsg(), in order, none lost; reads
+"""diracmq.broker.gather: pika's queued frames leave in one sendmsg(), in order, none lost; reads
 stop at a short read, with nothing left unread."""
 
 import inspect
@@ -9,7 +9,7 @@ from collections import deque
 import pytest
 from pika.adapters.utils import io_services_utils
 
-from broker import gather
+from diracmq.broker import gather
 
 
 class ShortSocket:

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from broker.derrno import ENOAUTH
+from diracmq.broker.derrno import ENOAUTH
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import parse
 from DIRAC.ConfigurationSystem.Client.Helpers import Registry
@@ -17,8 +17,8 @@ from DIRAC.Core.Security.BrokerPermissions import (
     worker_permissions,
 )
 from DIRAC.Core.Security.Properties import JOB_ADMINISTRATOR
-from workers import identity
-from workers.handler import S_OK, Request, RequestHandler, dispatch
+from diracmq.workers import identity
+from diracmq.workers.handler import S_OK, Request, RequestHandler, dispatch
 
 CS = textwrap.dedent('''\
     [Registry]

@@ -1,10 +1,10 @@
-"""broker.properties: hand-assembled request and reply properties are pika's own bytes."""
+"""diracmq.broker.properties: hand-assembled request and reply properties are pika's own bytes."""
 
 import pika
 import pytest
 from pika import spec
 
-from broker.properties import ReplyProperties, RequestProperties
+from diracmq.broker.properties import ReplyProperties, RequestProperties
 
 
 def _pika_bytes(**fields) -> bytes:

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from broker import derrno
-from broker.derrno import cmpError, dErrorCode, dStrError, strerror
-from broker.returnvalues import (
+from diracmq.broker import derrno
+from diracmq.broker.derrno import cmpError, dErrorCode, dStrError, strerror
+from diracmq.broker.returnvalues import (
     S_ERROR,
     S_OK,
     SErrorException,

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from broker.derrno import EWMSSTATUS
+from diracmq.broker.derrno import EWMSSTATUS
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 
 #: The table of ../shared/dirac-api.md, written out again independently of JobStatus.py.

@@ -15,8 +15,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from broker.derrno import ESECTION
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.derrno import ESECTION
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     ConfigurationData,
     gConfigurationData,

@@ -28,10 +28,10 @@ import time
 import zlib
 from typing import Any
 
-from broker import codec
-from broker.config import Settings, default_settings
-from broker.derrno import ECONF, EMQNOQUEUE
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker import codec
+from diracmq.broker.config import Settings, default_settings
+from diracmq.broker.derrno import ECONF, EMQNOQUEUE
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import (
     ConfigurationError,
     ConfigurationFile,
@@ -229,7 +229,7 @@ class ConfigurationData:
         return self._fetch("", timeout)
 
     def _fetch(self, known_version: str, timeout: float | None) -> DReturnType:
-        from client.base import Client  # here: `import DIRAC` must not need pika
+        from diracmq.client.base import Client  # here: `import DIRAC` must not need pika
 
         generation = self._generation
         settings = self._get_settings()

@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
-from broker.derrno import ECONF
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.derrno import ECONF
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     encode_compressed,
     gConfigurationData,
@@ -31,7 +31,7 @@ from DIRAC.ConfigurationSystem.Client.ConfigurationFile import (
     ConfigurationFile,
     cs_file_from_env,
 )
-from workers.handler import RequestHandler
+from diracmq.workers.handler import RequestHandler
 
 __all__ = ["ServerHandler"]
 

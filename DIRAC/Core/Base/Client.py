@@ -1,5 +1,5 @@
 """DIRAC's ``Client`` base class, served over RabbitMQ (see client/base.py)."""
 
-from client.base import Client, RemoteMethod
+from diracmq.client.base import Client, RemoteMethod
 
 __all__ = ["Client", "RemoteMethod"]

@@ -1,5 +1,5 @@
 """DIRAC's ``RequestHandler`` base class, served over RabbitMQ (see workers/handler.py)."""
 
-from workers.handler import Request, RequestHandler
+from diracmq.workers.handler import Request, RequestHandler
 
 __all__ = ["Request", "RequestHandler"]

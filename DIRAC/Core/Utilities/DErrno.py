@@ -1,7 +1,7 @@
 """DIRAC's ``DIRAC.Core.Utilities.DErrno``: re-exports :mod:`broker.derrno`."""
 
-from broker.derrno import *  # noqa: F403
-from broker.derrno import (
+from diracmq.broker.derrno import *  # noqa: F403
+from diracmq.broker.derrno import (
     ECONF,
     EDB,
     EDISET,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 
 __all__ = ["getIPsForHostName"]
 

@@ -1,7 +1,7 @@
 """DIRAC's ``DIRAC.Core.Utilities.ReturnValues``: re-exports :mod:`broker.returnvalues`."""
 
-from broker.returnvalues import *  # noqa: F403
-from broker.returnvalues import (
+from diracmq.broker.returnvalues import *  # noqa: F403
+from diracmq.broker.returnvalues import (
     S_ERROR,
     S_OK,
     DReturnType,

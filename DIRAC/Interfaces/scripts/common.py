@@ -171,7 +171,7 @@ def _configured(option: str, env: str) -> bool:
     """Whether the user set broker ``option`` (environment or config file) themselves."""
     if env in os.environ:
         return True
-    from broker.config import config_file_path
+    from diracmq.broker.config import config_file_path
 
     try:
         path = config_file_path()
@@ -206,12 +206,12 @@ def configure_logging(debug: bool) -> None:
         # pika's connect errors, and every retry after the first, would repeat line after
         # line what the one ERROR line says at the end.
         logging.getLogger("pika").setLevel(logging.CRITICAL)
-        logging.getLogger("broker.connection").addFilter(_FirstOnly())
+        logging.getLogger("diracmq.broker.connection").addFilter(_FirstOnly())
 
 
 def load_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """``(Settings, broker overrides)`` for this command line; CommandError if invalid."""
-    from broker.config import Settings
+    from diracmq.broker.config import Settings
 
     overrides: dict[str, Any] = {}
     if getattr(args, "timeout", None) is not None:
@@ -231,7 +231,7 @@ def load_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 def setup(args: argparse.Namespace) -> Context:
     """Connect to the broker and initialize DIRAC; CommandError (exit 1) when impossible."""
     import DIRAC
-    from client.transport import get_transport
+    from diracmq.client.transport import get_transport
 
     configure_logging(getattr(args, "debug", False))
     settings, overrides = load_settings(args)

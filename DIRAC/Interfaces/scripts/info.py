@@ -84,9 +84,9 @@ def _configuration_row() -> str:
 @run_command
 def main() -> int:
     import DIRAC
-    from broker.config import config_file_path
-    from broker.connection import broker_user
-    from client.transport import get_transport
+    from diracmq.broker.config import config_file_path
+    from diracmq.broker.connection import broker_user
+    from diracmq.client.transport import get_transport
 
     parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG)
     args = parser.parse_args()

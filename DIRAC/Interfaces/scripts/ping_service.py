@@ -41,7 +41,7 @@ EPILOG = ("Fails (exit 1) when no queue exists for the service ('No such service
 
 @run_command
 def main() -> int:
-    from broker.topology import check_service_name
+    from diracmq.broker.topology import check_service_name
 
     parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG, default_timeout=PING_TIMEOUT)
     parser.add_argument("system", metavar="System",
@@ -58,7 +58,7 @@ def main() -> int:
         parser.error(str(exc))
     setup(args)
 
-    from client.base import Client
+    from diracmq.client.base import Client
 
     result = Client(url=name).ping()
     if not result["OK"]:

@@ -65,7 +65,7 @@ log = logging.getLogger(PROG)
 def _service_name(text: str) -> str:
     import argparse
 
-    from broker.topology import check_service_name
+    from diracmq.broker.topology import check_service_name
 
     try:
         return check_service_name(text)
@@ -74,7 +74,7 @@ def _service_name(text: str) -> str:
 
 
 def _ask(service: str, timeout: float | None = None) -> dict[str, Any]:
-    from client.base import Client
+    from diracmq.client.base import Client
 
     return Client(url=service, timeout=timeout).whoami()
 
@@ -87,7 +87,7 @@ def _whoami(requested: str | None, timeout: float) -> tuple[str, dict[str, Any]]
             raise CommandError(f"{requested}: {result['Message']}")
         return requested, result["Value"]
 
-    from broker.derrno import EMQNOQUEUE, EMQNOWORKER
+    from diracmq.broker.derrno import EMQNOQUEUE, EMQNOWORKER
     from DIRAC.ConfigurationSystem.Client.ConfigurationData import ABSENT, gConfigurationData
 
     tried = []
@@ -116,7 +116,7 @@ def main() -> int:
     args = parser.parse_args()
     context = setup(args)
 
-    from broker.connection import broker_user
+    from diracmq.broker.connection import broker_user
 
     service, credentials = _whoami(args.service, context.timeout)
     user = broker_user(context.settings)

@@ -143,7 +143,7 @@ def _skip_rest(names: list[str], failed: dict[str, str], why: str) -> None:
 
 
 def _fatal_codes() -> frozenset[int]:
-    from broker.derrno import EMQCONN, EMQNOQUEUE, EMQNOWORKER, ENOAUTH
+    from diracmq.broker.derrno import EMQCONN, EMQNOQUEUE, EMQNOWORKER, ENOAUTH
 
     return frozenset({EMQCONN, EMQNOQUEUE, EMQNOWORKER, ENOAUTH})
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.returnvalues import DReturnType
-from client.base import Client
+from diracmq.broker.returnvalues import DReturnType
+from diracmq.client.base import Client
 
 __all__ = ["JobMonitoringClient"]
 

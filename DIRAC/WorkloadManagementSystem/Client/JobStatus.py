@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import MappingProxyType
 
-from broker.derrno import EWMSSTATUS
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.derrno import EWMSSTATUS
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 
 __all__ = [
     "CHECKING",

@@ -50,8 +50,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from broker.derrno import EDB, EVALUE, EWMSJDL, EWMSSTATUS, EWMSSUBM, EWMSUKN
-from broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
+from diracmq.broker.derrno import EDB, EVALUE, EWMSJDL, EWMSSTATUS, EWMSSUBM, EWMSUKN
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from DIRAC.WorkloadManagementSystem.Client import JobMinorStatus
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import JDLError

@@ -10,8 +10,8 @@ import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from broker.derrno import EVALUE
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.derrno import EVALUE
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     JobDBHandlerMixin,
     canManage,
@@ -19,7 +19,7 @@ from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     splitByRights,
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
-from workers.handler import RequestHandler
+from diracmq.workers.handler import RequestHandler
 
 __all__ = ["JobManagerHandler"]
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from broker.derrno import EVALUE, EWMSUKN
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.derrno import EVALUE, EWMSUKN
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     JobDBHandlerMixin,
     monitoringRestriction,
     singleJobID,
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
-from workers.handler import RequestHandler
+from diracmq.workers.handler import RequestHandler
 
 __all__ = ["JobMonitoringHandler"]
 

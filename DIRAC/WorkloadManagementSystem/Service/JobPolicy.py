@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from broker.derrno import EVALUE
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.derrno import EVALUE
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, getJobDB
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from broker.derrno import ENOAUTH, EVALUE
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.derrno import ENOAUTH, EVALUE
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.WorkloadManagementSystem.Client import JobStatus
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     JobDBHandlerMixin,
@@ -19,7 +19,7 @@ from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     singleJobID,
     splitByRights,
 )
-from workers.handler import RequestHandler
+from diracmq.workers.handler import RequestHandler
 
 __all__ = ["JobStateUpdateHandler"]
 

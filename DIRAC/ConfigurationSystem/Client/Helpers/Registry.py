@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import as_list
 

@@ -21,8 +21,8 @@ import os
 import time
 from typing import Any, ClassVar
 
-from broker.returnvalues import S_ERROR, S_OK, DReturnType
-from workers.handler import RequestHandler
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.workers.handler import RequestHandler
 
 SLEEP_MS = float(os.environ.get("BENCH_SLEEP_MS", "10"))
 CPU_MS = float(os.environ.get("BENCH_CPU_MS", "5"))
