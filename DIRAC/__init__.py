@@ -22,6 +22,7 @@ from typing import Any
 from diracmq.broker.config import Settings, set_default_settings
 from diracmq.broker.derrno import EMQNOQUEUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK
+
 from DIRAC.ConfigurationSystem.Client.Config import gConfig
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     CONFIGURATION_SERVICE,

@@ -55,7 +55,6 @@ REPO_DIR = BENCH_DIR.parent
 sys.path[:0] = [str(REPO_DIR), str(BENCH_DIR)]
 
 from benchext.BenchSystem.Service.EchoHandler import job_records  # noqa: E402
-
 from diracmq.broker import codec  # noqa: E402
 
 OPS = ("encode", "decode", "total")
@@ -205,7 +204,6 @@ def _start_worker(stderr):
 def _other_consumers(diracmq_rpc):
     """Consumers of the Bench/Echo queue (0 if it does not exist yet)."""
     import pika
-
     from diracmq.broker import topology
 
     connection = pika.BlockingConnection(pika.URLParameters(diracmq_rpc.settings().url))
@@ -230,7 +228,6 @@ def measure_calls(seconds, n_jobs=100, slice_s=0.25, extra=None):
     import tempfile
 
     import diracmq_rpc
-
     from diracmq.client.base import Client
 
     if _other_consumers(diracmq_rpc):

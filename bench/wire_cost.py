@@ -57,7 +57,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 import benchlib  # noqa: E402
-
 from diracmq.broker import topology  # noqa: E402
 from diracmq.broker.config import Settings  # noqa: E402
 from diracmq.broker.properties import EncodedProperties  # noqa: E402

@@ -16,6 +16,8 @@ import time
 
 import pika
 import pika.exceptions
+from diracmq.broker import gather
+from diracmq.broker.config import Settings
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.utils import connection_workflow
 from tenacity import (
@@ -24,9 +26,6 @@ from tenacity import (
     stop_before_delay,
     wait_exponential_jitter,
 )
-
-from diracmq.broker import gather
-from diracmq.broker.config import Settings
 
 __all__ = ["CONNECTION_ERRORS", "BrokerUnreachable", "ack_later", "broker_user", "close_quietly",
            "connect", "connection_parameters", "publish_later", "wake"]

@@ -41,7 +41,6 @@ from typing import Any
 
 import pika
 import pika.exceptions
-
 from diracmq.broker import allocator, codec, topology
 from diracmq.broker.config import Settings, default_settings
 from diracmq.broker.connection import (

@@ -38,13 +38,14 @@ from typing import Any
 from diracmq.broker.config import Settings
 from diracmq.broker.derrno import ENOAUTH
 from diracmq.broker.returnvalues import S_ERROR, DReturnType
+from diracmq.workers.handler import find_export
+
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     FAILED,
     gConfigurationData,
 )
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import as_list
 from DIRAC.ConfigurationSystem.Client.Helpers.Registry import ANONYMOUS, RegistryIndex
-from diracmq.workers.handler import find_export
 
 __all__ = [
     "ANONYMOUS",

@@ -35,7 +35,6 @@ from typing import Any
 
 import pika
 import pika.exceptions
-
 from diracmq.broker import allocator, codec, topology
 from diracmq.broker.config import Settings
 from diracmq.broker.connection import (

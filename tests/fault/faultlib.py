@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pika
-from diracmq_testing import WorkerPool, wait_until
-
 from diracmq.broker.config import Settings
 from diracmq.broker.derrno import EMQCONN, EMQDEADLETTER, EMQNOQUEUE, EMQNOWORKER
 from diracmq.client.base import Client
+from diracmq_testing import WorkerPool, wait_until
 
 __all__ = ["CallRecord", "Calls", "FaultPool", "account", "counters", "errno_name", "join_all",
            "queue_state", "settings_for", "vm_rss_kb", "wait_started"]

@@ -30,6 +30,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent.parent)]  # tests/ and the rep
 
 from diracmq.broker.derrno import EMQCONN, EMQNOWORKER  # noqa: E402
 from diracmq.client.base import Client  # noqa: E402
+
 from fault.faultlib import SLACK, Calls, FaultPool, errno_name, settings_for  # noqa: E402
 from fault.rabbitnode import RabbitNode  # noqa: E402
 

@@ -20,10 +20,10 @@ import time
 
 import msgpack
 import pytest
-
 from diracmq.broker import topology
 from diracmq.broker.derrno import EMQDEADLETTER
 from diracmq.client.base import Client
+
 from fault.faultlib import (
     SLACK,
     Calls,

@@ -15,10 +15,10 @@ import uuid
 
 import pika
 import pytest
-
 from diracmq.broker import topology
 from diracmq.broker.derrno import EMQNOQUEUE, EMQNOWORKER
 from diracmq.client.base import Client
+
 from fault.faultlib import SLACK, Calls, account, counters, queue_state, settings_for, wait_for
 
 pytestmark = pytest.mark.timeout(90)

@@ -18,10 +18,10 @@ import uuid
 import msgpack
 import pika
 import pytest
-
 from diracmq.broker import codec, topology
 from diracmq.broker.returnvalues import isReturnStructure
 from diracmq.client.base import Client
+
 from fault.faultlib import counters, settings_for
 
 pytestmark = pytest.mark.timeout(120)

@@ -14,15 +14,14 @@ import sys
 import msgpack
 import pika
 import pytest
-from diracmq_testing import EXT_DIR
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from diracmq.broker import codec
 from diracmq.broker.config import Settings, set_default_settings
 from diracmq.broker.returnvalues import isReturnStructure
 from diracmq.workers.handler import Request, RequestHandler, dispatch
 from diracmq.workers.server import BadRequest, encode_reply, parse_request
+from diracmq_testing import EXT_DIR
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.timeout(120)
 

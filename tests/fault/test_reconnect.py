@@ -13,11 +13,11 @@ import threading
 import time
 
 import pytest
-
 from diracmq.broker import topology
 from diracmq.broker.derrno import EMQCONN, EMQNOWORKER
 from diracmq.client import transport
 from diracmq.client.base import Client
+
 from fault.faultlib import (
     SLACK,
     Calls,

@@ -9,9 +9,9 @@ import uuid
 import msgpack
 import pika
 import pytest
-
 from diracmq.broker import topology
 from diracmq.client.base import Client
+
 from fault.faultlib import (
     Calls,
     account,

@@ -25,13 +25,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pika
 import pika.exceptions
 import pytest
-from diracmq_testing import WorkerPool, environment, url_vhost, wait_until
-
 from diracmq.broker import codec
 from diracmq.broker.config import Settings
 from diracmq.broker.derrno import ENOAUTH
 from diracmq.client.base import Client
 from diracmq.client.transport import get_transport
+from diracmq_testing import WorkerPool, environment, url_vhost, wait_until
+
 from DIRAC.Core.Security.BrokerPermissions import client_permissions, worker_permissions
 
 pytestmark = pytest.mark.timeout(180)

@@ -5,9 +5,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from diracmq_testing import assert_same, url_user
-
 from diracmq.client.base import Client
+from diracmq_testing import assert_same, url_user
 
 pytestmark = pytest.mark.timeout(60)
 

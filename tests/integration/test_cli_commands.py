@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import pika
 import pytest
+from diracmq.broker import topology
 from diracmq_testing import (
     WorkerPool,
     free_closed_port,
@@ -33,8 +34,6 @@ from diracmq_testing import (
     url_vhost,
     url_with_vhost,
 )
-
-from diracmq.broker import topology
 
 from .wms_conftest_helpers import broker_user
 

@@ -5,11 +5,10 @@ import threading
 import time
 
 import pytest
-from diracmq_testing import free_closed_port, wait_until
-
 from diracmq.broker.config import Settings
 from diracmq.client import transport
 from diracmq.client.base import Client
+from diracmq_testing import free_closed_port, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -4,7 +4,6 @@ import dataclasses
 import threading
 
 import pytest
-
 from diracmq.client import transport
 from diracmq.client.base import Client
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pika
 import pytest
-from diracmq_testing import environment, url_user, wait_until
-
-import DIRAC
 from diracmq.broker.config import Settings, set_default_settings
 from diracmq.broker.derrno import ENOAUTH
 from diracmq.client.base import Client
+from diracmq_testing import environment, url_user, wait_until
+
+import DIRAC
 from DIRAC import gConfig
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     ABSENT,

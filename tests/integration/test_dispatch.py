@@ -5,9 +5,8 @@ System name; every case runs twice: through ``Client`` and as a hand-made v1 req
 """
 
 import pytest
-from diracmq_testing import RawRPC
-
 from diracmq.client.base import Client
+from diracmq_testing import RawRPC
 
 pytestmark = pytest.mark.timeout(60)
 

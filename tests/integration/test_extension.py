@@ -5,9 +5,8 @@ installed, not on PYTHONPATH): the worker runs from the folder that holds ``myex
 """
 
 import pytest
-from diracmq_testing import EXT_DIR, REPO_DIR
-
 from diracmq.client.base import Client
+from diracmq_testing import EXT_DIR, REPO_DIR
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,11 +5,10 @@ import errno
 import threading
 
 import pytest
-from diracmq_testing import wait_until
-
 from diracmq.broker.derrno import EMQENCODE, EMQNOQUEUE, EMQNOWORKER
 from diracmq.client import transport
 from diracmq.client.base import Client
+from diracmq_testing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

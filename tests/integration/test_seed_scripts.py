@@ -98,8 +98,9 @@ def test_initialize_without_a_broker_fails_clearly(tmp_path):
 
 def test_job_monitoring_client_in_process(wms_worker, vhost_url):
     """The same calls from this process, after ``DIRAC.initialize(extra_config=...)``."""
-    import DIRAC
     from diracmq.broker.config import set_default_settings
+
+    import DIRAC
     from DIRAC.Core.Utilities.ReturnValues import returnValueOrRaise
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
 

@@ -19,13 +19,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from diracmq_testing import EXT_DIR
-from pika.adapters.utils import io_services_utils
-
 from diracmq.broker import gather
 from diracmq.client.base import Client
 from diracmq.workers.loader import load_handlers
 from diracmq.workers.server import Worker
+from diracmq_testing import EXT_DIR
+from pika.adapters.utils import io_services_utils
 
 pytestmark = pytest.mark.timeout(60)
 

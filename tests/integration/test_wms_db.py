@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-
 from diracmq.broker.derrno import EDB, EVALUE, EWMSJDL, EWMSSTATUS, EWMSUKN
+
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.DB.JobDB import (
     JOB_ATTRIBUTES,

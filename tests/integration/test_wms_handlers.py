@@ -9,15 +9,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from diracmq.broker import codec
 from diracmq.broker.derrno import ENOAUTH, EVALUE, EWMSJDL, EWMSSTATUS, EWMSUKN
+from diracmq.workers.handler import Request, dispatch
+from diracmq.workers.loader import load_handlers
+
 from DIRAC.WorkloadManagementSystem.DB.JobDB import JOB_ATTRIBUTES, JobDB
 from DIRAC.WorkloadManagementSystem.Service.JobManagerHandler import JobManagerHandler
 from DIRAC.WorkloadManagementSystem.Service.JobMonitoringHandler import JobMonitoringHandler
 from DIRAC.WorkloadManagementSystem.Service.JobStateUpdateHandler import JobStateUpdateHandler
-from diracmq.workers.handler import Request, dispatch
-from diracmq.workers.loader import load_handlers
 
 from . import wms_conftest_helpers as helpers
 from .wms_conftest_helpers import error, ok

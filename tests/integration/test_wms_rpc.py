@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
-from diracmq_testing import REPO_DIR, WorkerPool, url_vhost, url_with_vhost
-
 from diracmq.broker.config import Settings
 from diracmq.broker.derrno import ENOAUTH, EWMSJDL, EWMSSTATUS
+from diracmq_testing import REPO_DIR, WorkerPool, url_vhost, url_with_vhost
+
 from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
 from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
 from DIRAC.WorkloadManagementSystem.Client.JobStateUpdateClient import JobStateUpdateClient

@@ -7,9 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from diracmq_testing import wait_until
-
 from diracmq.client.base import Client
+from diracmq_testing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 

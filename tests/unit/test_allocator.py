@@ -10,7 +10,6 @@ import sys
 import textwrap
 
 import pytest
-
 from diracmq.broker.config import Settings
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

@@ -14,11 +14,10 @@ from zoneinfo import ZoneInfo
 
 import msgpack
 import pytest
+from diracmq.broker import codec
 from diracmq_testing import assert_same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from diracmq.broker import codec
 
 NAIVE = dt.datetime(2024, 2, 29, 23, 59, 58, 123456)
 UTC = dt.datetime(2024, 2, 29, 23, 59, 58, 654321, tzinfo=dt.UTC)

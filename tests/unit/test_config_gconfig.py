@@ -7,9 +7,9 @@ import textwrap
 import threading
 
 import pytest
-
 from diracmq.broker.config import Settings
 from diracmq.broker.derrno import ECONF, ESECTION
+
 from DIRAC.ConfigurationSystem.Client import ConfigurationData as cd
 from DIRAC.ConfigurationSystem.Client.ConfigurationClient import (
     ConfigurationClient,

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from diracmq.broker.derrno import ECONF, ENOAUTH
+from diracmq.workers.handler import Request, dispatch
+from diracmq.workers.identity import auth_rules_for
+
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     decode_compressed,
     gConfigurationData,
 )
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import parse, version_of
 from DIRAC.ConfigurationSystem.Service.ServerHandler import ServerHandler
-from diracmq.workers.handler import Request, dispatch
-from diracmq.workers.identity import auth_rules_for
 
 CS = '[Registry.Users.alice]\nBrokerUser = "alice"\n\n[Operations]\nGreeting = "hello"\n'
 ALICE = {"username": "alice", "group": "", "properties": []}

@@ -7,9 +7,8 @@ import socket
 from collections import deque
 
 import pytest
-from pika.adapters.utils import io_services_utils
-
 from diracmq.broker import gather
+from pika.adapters.utils import io_services_utils
 
 
 class ShortSocket:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from diracmq.broker.derrno import ENOAUTH
+from diracmq.workers import identity
+from diracmq.workers.handler import S_OK, Request, RequestHandler, dispatch
+
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import parse
 from DIRAC.ConfigurationSystem.Client.Helpers import Registry
@@ -17,8 +19,6 @@ from DIRAC.Core.Security.BrokerPermissions import (
     worker_permissions,
 )
 from DIRAC.Core.Security.Properties import JOB_ADMINISTRATOR
-from diracmq.workers import identity
-from diracmq.workers.handler import S_OK, Request, RequestHandler, dispatch
 
 CS = textwrap.dedent('''\
     [Registry]

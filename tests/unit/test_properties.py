@@ -2,9 +2,8 @@
 
 import pika
 import pytest
-from pika import spec
-
 from diracmq.broker.properties import ReplyProperties, RequestProperties
+from pika import spec
 
 
 def _pika_bytes(**fields) -> bytes:

@@ -4,7 +4,6 @@ import errno
 import os
 
 import pytest
-
 from diracmq.broker import derrno
 from diracmq.broker.derrno import cmpError, dErrorCode, dStrError, strerror
 from diracmq.broker.returnvalues import (

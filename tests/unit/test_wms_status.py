@@ -3,8 +3,8 @@
 import itertools
 
 import pytest
-
 from diracmq.broker.derrno import EWMSSTATUS
+
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 
 #: The table of ../shared/dirac-api.md, written out again independently of JobStatus.py.

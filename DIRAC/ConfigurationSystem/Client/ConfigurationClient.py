@@ -17,6 +17,7 @@ from typing import Any
 
 from diracmq.broker.derrno import ESECTION
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     ConfigurationData,
     gConfigurationData,

@@ -32,6 +32,7 @@ from diracmq.broker import codec
 from diracmq.broker.config import Settings, default_settings
 from diracmq.broker.derrno import ECONF, EMQNOQUEUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import (
     ConfigurationError,
     ConfigurationFile,

@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 from diracmq.broker.derrno import ECONF
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.workers.handler import RequestHandler
+
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     encode_compressed,
     gConfigurationData,
@@ -31,7 +33,6 @@ from DIRAC.ConfigurationSystem.Client.ConfigurationFile import (
     ConfigurationFile,
     cs_file_from_env,
 )
-from diracmq.workers.handler import RequestHandler
 
 __all__ = ["ServerHandler"]
 

@@ -230,8 +230,9 @@ def load_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def setup(args: argparse.Namespace) -> Context:
     """Connect to the broker and initialize DIRAC; CommandError (exit 1) when impossible."""
-    import DIRAC
     from diracmq.client.transport import get_transport
+
+    import DIRAC
 
     configure_logging(getattr(args, "debug", False))
     settings, overrides = load_settings(args)

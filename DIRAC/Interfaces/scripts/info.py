@@ -83,10 +83,11 @@ def _configuration_row() -> str:
 
 @run_command
 def main() -> int:
-    import DIRAC
     from diracmq.broker.config import config_file_path
     from diracmq.broker.connection import broker_user
     from diracmq.client.transport import get_transport
+
+    import DIRAC
 
     parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG)
     args = parser.parse_args()

@@ -88,6 +88,7 @@ def _whoami(requested: str | None, timeout: float) -> tuple[str, dict[str, Any]]
         return requested, result["Value"]
 
     from diracmq.broker.derrno import EMQNOQUEUE, EMQNOWORKER
+
     from DIRAC.ConfigurationSystem.Client.ConfigurationData import ABSENT, gConfigurationData
 
     tried = []

@@ -46,12 +46,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from diracmq.broker.derrno import EDB, EVALUE, EWMSJDL, EWMSSTATUS, EWMSSUBM, EWMSUKN
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from diracmq.broker.derrno import EDB, EVALUE, EWMSJDL, EWMSSTATUS, EWMSSUBM, EWMSUKN
-from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from DIRAC.WorkloadManagementSystem.Client import JobMinorStatus
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import JDLError

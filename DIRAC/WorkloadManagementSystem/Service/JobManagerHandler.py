@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 from diracmq.broker.derrno import EVALUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.workers.handler import RequestHandler
+
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     JobDBHandlerMixin,
     canManage,
@@ -19,7 +21,6 @@ from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     splitByRights,
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
-from diracmq.workers.handler import RequestHandler
 
 __all__ = ["JobManagerHandler"]
 

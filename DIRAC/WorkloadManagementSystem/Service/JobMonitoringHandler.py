@@ -12,13 +12,14 @@ from typing import Any, ClassVar
 
 from diracmq.broker.derrno import EVALUE, EWMSUKN
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.workers.handler import RequestHandler
+
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     JobDBHandlerMixin,
     monitoringRestriction,
     singleJobID,
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
-from diracmq.workers.handler import RequestHandler
 
 __all__ = ["JobMonitoringHandler"]
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from diracmq.broker.derrno import EVALUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+
 from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, getJobDB
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
 

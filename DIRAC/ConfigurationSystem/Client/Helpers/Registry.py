@@ -28,6 +28,7 @@ import threading
 from typing import Any
 
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import as_list
 
