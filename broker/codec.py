@@ -246,6 +246,7 @@ def _decode_table(payload: Any) -> list[dict]:
         columns[i] = _decode_datetimes(kind, columns[i])
     if len(set(map(len, columns))) != 1:
         raise DecodeError("malformed table: columns of different lengths")
+    _spend(len(columns[0]) * (len(keys) + 1))  # the dicts about to be built
     rows = zip(*columns, strict=True)
     if len(keys) > _MAX_BUILT_COLUMNS:
         return list(map(dict, map(zip, repeat(keys), rows)))
@@ -328,15 +329,62 @@ def packb(obj: Any) -> bytes:
         raise EncodeError(str(exc)) from exc
 
 
-def unpackb(data: bytes) -> Any:
-    """Decode msgpack bytes produced by :func:`packb`; raise :class:`DecodeError` otherwise."""
+#: Bodies up to this size are decoded without counting their containers: even one
+#: made of nothing but empty maps (about 70 bytes of Python objects per byte) stays
+#: within a few MB, and small bodies are the hot path.
+COUNT_CONTAINERS_ABOVE = 64 * 1024
+
+_budget = threading.local()
+
+
+def _spend(items: int) -> None:
+    """Charge ``items`` decoded items to the current decode's budget (if it has one)."""
+    left = getattr(_budget, "left", None)
+    if left is None:
+        return
+    left -= items
+    _budget.left = left
+    if left < 0:
+        raise DecodeError(f"the message decodes to more than {_budget.limit} items "
+                          f"(container elements and table cells)")
+
+
+def _count_list(items: list) -> list:
+    _spend(len(items) + 1)
+    return items
+
+
+def _count_map(items: dict) -> dict:
+    _spend(len(items) + 1)
+    return items
+
+
+def unpackb(data: bytes, max_items: int | None = None) -> Any:
+    """Decode msgpack bytes produced by :func:`packb`; raise :class:`DecodeError` otherwise.
+
+    With ``max_items``, raise :class:`DecodeError` as soon as the decoded value holds
+    more than that many items (elements of lists and maps, and table cells): what a
+    hostile message can cost to decode is then bounded however it is built (a table of
+    one-byte rows would otherwise expand a 5 MB body to over 1 GiB of dicts).
+    """
     if len(data) > MAX_BODY:
         raise DecodeError(f"message of {len(data)} bytes exceeds the limit of {MAX_BODY}")
+    outer = max_items is not None and getattr(_budget, "left", None) is None
+    if outer:
+        _budget.left = _budget.limit = max_items
+        _budget.count = len(data) > COUNT_CONTAINERS_ABOVE
     try:
         # unpackb bounds every container and string by len(data), so a forged
         # length cannot make it allocate more than the message itself.
+        if getattr(_budget, "count", False) and getattr(_budget, "left", None) is not None:
+            return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook,
+                                   list_hook=_count_list, object_hook=_count_map)
         return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)
     except DecodeError:
         raise
     except Exception as exc:  # msgpack raises several types; callers need one
         raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if outer:
+            _budget.left = None
+            _budget.count = False

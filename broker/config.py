@@ -50,6 +50,14 @@ class Settings:
     #: MiB of freed memory a process keeps for its next messages rather than giving it
     #: back to the OS at once (glibc; broker/allocator.py).  0: the C library's defaults.
     malloc_keep_mb: int = 64
+    #: Seconds after which a call whose service queue has no consumer fails with
+    #: EMQNOWORKER, however long its timeout (checked again at that interval while
+    #: the call waits).
+    no_worker_after: float = 10.0
+    #: Largest message (bytes) a client publishes and a worker replies with: the
+    #: broker's own ``max_message_size`` (RabbitMQ's default is 128 MiB).  Over it, the
+    #: broker would close the channel; here the call gets S_ERROR(EMQENCODE) instead.
+    max_message_bytes: int = 128 * 1024 * 1024
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -78,6 +86,10 @@ class Settings:
             raise ValueError("cs_refresh must be positive")
         if self.malloc_keep_mb < 0:
             raise ValueError("malloc_keep_mb must be 0 or more")
+        if not self.no_worker_after > 0:
+            raise ValueError("no_worker_after must be positive")
+        if self.max_message_bytes < 1024:
+            raise ValueError("max_message_bytes must be at least 1024")
 
 
 #: option name -> environment variable
@@ -91,6 +103,8 @@ _OPTIONS = {
     "group": "DIRAC_GROUP",
     "cs_refresh": "DIRAC_CS_REFRESH",
     "malloc_keep_mb": "DIRAC_MALLOC_KEEP_MB",
+    "no_worker_after": "DIRAC_NO_WORKER_AFTER",
+    "max_message_bytes": "DIRAC_MAX_MESSAGE_BYTES",
 }
 
 

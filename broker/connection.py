@@ -1,10 +1,7 @@
 """Opening AMQP connections, retried with tenacity.
 
-Both sides use pika's ``BlockingConnection``: the client drives it from whichever
-thread leads (client/transport.py), the worker from its I/O thread
-(workers/server.py).  This module only knows how to get one, and how long to try,
-and makes every connection send a loop turn's frames in one syscall and read a small
-message with one (broker/gather.py).
+The pika driver (broker/pika_driver.py) gets its connections here: this module only
+knows the connection parameters, how to get one, and how long to try.
 """
 
 from __future__ import annotations
@@ -16,24 +13,21 @@ import time
 
 import pika
 import pika.exceptions
-from diracmq.broker import gather
 from diracmq.broker.config import Settings
-from pika.adapters.blocking_connection import BlockingChannel
+from diracmq.broker.driver import BrokerUnreachable
 from pika.adapters.utils import connection_workflow
 from tenacity import (
     Retrying,
     retry_if_exception,
+    stop_after_attempt,
     stop_before_delay,
     wait_exponential_jitter,
 )
 
-__all__ = ["CONNECTION_ERRORS", "BrokerUnreachable", "ack_later", "broker_user", "close_quietly",
-           "connect", "connection_parameters", "publish_later", "wake"]
+__all__ = ["CONNECTION_ERRORS", "BrokerUnreachable", "broker_user", "close_quietly",
+           "connect", "connection_parameters", "wake"]
 
 log = logging.getLogger(__name__)
-
-# Every connection this module opens sends a loop turn's frames in one syscall.
-gather.install()
 
 #: Failures worth another attempt: the broker is down, restarting or refusing for now
 #: (pika raises its connection-workflow errors as they are when a handshake times out).
@@ -66,34 +60,6 @@ def wake() -> None:
     """A callback whose only job is to make pika's I/O loop return."""
 
 
-class BrokerUnreachable(ConnectionError):
-    """No connection to the broker could be made within the allowed time."""
-
-
-def publish_later(channel: BlockingChannel, exchange: str, routing_key: str, body: bytes,
-                  properties: pika.BasicProperties, mandatory: bool = False) -> None:
-    """Queue a publish on ``channel``; it is written by the next turn of pika's loop.
-
-    ``BlockingChannel.basic_publish`` writes each message with a loop turn of its own
-    (turn the writer on, poll, send, turn it off).  Queued this way, the message leaves
-    with the next ``process_data_events``, together with everything queued by then: a
-    request and the wait for its reply in one turn, a reply and its ack in one
-    sendmsg() (broker/gather.py),
-    a burst's replies in a few.  Measured: a worker's CPU per request under a burst fell
-    from 309 to 177 µs (raw pika's loop: 231), bench/RESULTS.md.  The caller must run
-    the loop soon after (both sides do: that is where they wait).
-
-    It goes through the pika channel behind the ``BlockingChannel`` (pika 1.x, pinned
-    below 2; tests/integration cover every path that uses it).
-    """
-    channel._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
-
-
-def ack_later(channel: BlockingChannel, delivery_tag: int) -> None:
-    """Queue a basic.ack, written with the next turn of the loop (see :func:`publish_later`)."""
-    channel._impl.basic_ack(delivery_tag)
-
-
 def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
     """pika parameters for ``settings.url`` with our heartbeat and a readable connection name."""
     params = pika.URLParameters(settings.url)
@@ -114,17 +80,21 @@ def broker_user(settings: Settings) -> str:
     return pika.URLParameters(settings.url).credentials.username
 
 
-def connect(settings: Settings, name: str, timeout: float | None = None) -> pika.BlockingConnection:
+def connect(settings: Settings, name: str, timeout: float | None = None,
+            retry: bool = True) -> pika.BlockingConnection:
     """Open a connection, retrying with exponential backoff and jitter for ``timeout`` seconds.
 
     Authentication and access errors are not retried: waiting will not fix them.
+    ``retry=False`` makes one attempt of up to ``timeout`` seconds (a caller with its own
+    back-off, the worker, logs one line per attempt).
     Raises :class:`BrokerUnreachable` with the last error when time runs out.
     """
     params = connection_parameters(settings, name)
     limit = settings.connect_timeout if timeout is None else timeout
     retrying = Retrying(
         retry=retry_if_exception(_worth_retrying),
-        stop=stop_before_delay(max(limit, 0.0)),  # never sleep past the limit
+        # never sleep past the limit
+        stop=stop_before_delay(max(limit, 0.0)) if retry else stop_after_attempt(1),
         wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.2),
         reraise=True,
         before_sleep=lambda rs: log.warning(

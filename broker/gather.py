@@ -114,9 +114,20 @@ def consume_until_short(self: Any) -> None:
             return  # drained: a level-triggered poll reports what comes next
 
 
+_installed = False
+
+
 def install() -> None:
     """Put :func:`produce_gathered` and :func:`consume_until_short` into pika's
-    plaintext transport (idempotent; TLS keeps pika's own, see the module doc)."""
+    plaintext transport, once per process (TLS keeps pika's own, see the module doc).
+
+    The pika driver calls it when it is made (broker/pika_driver.py); importing this
+    module changes nothing.
+    """
+    global _installed
+    if _installed:
+        return
+    _installed = True
     transport = io_services_utils._AsyncPlaintextTransport
     transport._produce = produce_gathered
     transport._consume = consume_until_short

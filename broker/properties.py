@@ -47,7 +47,10 @@ class EncodedProperties(spec.BasicProperties):
 
     __slots__ = ("_pieces",)
 
-    def __init__(self, pieces: list[bytes]) -> None:  # no super().__init__: see the module doc
+    def __init__(self, pieces: list[bytes]) -> None:
+        # Every field attribute exists (all None), as on any BasicProperties, so code
+        # that reads one gets None rather than an AttributeError; only encode() is ours.
+        super().__init__()
         self._pieces = pieces
 
     def encode(self) -> list[bytes]:

@@ -64,6 +64,11 @@ def reply_queue_name(user: str) -> str:
     return f"dirac.reply.{user}.{host}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
 
 
+def is_reply_queue_of(queue: str, user: str) -> bool:
+    """Whether ``queue`` is named as a reply queue of broker user ``user``."""
+    return queue.startswith(f"dirac.reply.{user}.")
+
+
 def declare_request_exchange(channel) -> None:  # noqa: ANN001 - a pika channel
     """Declare the request exchange (idempotent)."""
     channel.exchange_declare(REQUEST_EXCHANGE, exchange_type="direct", durable=True)

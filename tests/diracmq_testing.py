@@ -577,8 +577,9 @@ class RawRPC:
         self.conn = pika.BlockingConnection(pika.URLParameters(url))
         self.channel = self.conn.channel()
         self.channel.confirm_delivery()  # an unroutable mandatory publish raises
-        self.reply_queue = self.channel.queue_declare("", exclusive=True,
-                                                      auto_delete=True).method.queue
+        # Direct Reply-to: a worker replies only to the caller's own reply destination
+        # (Direct Reply-to, or a dirac.reply.<user>. queue), never to a queue of any name.
+        self.reply_queue = "amq.rabbitmq.reply-to"
         self.replies: dict[str, tuple[pika.BasicProperties, bytes]] = {}
         self.channel.basic_consume(self.reply_queue, self._on_reply, auto_ack=True)
 

@@ -235,9 +235,13 @@ def dispatch(handler_cls: type[RequestHandler], request: Request,
         if isinstance(started, dict) and started.get("OK") is False:
             return started
         result = getattr(handler, export.attribute)(*request.args)
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - sys.exit() in a handler is a failed call too
+        # SystemExit, KeyboardInterrupt or GeneratorExit raised by handler code end
+        # this call, not the worker: left to propagate, they would leave the request
+        # unanswered and unacknowledged, holding a prefetch slot for good.
         log.exception("%s.%s raised", request.service, method)
-        return S_ERROR(f"Server error while serving {method}: {exc}")
+        detail = str(exc) if isinstance(exc, Exception) else f"{type(exc).__name__}({exc})"
+        return S_ERROR(f"Server error while serving {method}: {detail}")
     if not isReturnStructure(result):
         log.error("%s.%s returned %s, not S_OK/S_ERROR", request.service, method,
                   type(result).__name__)

@@ -1,29 +1,38 @@
-"""One worker process: consume a System's request queues, dispatch, reply, acknowledge.
+"""One worker process: consume a System's request queues, schedule, reply, acknowledge.
 
-The serving half of the request path:
+The serving half of the request path (the client half is client/transport.py):
 
-1. The main thread owns the AMQP connection (the *I/O thread*).  It consumes every
-   service queue of the System with ``prefetch`` unacknowledged deliveries at most,
-   and hands each delivery to a pool of ``threads`` handler threads.
-2. A handler thread decodes the request, checks it (:func:`parse_request`), runs
-   :func:`workers.handler.dispatch` and encodes the reply.
-3. It passes the reply back with ``add_callback_threadsafe`` (the only thread-safe
-   pika call); the I/O thread publishes it to ``reply_to`` and only *then* acks the
-   request.  A worker that dies before that leaves the request to another worker.
+1. The main thread owns the driver's I/O (the *I/O thread*, broker/driver.py).  It
+   consumes every service queue of the System with ``prefetch`` unacknowledged
+   deliveries at most, and queues each delivery as ready (:meth:`Worker._on_delivery`).
+2. The scheduler (:meth:`Worker._dispatch`) starts ready requests: on the I/O thread
+   itself when their method is known to be fast, else on the pool of ``threads``
+   handler threads.  A *suspect* (a request whose previous worker died,
+   workers/poison.py) runs alone.
+3. Running a request (:meth:`Worker._serve`) checks where its reply may go
+   (workers/requests.py), drops it if its deadline passed, answers a repeat from the
+   reply cache (workers/dedup.py), and otherwise decodes it and runs the handler
+   (workers/handler.py).
+4. The reply comes back to the I/O thread, which publishes it and only *then* acks the
+   request (:meth:`Worker._finish`): a worker that dies before that leaves the
+   request to another worker.
 
-The fast path, and why: steps 1-3 cost two thread wake-ups per request, which on
-this kind of machine is most of a worker's overhead over a plain pika loop.  So a
-method whose recent runs took less than ``inline_threshold`` seconds runs on the
-I/O thread itself, with no hand-off.  The connection is never left undriven for
-long: while a handler runs inline, the I/O lock is free, and a watchdog thread
-takes over the connection (heartbeats, new deliveries to the pool) once the handler
-has run for ``steal_after`` seconds.  ``atMostOnce_`` methods never run inline.
+The fast path, and why: handing a request to a thread and back costs two thread
+wake-ups, most of a worker's overhead over a plain pika loop.  So a method whose
+recent runs took less than ``inline_threshold`` seconds runs on the I/O thread.  The
+connection is never left undriven for long: while a handler runs inline the I/O lock
+is free, and a watchdog thread drives the connection once the handler has run for
+``steal_after`` seconds.  ``atMostOnce_`` methods and suspects never run inline.
+
+The I/O lock is the one lock around the driver: whoever holds it may call the
+driver; handler threads never do, they hand their results over through
+:attr:`Worker._finished` and wake the I/O thread.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
+import dataclasses
 import logging
 import os
 import signal
@@ -33,115 +42,70 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pika
-import pika.exceptions
 from diracmq.broker import allocator, codec, topology
 from diracmq.broker.config import Settings
-from diracmq.broker.connection import (
-    CONNECTION_ERRORS,
+from diracmq.broker.derrno import EMQDEADLETTER
+from diracmq.broker.driver import (
+    BrokerRefused,
     BrokerUnreachable,
-    ack_later,
-    close_quietly,
-    connect,
-    publish_later,
-    wake,
+    ConnectionLost,
+    Delivery,
+    Driver,
+    QueueKind,
+    Returned,
 )
-from diracmq.broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
-from diracmq.broker.properties import ReplyProperties
-from diracmq.broker.returnvalues import S_ERROR, DReturnType
+from diracmq.broker.returnvalues import S_ERROR
 from diracmq.workers.dedup import ReplyCache
-from diracmq.workers.handler import Request, RequestHandler, dispatch, find_export
-from diracmq.workers.identity import auth_rules_for, credentials_for, group_refusal, prepare
+from diracmq.workers.handler import RequestHandler, dispatch, find_export
+from diracmq.workers.identity import auth_rules_for, group_refusal, prepare
+from diracmq.workers.poison import HOST_SLACK, AloneFiles
+from diracmq.workers.requests import (
+    MAX_DECODED_ITEMS,
+    BadRequest,
+    bad_request_reply,
+    deadline_passed,
+    encode_reply,
+    parse_request,
+    reply_refusal,
+)
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    stop_never,
+    wait_exponential_jitter,
+)
 
-__all__ = ["Worker", "parse_request", "encode_reply"]
+__all__ = ["Worker", "parse_request", "encode_reply", "TopologyMismatch"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds between two turns of the I/O loop when nothing happens (signals, drain).
+_TICK = 0.2
+#: Request ids whose cached reply was sent again after a redelivery (bounded memory).
+_RESENT_KEEP = 1024
 
 
 class TopologyMismatch(RuntimeError):
     """The broker holds a queue of ours declared with other arguments."""
 
 
-#: The constant part of every reply's properties (content_type), encoded once.
-_REPLY_HEAD = ReplyProperties.head(codec.CONTENT_TYPE)
+@dataclasses.dataclass(slots=True, eq=False)
+class _Item:
+    """One delivered request on its way through the worker."""
 
+    service: str
+    delivery: Delivery
+    #: It came back through the retry loop after a worker died holding it: run alone.
+    suspect: bool = False
+    #: Set by a handler thread: the reply bytes (None: no reply) and whether to ack.
+    reply: bytes | None = None
+    ack: bool = True
 
-class BadRequest(ValueError):
-    """A request that cannot be run: its reply is an S_ERROR(EMQDECODE)."""
-
-
-def parse_request(service: str, props: pika.BasicProperties, body: bytes,
-                  message: Any = None) -> Request:
-    """Decode and validate one request body; raise :class:`BadRequest` with a clear reason.
-
-    ``message`` is the body already decoded, when the caller had to decode it anyway.
-    """
-    if message is None:
-        try:
-            message = codec.unpackb(body)
-        except codec.DecodeError as exc:
-            raise BadRequest(
-                f"Malformed request to {service}: body is not valid msgpack ({exc})") from None
-    if not isinstance(message, dict):
-        raise BadRequest(f"Malformed request to {service}: body is a "
-                         f"{type(message).__name__}, expected a map")
-    version = message.get("v")
-    if version != topology.PROTOCOL_VERSION:
-        raise BadRequest(f"Unsupported protocol version {version!r} in request to {service} "
-                         f"(this worker speaks {topology.PROTOCOL_VERSION})")
-    method, args = message.get("method"), message.get("args", [])
-    if not isinstance(method, str):
-        raise BadRequest(f"Malformed request to {service}: 'method' must be a string, "
-                         f"not {type(method).__name__}")
-    if not isinstance(args, (list, tuple)):
-        raise BadRequest(f"Malformed request to {service}: 'args' must be an array, "
-                         f"not {type(args).__name__}")
-    user = props.user_id if isinstance(props.user_id, str) and props.user_id else None
-    headers = props.headers if isinstance(props.headers, dict) else None
-    return Request(
-        service=service,
-        method=method,
-        args=tuple(args),
-        request_id=str(props.message_id or props.correlation_id or ""),
-        # Redelivered requests come back through the retry loop, which the broker
-        # records in x-death (its own redelivered flag is gone by then).
-        redelivered=headers is not None and "x-death" in headers and topology.rejected_count(
-            headers, topology.service_queue_name(service)) > 0,
-        credentials=credentials_for(user, headers),
-    )
-
-
-def encode_reply(result: DReturnType, where: str) -> bytes:
-    """Encode a result for the wire: ``CallStack`` stays here; unencodable values -> S_ERROR."""
-    if "CallStack" in result:
-        result = {k: v for k, v in result.items() if k != "CallStack"}
-    try:
-        return codec.packb(result)
-    except codec.EncodeError as exc:
-        log.error("cannot encode the reply of %s: %s", where, exc)
-        error = S_ERROR(EMQENCODE, f"cannot encode the reply of {where}: {exc}")
-        del error["CallStack"]
-        return codec.packb(error)
-
-
-def _may_reply_to(user: object, reply_to: str) -> bool:
-    """Whether a caller may have replies sent to ``reply_to``.
-
-    Reply queues of our clients are named ``dirac.reply.<user>.…``: a caller may
-    not direct a worker to feed another user's reply queue.  Other names (Direct
-    Reply-to, a raw client's own queue) are the broker's permissions' business.
-    """
-    if not reply_to.startswith("dirac.reply."):
-        return True
-    return isinstance(user, str) and bool(user) and reply_to.startswith(f"dirac.reply.{user}.")
-
-
-def _deadline_passed(props: pika.BasicProperties) -> bool:
-    headers = props.headers if isinstance(props.headers, dict) else {}
-    deadline = headers.get("x-deadline")
-    return isinstance(deadline, int) and not isinstance(deadline, bool) \
-        and deadline < time.time() * 1000  # epoch milliseconds
+    @property
+    def key(self) -> tuple[str, str]:
+        props = self.delivery.properties
+        return (str(props.user_id or ""), str(props.message_id or ""))
 
 
 class Worker:
@@ -150,14 +114,17 @@ class Worker:
     ``handlers`` maps ``System/Service`` to its handler class.  ``threads`` handler
     threads run requests; ``prefetch`` (default ``2 * threads``) bounds how many
     unacknowledged requests this process holds per service queue, and so its memory
-    under a burst.
+    under a burst.  ``driver`` makes the connection (default: the pika driver; the
+    in-memory one for tests, broker/memory_driver.py).
     """
 
     def __init__(self, handlers: dict[str, type[RequestHandler]], settings: Settings,
                  threads: int = 15, prefetch: int | None = None,
                  graceful_timeout: float = 30.0, name: str = "worker",
                  poison_after: int = 2, inline_threshold: float = 0.002,
-                 reply_cache_bytes: int = ReplyCache.DEFAULT_MAX_BYTES) -> None:
+                 reply_cache_bytes: int = ReplyCache.DEFAULT_MAX_BYTES,
+                 driver: Driver | None = None, max_decoded_items: int = MAX_DECODED_ITEMS,
+                 alone_dir: str | None = None, tune_allocator: bool = True) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.handlers = handlers
@@ -165,15 +132,23 @@ class Worker:
         self.threads = threads
         self.prefetch = prefetch or 2 * threads
         self.graceful_timeout = graceful_timeout
-        #: Workers that may die holding one request before it is parked as poison.
+        #: Deaths (of workers holding it) after which a request is parked as poison.
         self.poison_after = max(1, poison_after)
         self.name = name
+        self.max_decoded_items = max_decoded_items
+        self.tune_allocator = tune_allocator
         self.counters: collections.Counter[str] = collections.Counter()
         self._counter_lock = threading.Lock()
-        self._conn: pika.BlockingConnection | None = None
-        self._channel: Any = None
-        self._generation = 0
-        self._in_flight = 0
+        if driver is None:
+            from diracmq.broker.pika_driver import PikaDriver
+            driver = PikaDriver(settings, f"diracmq {name}")
+        self._driver = driver
+        driver.on_return = self._on_reply_returned
+        self._queues: dict[str, str] = {}  # queue name -> service
+        self._in_flight = 0  # delivered on the current connection, not yet acked
+        self._running = 0  # started and not finished (any connection)
+        self._alone: _Item | None = None  # the suspect running by itself
+        self._alone_files = AloneFiles(alone_dir)
         self._stopping = False
         self._force = False
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handler")
@@ -183,17 +158,23 @@ class Worker:
         #: Seconds an inline handler may hold the I/O thread before the watchdog drives I/O.
         self.steal_after = 0.1
         self._durations: dict[tuple[str, str], float] = {}  # moving average per method
-        self._ready: collections.deque[tuple] = collections.deque()
-        # Held by whoever may touch pika: the main thread, except while it runs a handler
-        # inline, when the watchdog may take it.
+        self._ready: collections.deque[_Item] = collections.deque()
+        #: Handler threads put finished items here; the I/O thread publishes and acks them.
+        self._finished: collections.deque[_Item] = collections.deque()
+        self._early_acks: collections.deque[tuple[_Item, threading.Event]] = collections.deque()
+        # Held by whoever may call the driver: the main thread, except while it runs a
+        # handler inline, when the watchdog may take it.
         self._io_lock = threading.Lock()
         self._inline_since: float | None = None
-        self._lost: BaseException | None = None
+        self._lost: ConnectionLost | None = None
         self._exiting = threading.Event()
+        self._wakeup = threading.Event()  # interrupts the back-off between reconnections
+        self._served = False
         #: Set while the worker consumes its queues (for code that runs a Worker in a thread).
         self.ready = threading.Event()
         #: Replies kept to answer a repeated request (workers/dedup.py); 0 bytes: none kept.
         self._replies = ReplyCache(max_bytes=max(0, reply_cache_bytes))
+        self._resent: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
 
     # ------------------------------------------------------------------ running
     def run(self) -> int:
@@ -207,7 +188,8 @@ class Worker:
                 log.error("initializeHandler of %s failed: %s", service, result.get("Message"))
                 return 1
         prepare(self.settings)  # identity: the Registry, via this worker's broker settings
-        allocator.keep_freed_memory(self.settings.malloc_keep_mb)  # large bodies: no page faults
+        if self.tune_allocator:  # large bodies: no page faults (broker/allocator.py)
+            allocator.keep_freed_memory(self.settings.malloc_keep_mb)
         self._install_signals()
         stop_at = None
         self._io_lock.acquire()
@@ -215,7 +197,7 @@ class Worker:
         watchdog.start()
         try:
             while True:
-                if self._conn is None:
+                if not self._driver.is_open:
                     if self._stopping or not self._open():
                         break
                 if self._stopping:
@@ -225,12 +207,10 @@ class Worker:
                 try:
                     if self._lost is not None:
                         raise self._lost  # the watchdog saw the connection die
-                    # No time_limit: pika would add and cancel a timer per turn of the
-                    # loop; the 0.2 s tick armed in _start_consuming wakes it instead.
-                    self._conn.process_data_events(time_limit=None)  # type: ignore[union-attr]
-                    self._dispatch_ready(inline=True)
-                except CONNECTION_ERRORS as exc:
-                    log.warning("connection to the broker lost (%r); reconnecting", exc)
+                    self._driver.drive(None)  # the tick ends a quiet turn
+                    self._io_turn(inline=True)
+                except ConnectionLost as exc:
+                    log.warning("connection to the broker lost (%s); reconnecting", exc)
                     self._drop_connection()
         except BrokerUnreachable as exc:
             log.error("%s", exc)
@@ -240,7 +220,7 @@ class Worker:
             return 2
         finally:
             self._exiting.set()
-            unfinished = self._in_flight
+            unfinished = self._running
             self._drop_connection()
             self._io_lock.release()
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -258,55 +238,61 @@ class Worker:
     def _open(self) -> bool:
         """Connect and start consuming; False if told to stop before the broker answered.
 
-        The first connection must succeed within ``connect_timeout``; after a loss the
-        worker keeps trying (short attempts, so SIGTERM is noticed) until it is back.
+        Attempts are spaced by tenacity's exponential back-off with jitter (0.5 s
+        doubling to 30 s), one log line each.  Before the worker has ever served, it
+        gives up after ``connect_timeout`` (exit status 1: a wrong URL or password
+        should fail a start-up); once it has served, it keeps trying until stopped.
         """
-        started = time.monotonic()
-        while True:
-            try:
-                conn = connect(self.settings, f"diracmq {self.name}", timeout=2.0)
-                break
-            except BrokerUnreachable:
-                if self._stopping:
-                    return False
-                if self._generation == 0 and \
-                        time.monotonic() - started > self.settings.connect_timeout:
-                    raise
+        retrying = Retrying(
+            retry=retry_if_exception_type(BrokerUnreachable),
+            stop=stop_never if self._served else stop_after_delay(self.settings.connect_timeout),
+            wait=wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5),
+            sleep=self._sleep, reraise=True,
+            before_sleep=lambda state: log.warning(
+                "cannot connect to the broker (attempt %d): %s; next attempt in %.1fs",
+                state.attempt_number, state.outcome.exception() if state.outcome else "?",
+                state.next_action.sleep if state.next_action else 0.0))
         try:
-            self._start_consuming(conn)
-        except CONNECTION_ERRORS as exc:  # dropped while setting up: try again later
-            log.warning("connection lost while setting up (%r); retrying", exc)
-            close_quietly(conn)
-            self._conn = self._channel = None
+            for attempt in retrying:
+                with attempt:
+                    if self._stopping:
+                        return False
+                    self._driver.open(timeout=5.0, retry=False)
+                    self._start_consuming()
+        except ConnectionLost as exc:  # dropped while setting up: the loop tries again
+            log.warning("connection lost while setting up (%s); retrying", exc)
+            self._driver.close()
+            self._sleep(1.0)
         return True
 
-    def _tick(self, conn: pika.BlockingConnection) -> None:
-        """Every 0.2 s: return from pika's loop so run() sees signals, then re-arm."""
-        if self._conn is conn and not self._exiting.is_set():
-            conn.call_later(0.2, functools.partial(self._tick, conn))
+    def _sleep(self, seconds: float) -> None:
+        """Wait between reconnection attempts; a stop request cuts it short."""
+        self._wakeup.wait(seconds)
+        self._wakeup.clear()
 
-    def _start_consuming(self, conn: pika.BlockingConnection) -> None:
-        channel = conn.channel()
-        # Per consumer, i.e. per service queue.  A channel-wide (global) limit was tried:
-        # on RabbitMQ 3.10 it held this worker to one or two deliveries at a time.
-        channel.basic_qos(prefetch_count=self.prefetch)
-        channel.add_on_return_callback(self._on_reply_returned)
-        self._generation += 1
+    def _tick(self) -> None:
+        """Every 0.2 s: end the driver's turn so run() sees signals, then re-arm."""
+        if not self._exiting.is_set() and self._driver.is_open:
+            self._driver.call_later(_TICK, self._tick)
+
+    def _start_consuming(self) -> None:
+        driver = self._driver
         self._in_flight = 0  # deliveries of the old connection went back to the queue
+        self._queues.clear()
         for service in self.handlers:
             try:
-                queue = topology.declare_service_queue(channel, service)
-            except pika.exceptions.ChannelClosedByBroker as exc:
-                close_quietly(conn)
+                queue = driver.declare_service_queue(service)
+            except BrokerRefused as exc:
+                driver.close()
                 raise TopologyMismatch(
                     f"cannot declare the queue of {service}: {exc.reply_text}. A queue of that "
                     f"name exists with other arguments (an older protocol version?); delete "
                     f"it with `rabbitmqctl delete_queue {topology.service_queue_name(service)}`"
                     f" once it is drained") from None
-            channel.basic_consume(queue, functools.partial(self._on_request, service,
-                                                           self._generation))
-        self._conn, self._channel = conn, channel
-        self._tick(conn)
+            self._queues[queue] = service
+            driver.consume(queue, self._on_delivery, QueueKind.MANUAL_ACK, self.prefetch)
+        driver.call_later(_TICK, self._tick)
+        self._served = True
         self.ready.set()
         log.info("worker ready: %s serving %s (pid %d, %d threads, prefetch %d)",
                  self.name, ", ".join(self.handlers), os.getpid(), self.threads, self.prefetch)
@@ -315,9 +301,7 @@ class Worker:
         self.ready.clear()
         self._ready.clear()  # deliveries of a dead connection go back to the queue
         self._lost = None
-        conn, self._conn, self._channel = self._conn, None, None
-        if conn is not None:
-            close_quietly(conn)
+        self._driver.close()
 
     # ----------------------------------------------------------------- stopping
     def _install_signals(self) -> None:
@@ -338,75 +322,114 @@ class Worker:
     def stop(self) -> None:
         """Ask the worker to stop taking requests and exit once those in flight are answered."""
         self._stopping = True
+        self._wakeup.set()
 
     def _begin_drain(self) -> float:
-        try:
-            for tag in list(self._channel.consumer_tags):
-                self._channel.basic_cancel(tag)
-        except CONNECTION_ERRORS:
-            pass
+        self._driver.cancel_consumers()
         return time.monotonic() + self.graceful_timeout
 
-    # ------------------------------------------------------------------ serving
+    # -------------------------------------------------------------- scheduling
     def _count(self, name: str) -> None:
         with self._counter_lock:
             self.counters[name] += 1
 
-    def _on_request(self, service: str, generation: int, _channel: Any,
-                    method: Any, props: pika.BasicProperties, body: bytes) -> None:
-        """I/O thread: queue the delivery; :meth:`_dispatch_ready` decides who runs it."""
-        if method.redelivered and self._give_up_or_retry(service, method, props, body):
+    def _on_delivery(self, delivery: Delivery) -> None:
+        """I/O thread: queue the delivery; :meth:`_dispatch` decides who runs it."""
+        service = self._queues.get(delivery.queue)
+        if service is None:
+            return
+        if delivery.undecodable is not None:
+            self._park_undecodable(service, delivery)
+            return
+        if delivery.redelivered and self._give_up_or_retry(service, delivery):
             return
         self._in_flight += 1
-        self._ready.append((service, generation, method.delivery_tag, props, body))
+        suspect = topology.rejected_count(delivery.properties.headers, delivery.queue) > 0
+        self._ready.append(_Item(service, delivery, suspect))
 
-    def _dispatch_ready(self, inline: bool) -> None:
-        """I/O lock held: run fast requests here (``inline``), hand the others to the pool.
+    def _io_turn(self, inline: bool) -> None:
+        """I/O lock held: finish what handler threads returned, then start ready requests."""
+        self._finish_returned()
+        self._dispatch(inline)
+
+    def _finish_returned(self) -> None:
+        while self._early_acks:
+            item, sent = self._early_acks.popleft()
+            try:
+                self._driver.ack(item.delivery)
+            finally:
+                sent.set()
+        while self._finished:
+            self._finish(self._finished.popleft())
+
+    def _dispatch(self, inline: bool) -> None:
+        """Start ready requests: fast ones here (``inline``), the others in the pool.
 
         Replies of inline runs are queued and leave with the loop's next turn, so a
-        burst's replies share a few sendmsg() calls (broker/gather.py); a batch that runs
-        past 1 ms sends what it has queued so far, so early replies do not wait for the
-        whole batch.
+        burst's replies share a few sendmsg() calls; a batch that runs past 1 ms sends
+        what it has queued so far, so early replies do not wait for the whole batch.
         """
         flushed_at = time.monotonic()
-        while self._ready:
-            item = self._ready.popleft()
-            message = self._fast_message(item[0], item[4]) if inline else None
+        while self._ready and self._alone is None:
+            item = self._ready[0]
+            if item.suspect:
+                if self._running:
+                    return  # a suspect starts only when nothing else runs here
+                self._ready.popleft()
+                self._start_alone(item)
+                return
+            self._ready.popleft()
+            self._running += 1
+            message = self._fast_message(item) if inline else None
             if message is None:
-                self._pool.submit(self._handle, *item)
+                self._pool.submit(self._handle, item)
                 continue
             self._run_inline(item, message)
-            if self._ready and time.monotonic() - flushed_at > 0.001 and self._conn is not None:
-                self._conn.process_data_events(time_limit=0)
+            if self._ready and time.monotonic() - flushed_at > 0.001:
+                self._driver.flush()
                 flushed_at = time.monotonic()
 
-    def _fast_message(self, service: str, body: bytes) -> dict | None:
+    def _start_alone(self, item: _Item) -> None:
+        user, request_id = item.key
+        log.warning("request %s to %s came back after a worker died holding it: running it "
+                    "alone", request_id or "(no id)", item.service)
+        self._alone = item
+        if request_id:
+            self._alone_files.running(user, request_id)
+        self._running += 1
+        self._pool.submit(self._handle, item)
+
+    def _fast_message(self, item: _Item) -> dict | None:
         """The decoded request if its method is fast enough to run inline, else None."""
+        body = item.delivery.body
         if self.inline_threshold <= 0 or len(body) > 65536:
             return None
         try:
-            message = codec.unpackb(body)
+            message = codec.unpackb(body, max_items=self.max_decoded_items)
         except codec.DecodeError:
             return None  # the pool path reports it
         method = message.get("method") if isinstance(message, dict) else None
         if not isinstance(method, str):
             return None  # malformed: the pool path reports it (never raise on the I/O thread)
-        duration = self._durations.get((service, method))
+        duration = self._durations.get((item.service, method))
         return message if duration is not None and duration < self.inline_threshold else None
 
-    def _run_inline(self, item: tuple, message: dict) -> None:
+    def _run_inline(self, item: _Item, message: dict) -> None:
         """Run one request on the I/O thread, letting the watchdog drive I/O meanwhile."""
-        service, generation, tag, props, body = item
         self._inline_since = time.monotonic()
         self._io_lock.release()
         try:
-            reply = self._serve_safely(service, props, body, wake, message)
+            item.reply = self._serve_safely(item, self._no_early_ack, message)
         finally:
             self._inline_since = None
             if not self._io_lock.acquire(blocking=False):
-                self._to_io(wake)  # make the watchdog's pika loop return now
+                self._driver.wake()  # make the watchdog's drive return now
                 self._io_lock.acquire()
-        self._finish(generation, tag, props, reply)
+        self._finish(item)
+
+    @staticmethod
+    def _no_early_ack() -> None:
+        raise AssertionError("atMostOnce_ methods never run inline")
 
     def _watchdog(self) -> None:
         """Drive the connection while an inline handler has held the I/O thread too long."""
@@ -418,101 +441,120 @@ class Worker:
                 continue
             try:
                 self._count("io_takeovers")
-                while self._inline_since is not None and self._conn is not None:
-                    self._conn.process_data_events(time_limit=0.05)
-                    self._dispatch_ready(inline=False)
-            except CONNECTION_ERRORS as exc:
+                while self._inline_since is not None and self._driver.is_open:
+                    self._driver.drive(0.05)
+                    self._io_turn(inline=False)
+            except ConnectionLost as exc:
                 self._lost = exc  # the main thread reconnects
             finally:
                 self._io_lock.release()
 
-    def _give_up_or_retry(self, service: str, method: Any, props: pika.BasicProperties,
-                          body: bytes) -> bool:
+    # ------------------------------------------------------------------ poison
+    def _give_up_or_retry(self, service: str, delivery: Delivery) -> bool:
         """I/O thread: a redelivered request; True if it was dealt with here.
 
         Redelivery means the worker that held it died or lost its connection before
-        answering.  The request is rejected into the retry loop (broker/topology.py),
-        which brings it back at once with the broker's own count of such rejections in
-        ``x-death``; once ``poison_after`` workers have died holding it, it is parked
-        and its caller told, instead of killing worker after worker.
+        answering.  Answered here before: the reply cache answers again, once (a reply
+        the broker refused must not loop).  Convicted (workers/poison.py): parked.
+        Else it goes round the retry loop, which counts deaths in ``x-death``.
         """
+        props = delivery.properties
         key = (str(props.user_id or ""), str(props.message_id or ""))
         if props.message_id and self._replies.begin_peek(key):
+            if key in self._resent:
+                self._count("resend_refused")
+                log.warning("request %s to %s redelivered again after its reply was sent "
+                            "twice: dropped", props.message_id, service)
+                self._driver.ack(delivery)
+                return True
+            self._resent[key] = None
+            while len(self._resent) > _RESENT_KEEP:
+                self._resent.popitem(last=False)
             return False  # answered here before: the reply cache answers it again
-        deaths = 1 + topology.rejected_count(props.headers, topology.service_queue_name(service))
-        if deaths < self.poison_after:
-            self._count("retried")
-            log.warning("request %s to %s redelivered (a worker died holding it): sent "
-                        "round the retry loop", props.message_id, service)
-            self._channel.basic_reject(method.delivery_tag, requeue=False)
+        deaths = 1 + topology.rejected_count(props.headers, delivery.queue)
+        convicted = bool(props.message_id) and self._alone_files.convicted(*key)
+        if (convicted and deaths >= self.poison_after) \
+                or deaths >= self.poison_after + HOST_SLACK:
+            self._park(service, delivery, deaths)
             return True
+        self._count("retried")
+        log.warning("request %s to %s redelivered (a worker died or lost its connection "
+                    "holding it): sent round the retry loop", props.message_id, service)
+        self._driver.reject(delivery, requeue=False)
+        return True
+
+    def _park(self, service: str, delivery: Delivery, deaths: int) -> None:
+        props = delivery.properties
         self._count("parked")
-        log.error("request %s to %s given up: %d workers died or lost their connection "
-                  "while running it; parked in %s", props.message_id, service, deaths,
+        log.error("request %s to %s given up: it was running when %d workers died or lost "
+                  "their connection; parked in %s", props.message_id, service, deaths,
                   topology.PARKING_QUEUE)
         headers = dict(props.headers) if isinstance(props.headers, dict) else {}
         headers.update({"x-dirac-user": props.user_id or "", "x-dirac-service": service})
-        self._channel.basic_publish("", topology.PARKING_QUEUE, body, pika.BasicProperties(
-            content_type=props.content_type, message_id=props.message_id,
-            correlation_id=props.correlation_id, headers=headers))
-        if isinstance(props.reply_to, str) and props.reply_to:
+        self._driver.publish_raw(topology.PARKING_QUEUE, delivery.body,
+                                 content_type=props.content_type,
+                                 message_id=props.message_id,
+                                 correlation_id=props.correlation_id, headers=headers)
+        if reply_refusal(props.user_id, props.reply_to) is None:
             error = S_ERROR(EMQDEADLETTER, f"request {props.message_id} to {service} was given "
                                            f"up after {deaths} workers died or lost their "
                                            f"connection while running it (a poison "
                                            f"message?); it was not run again")
-            self._in_flight += 1  # _finish counts it down
-            self._finish(self._generation, method.delivery_tag, props,
-                         encode_reply(error, service))
-        else:
-            self._channel.basic_ack(method.delivery_tag)
-        return True
+            self._publish_reply(delivery, encode_reply(error, service))
+        self._driver.ack(delivery)
 
-    def _handle(self, service: str, generation: int, tag: int,
-                props: pika.BasicProperties, body: bytes) -> None:
-        """Handler thread: produce the reply bytes (or None) and pass them to the I/O thread."""
-        acked: list[bool] = []  # set by ack_early: an at-most-once method was acked already
+    def _park_undecodable(self, service: str, delivery: Delivery) -> None:
+        """A delivery whose properties could not be decoded: park it, keep the connection."""
+        self._count("undecodable")
+        log.warning("request to %s with properties that cannot be decoded (%s): parked in "
+                    "%s", service, delivery.undecodable, topology.PARKING_QUEUE)
+        self._driver.publish_raw(topology.PARKING_QUEUE, delivery.body, headers={
+            "x-dirac-service": service,
+            "x-dirac-undecodable": str(delivery.undecodable)[:200]})
+        self._driver.ack(delivery)
 
+    # ------------------------------------------------------------------ serving
+    def _handle(self, item: _Item) -> None:
+        """Handler thread: produce the reply bytes (or None), hand them to the I/O thread."""
         def ack_early() -> None:
-            acked.append(True)
+            item.ack = False
             sent = threading.Event()
-            self._to_io(functools.partial(self._ack, generation, tag, sent))
+            self._early_acks.append((item, sent))
+            self._driver.wake()
             # Run only once the ack is on its way: a crash from here on loses the request.
             sent.wait(self.graceful_timeout)
 
-        reply = self._serve_safely(service, props, body, ack_early)
-        self._to_io(functools.partial(self._finish, generation, tag, props, reply, not acked))
+        item.reply = self._serve_safely(item, ack_early)
+        self._finished.append(item)
+        self._driver.wake()
 
-    def _serve_safely(self, service: str, props: pika.BasicProperties, body: bytes,
-                      ack_early: Callable[[], None], message: Any = None) -> bytes | None:
+    def _serve_safely(self, item: _Item, ack_early: Callable[[], None],
+                      message: Any = None) -> bytes | None:
         try:
-            return self._serve(service, props, body, ack_early, message)
-        except Exception:  # a bug of ours must not lose the message or kill the thread
-            log.exception("unexpected error serving a request to %s", service)
+            return self._serve(item, ack_early, message)
+        except BaseException:  # a bug of ours (or a SystemExit) must not lose the message
+            log.exception("unexpected error serving a request to %s", item.service)
             self._count("internal_errors")
             return None
 
-    def _serve(self, service: str, props: pika.BasicProperties, body: bytes,
-               ack_early: Callable[[], None], message: Any = None) -> bytes | None:
+    def _serve(self, item: _Item, ack_early: Callable[[], None],
+               message: Any = None) -> bytes | None:
         self._count("requests")
-        reply_to = props.reply_to if isinstance(props.reply_to, str) and props.reply_to else None
-        if reply_to is None:
-            self._count("no_reply_to")
-            log.warning("request to %s without reply_to dropped (message_id %r)",
-                        service, props.message_id)
+        props = item.delivery.properties
+        refusal = reply_refusal(props.user_id, props.reply_to)
+        if refusal is not None:
+            self._count("no_reply_to" if not props.reply_to else "foreign_reply_to")
+            log.warning("request to %s from %r dropped: reply_to %r is %s (message_id %r)",
+                        item.service, props.user_id, props.reply_to, refusal, props.message_id)
             return None
-        if not _may_reply_to(props.user_id, reply_to):
-            self._count("foreign_reply_to")
-            log.warning("request to %s from %r names another user's reply queue %r; dropped",
-                        service, props.user_id, reply_to)
-            return None
-        if _deadline_passed(props):
+        if deadline_passed(props):
             self._count("expired")
             log.info("request to %s (message_id %r) arrived after its deadline; not run",
-                     service, props.message_id)
+                     item.service, props.message_id)
             return None
         if not isinstance(props.message_id, str) or not props.message_id:
-            return self._run(service, props, body, ack_early, message)
-        key = (str(props.user_id or ""), props.message_id)
+            return self._run(item, ack_early, message)
+        key = item.key
         while True:
             claim = self._replies.begin(key)
             if claim is None:
@@ -520,26 +562,26 @@ class Worker:
             if isinstance(claim, bytes):
                 self._count("duplicates")
                 log.info("request %s to %s seen before: replying from cache, not running it "
-                         "again", props.message_id, service)
+                         "again", props.message_id, item.service)
                 return claim
             claim.wait()  # the same request is running in another thread right now
         reply = None
         try:
-            reply = self._run(service, props, body, ack_early, message)
+            reply = self._run(item, ack_early, message)
             return reply
         finally:
             self._replies.finish(key, reply)
 
-    def _run(self, service: str, props: pika.BasicProperties, body: bytes,
-             ack_early: Callable[[], None], message: Any = None) -> bytes:
+    def _run(self, item: _Item, ack_early: Callable[[], None], message: Any = None) -> bytes:
         """Decode, dispatch and encode one request: the reply bytes."""
+        service = item.service
         try:
-            request = parse_request(service, props, body, message)
+            request = parse_request(service, item.delivery.properties, item.delivery.body,
+                                    message, self.max_decoded_items)
         except BadRequest as exc:
             self._count("malformed")
             log.warning("%s", exc)
-            error = S_ERROR(EMQDECODE, str(exc))
-            return encode_reply(error, service)
+            return bad_request_reply(exc, service)
         handler_cls = self.handlers[service]
         export = find_export(handler_cls, request.method)
         at_most_once = export is not None and export.at_most_once
@@ -551,7 +593,7 @@ class Worker:
         result = group_refusal(request.credentials) or dispatch(
             handler_cls, request,
             auth_rules_for(service, handler_cls, request.method) if export else None)
-        if export is not None and not at_most_once:
+        if export is not None and not at_most_once and not item.suspect:
             # A moving average of real methods only (names from the wire are unbounded).
             key = (service, request.method)
             took = time.perf_counter() - started
@@ -559,52 +601,45 @@ class Worker:
             self._durations[key] = took if previous is None else 0.7 * previous + 0.3 * took
         if not result.get("OK"):
             self._count("errors")
-        return encode_reply(result, f"{service}.{request.method}")
+        return encode_reply(result, f"{service}.{request.method}",
+                            self.settings.max_message_bytes)
 
-    def _to_io(self, callback: Any) -> None:
-        conn = self._conn
-        if conn is None:
-            return  # the connection is gone; the broker already requeued the delivery
-        try:
-            conn.add_callback_threadsafe(callback)
-        except CONNECTION_ERRORS:
-            pass
-
-    def _ack(self, generation: int, tag: int, done: threading.Event) -> None:
-        """I/O thread: acknowledge a delivery of the current connection, then set ``done``."""
-        try:
-            if generation == self._generation and self._channel is not None:
-                self._channel.basic_ack(tag)
-        finally:
-            done.set()
-
-    def _finish(self, generation: int, tag: int, props: pika.BasicProperties,
-                reply: bytes | None, ack: bool = True) -> None:
+    # ---------------------------------------------------------------- replying
+    def _finish(self, item: _Item) -> None:
         """I/O thread: publish the reply, then ack the request (in that order).
 
-        Both are queued and leave together with the loop's next turn (the broker sees
-        them in this order); see broker.connection.publish_later.
+        Both are queued and leave together with the loop's next turn: the broker sees
+        them in this order.
         """
-        if generation != self._generation or self._channel is None:
+        self._running -= 1
+        if item is self._alone:
+            self._alone = None
+            user, request_id = item.key
+            if request_id:
+                self._alone_files.done(user, request_id)
+        delivery = item.delivery
+        if delivery.generation != self._driver.generation or not self._driver.is_open:
             return  # delivered on a connection that has since died: already requeued
         self._in_flight -= 1
-        if reply is not None:
-            try:
-                publish_later(
-                    self._channel, "", props.reply_to, reply,
-                    ReplyProperties.build(_REPLY_HEAD, props.correlation_id),
-                    # RabbitMQ 3.10 returns mandatory messages sent to Direct Reply-to
-                    # even though it delivers them: ask only for named reply queues.
-                    mandatory=not props.reply_to.startswith(topology.DIRECT_REPLY_TO))
-                self._count("replies")
-            except (ValueError, TypeError) as exc:  # e.g. a reply_to pika cannot encode
-                self._count("unreplyable")
-                log.warning("cannot reply to %r: %s", props.reply_to, exc)
-        if ack:
-            ack_later(self._channel, tag)
+        if item.reply is not None:
+            self._publish_reply(delivery, item.reply)
+        if item.ack:
+            self._driver.ack(delivery)
 
-    def _on_reply_returned(self, _channel: Any, method: Any, props: pika.BasicProperties,
-                           _body: bytes) -> None:
+    def _publish_reply(self, delivery: Delivery, reply: bytes) -> None:
+        props = delivery.properties
+        try:
+            self._driver.publish_reply(
+                props.reply_to, props.correlation_id, reply,
+                # RabbitMQ 3.10 returns mandatory messages sent to Direct Reply-to
+                # even though it delivers them: ask only for named reply queues.
+                mandatory=not props.reply_to.startswith(topology.DIRECT_REPLY_TO))
+            self._count("replies")
+        except (ValueError, TypeError) as exc:  # e.g. a correlation_id pika cannot encode
+            self._count("unreplyable")
+            log.warning("cannot reply to %r: %s", props.reply_to, exc)
+
+    def _on_reply_returned(self, returned: Returned) -> None:
         self._count("reply_unroutable")
         log.warning("reply to %r returned by the broker (%s): the caller is gone",
-                    method.routing_key, method.reply_text)
+                    returned.routing_key, returned.reply_text)

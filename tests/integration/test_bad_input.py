@@ -140,10 +140,20 @@ def test_missing_reply_to_and_malformed_body(raw, service):
 
 def test_reply_to_a_queue_that_does_not_exist(raw, service):
     before = counters(raw, service)
-    raw.publish(service, pack(VALID), reply_to="no.such.reply.queue.anywhere")
+    raw.publish(service, pack(VALID), reply_to=f"dirac.reply.{raw.user}.gone.1.x",
+                user_id=raw.user)
     wait_until(lambda: counters(raw, service).get("reply_unroutable", 0)
                == before.get("reply_unroutable", 0) + 1, 10,
                "the worker's reply_unroutable counter to rise")
+    assert_still_serves(raw, service)
+
+
+def test_reply_to_a_queue_of_any_other_name_is_refused(raw, service):
+    """A worker publishes only to the caller's own reply destination (docs/security.md)."""
+    before = counters(raw, service).get("foreign_reply_to", 0)
+    raw.publish(service, pack(VALID), reply_to="no.such.reply.queue.anywhere")
+    wait_until(lambda: counters(raw, service).get("foreign_reply_to", 0) == before + 1, 10,
+               "the worker's foreign_reply_to counter to rise")
     assert_still_serves(raw, service)
 
 

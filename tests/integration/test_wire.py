@@ -87,7 +87,8 @@ def test_requests_and_replies_are_read_without_a_recv_that_would_block(settings,
     """pika's own reading ends every readable event with a recv() raising BlockingIOError;
     broker.gather stops at the short read that took a whole small message."""
     transport = io_services_utils._AsyncPlaintextTransport
-    assert transport._consume is gather.consume_until_short  # installed by broker.connection
+    gather.install()  # what every PikaDriver does when it is made (once per process)
+    assert transport._consume is gather.consume_until_short
     reads: list[tuple[str, bool]] = []  # (thread, ended in BlockingIOError)
 
     def recording(self):
@@ -106,7 +107,7 @@ def test_requests_and_replies_are_read_without_a_recv_that_would_block(settings,
     mine = threading.current_thread().name
     assert sum(1 for thread, _ in reads if thread == mine) >= 40  # each reply read here
     assert sum(1 for thread, _ in reads if thread == "wire-worker") >= 40  # each request
-    assert [read for read in reads if read[1]] == []
+    assert [read for read in reads if read[1]] == [], reads
 
 
 LARGE_CALLS = textwrap.dedent("""

@@ -1,0 +1,326 @@
+"""The real driver: pika's ``BlockingConnection`` behind :class:`~diracmq.broker.driver.Driver`.
+
+Everything pika-specific the RPC logic used to do itself lives here: queued publishes
+and acks that leave with the loop's next turn (pika 1.x's channel implementation,
+pinned below 2), one shared timer instead of one per turn, broker-closed channels
+turned into :class:`BrokerRefused`, and two protections against hostile peers:
+
+* Properties pika cannot represent (an AMQP timestamp past year 9999 in a header
+  table, tables nested thousands deep) make pika's frame decoder raise in the middle of
+  the I/O loop: the connection is lost, the message is redelivered and kills the next
+  reader too.  :class:`TolerantProperties` decodes them as "all fields None" and says
+  why, so the consumer gets a :class:`Delivery` it can park, and the connection lives.
+* Any other exception out of pika's loop is a :class:`ConnectionLost`, never a crash.
+
+The syscall savings of broker/gather.py are switched on when a driver is made
+(``gather=True``, the default), not at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pika
+import pika.exceptions
+from diracmq.broker import codec, gather, topology
+from diracmq.broker.config import Settings
+from diracmq.broker.connection import CONNECTION_ERRORS, broker_user, close_quietly, connect
+from diracmq.broker.driver import (
+    BrokerRefused,
+    ConnectionLost,
+    Delivery,
+    Driver,
+    NotFound,
+    QueueKind,
+    Returned,
+)
+from diracmq.broker.properties import ReplyProperties, RequestProperties
+from pika import spec
+
+__all__ = ["PikaDriver", "TolerantProperties"]
+
+log = logging.getLogger(__name__)
+
+_REPLY_HEAD = ReplyProperties.head(codec.CONTENT_TYPE)
+
+
+class TolerantProperties(spec.BasicProperties):
+    """``BasicProperties`` whose decoding never raises (see the module doc).
+
+    On failure every field is None and :attr:`undecodable` says what went wrong.
+    """
+
+    #: Why decoding failed, or None.
+    undecodable: str | None = None
+
+    def decode(self, encoded: bytes, offset: int = 0) -> TolerantProperties:
+        try:
+            super().decode(encoded, offset)
+        except Exception as exc:
+            spec.BasicProperties.__init__(self)
+            self.undecodable = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return self
+
+
+def _install_tolerant_properties() -> None:
+    # pika picks the properties class of a content header from this table
+    # (pika.frame.decode_frame); the class is a drop-in subclass.
+    spec.props[spec.BasicProperties.INDEX] = TolerantProperties
+
+
+def _refused(exc: BaseException) -> ConnectionLost:
+    """Our error for a pika exception raised by a lost or refused connection."""
+    code = getattr(exc, "reply_code", None)
+    if isinstance(exc, (pika.exceptions.ChannelClosedByBroker,
+                        pika.exceptions.ConnectionClosedByBroker)) and isinstance(code, int):
+        return BrokerRefused(code, str(getattr(exc, "reply_text", "")))
+    return ConnectionLost(repr(exc))
+
+
+class PikaDriver(Driver):
+    """One pika ``BlockingConnection`` with one channel (see the module doc)."""
+
+    def __init__(self, settings: Settings, name: str, gather_syscalls: bool = True) -> None:
+        _install_tolerant_properties()
+        if gather_syscalls:
+            gather.install()
+        self.settings = settings
+        self.name = name
+        self.user = broker_user(settings)
+        self._conn: pika.BlockingConnection | None = None
+        self._channel: Any = None
+        self._impl: Any = None  # the channel implementation behind the blocking channel
+        self._timer_at: float | None = None
+        self._templates: dict[tuple[str, str, str | None], tuple[bytes, bytes, bytes, bytes]] = {}
+
+    # ---------------------------------------------------------------- lifecycle
+    def open(self, timeout: float, retry: bool = True) -> None:
+        self.close()
+        conn = connect(self.settings, self.name, timeout=timeout, retry=retry)
+        try:
+            channel = conn.channel()
+        except CONNECTION_ERRORS as exc:
+            close_quietly(conn)
+            raise _refused(exc) from exc
+        channel.add_on_return_callback(self._on_return)
+        self._conn, self._channel, self._impl = conn, channel, channel._impl
+        self._timer_at = None
+        self.generation += 1
+
+    @property
+    def is_open(self) -> bool:
+        return (self._conn is not None and self._conn.is_open
+                and self._channel is not None and self._channel.is_open)
+
+    def close(self) -> None:
+        conn, self._conn, self._channel, self._impl = self._conn, None, None, None
+        if conn is not None:
+            close_quietly(conn)
+
+    def _require(self) -> Any:
+        if self._channel is None:
+            raise ConnectionLost("not connected")
+        return self._channel
+
+    # ---------------------------------------------------------------- topology
+    def check_exchange(self, name: str) -> None:
+        try:
+            self._require().exchange_declare(name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            self.close()
+            raise NotFound(f"no exchange {name!r} ({exc.reply_text})") from None
+        except CONNECTION_ERRORS as exc:
+            raise _refused(exc) from exc
+
+    def declare_service_queue(self, service: str, queue_type: str = "classic") -> str:
+        try:
+            return topology.declare_service_queue(self._require(), service)
+        except CONNECTION_ERRORS as exc:
+            raise _refused(exc) from exc
+
+    def declare_reply_queue(self, name: str, expires_ms: int) -> None:
+        try:
+            self._require().queue_declare(name, arguments={"x-expires": expires_ms})
+        except CONNECTION_ERRORS as exc:
+            raise _refused(exc) from exc
+
+    def delete_queue(self, name: str) -> None:
+        try:
+            self._require().queue_delete(name)
+        except CONNECTION_ERRORS as exc:
+            raise _refused(exc) from exc
+
+    def consumer_count(self, queue: str, timeout: float = 1.5) -> int | None:
+        # A short-lived connection of its own: the shared one may be why a call waits
+        # (a silent network), and a blocking call on it would wait for heartbeats.
+        try:
+            conn = connect(self.settings, "diracmq consumer check", timeout=timeout)
+        except (ConnectionError, *CONNECTION_ERRORS):
+            return None
+        try:
+            frame = conn.channel().queue_declare(queue, passive=True)
+            return int(frame.method.consumer_count)
+        except (*CONNECTION_ERRORS, ValueError):
+            return None
+        finally:
+            close_quietly(conn)
+
+    # ---------------------------------------------------------------- consuming
+    def consume(self, queue: str, on_delivery: Callable[[Delivery], None],
+                kind: QueueKind = QueueKind.MANUAL_ACK, prefetch: int = 0,
+                exclusive: bool = False) -> str:
+        channel = self._require()
+        generation = self.generation
+
+        def on_message(_channel: Any, method: Any, props: Any, body: bytes) -> None:
+            on_delivery(Delivery(queue, method.delivery_tag, method.redelivered,
+                                 method.routing_key, props, body,
+                                 getattr(props, "undecodable", None), generation))
+
+        try:
+            if prefetch and kind is QueueKind.MANUAL_ACK:
+                # Per consumer: a channel-wide (global) limit held a worker to one or
+                # two deliveries at a time on RabbitMQ 3.10.
+                channel.basic_qos(prefetch_count=prefetch)
+            return str(channel.basic_consume(queue, on_message,
+                                             auto_ack=kind is QueueKind.AUTO_ACK,
+                                             exclusive=exclusive))
+        except CONNECTION_ERRORS as exc:
+            raise _refused(exc) from exc
+
+    def cancel_consumers(self) -> None:
+        channel = self._channel
+        if channel is None:
+            return
+        try:
+            for tag in list(channel.consumer_tags):
+                channel.basic_cancel(tag)
+        except CONNECTION_ERRORS:
+            pass
+
+    # -------------------------------------------------------------- publishing
+    # Queued on pika's channel implementation: the frames leave with the next turn
+    # of the loop, together with everything queued by then (one sendmsg with
+    # broker/gather.py), instead of a loop turn per message as BlockingChannel's own
+    # basic_publish does.
+    def publish_request(self, exchange: str, routing_key: str, body: bytes, *,
+                        reply_to: str, correlation_id: str, expiration_ms: int,
+                        deadline_ms: int, user_id: str, group: str | None) -> None:
+        key = (reply_to, user_id, group)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = RequestProperties.template(
+                codec.CONTENT_TYPE, reply_to, user_id, group)
+        props = RequestProperties.build(template, correlation_id, expiration_ms, deadline_ms)
+        self._publish(exchange, routing_key, body, props, True)
+
+    def publish_reply(self, reply_to: str, correlation_id: Any, body: bytes,
+                      mandatory: bool) -> None:
+        self._publish("", reply_to, body, ReplyProperties.build(_REPLY_HEAD, correlation_id),
+                      mandatory)
+
+    def publish_raw(self, routing_key: str, body: bytes, *, content_type: Any = None,
+                    message_id: Any = None, correlation_id: Any = None,
+                    headers: Mapping[str, Any] | None = None) -> None:
+        props = pika.BasicProperties(content_type=content_type, message_id=message_id,
+                                     correlation_id=correlation_id,
+                                     headers=dict(headers) if headers else None)
+        self._publish("", routing_key, body, props, False)
+
+    def _publish(self, exchange: str, routing_key: str, body: bytes, props: Any,
+                 mandatory: bool) -> None:
+        if self._impl is None:
+            raise ConnectionLost("not connected")
+        try:
+            self._impl.basic_publish(exchange, routing_key, body, props, mandatory)
+        except (pika.exceptions.ChannelWrongStateError,
+                pika.exceptions.ConnectionWrongStateError) as exc:
+            raise _refused(exc) from exc
+
+    def ack(self, delivery: Delivery) -> None:
+        if delivery.generation == self.generation and self._impl is not None:
+            self._impl.basic_ack(delivery.tag)
+
+    def reject(self, delivery: Delivery, requeue: bool) -> None:
+        if delivery.generation == self.generation and self._impl is not None:
+            self._impl.basic_reject(delivery.tag, requeue=requeue)
+
+    # -------------------------------------------------------------------- I/O
+    def drive(self, timeout: float | None) -> None:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionLost("not connected")
+        try:
+            if timeout is not None:
+                self._arm_timer(max(0.0, timeout))
+            # No time_limit: pika would create and cancel a timer on every turn.  An
+            # event, a threadsafe callback or our own timer ends the turn.
+            conn.process_data_events(time_limit=None)
+        except CONNECTION_ERRORS as exc:
+            self.close()
+            raise _refused(exc) from exc
+        except Exception as exc:  # pika's odd states must not crash the caller
+            log.exception("unexpected error in pika's I/O loop; dropping the connection")
+            self.close()
+            raise ConnectionLost(f"unexpected error in pika's I/O loop: {exc!r}") from exc
+        self._check_channel()
+
+    def flush(self) -> None:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionLost("not connected")
+        try:
+            conn.process_data_events(time_limit=0)
+        except CONNECTION_ERRORS as exc:
+            self.close()
+            raise _refused(exc) from exc
+        except Exception as exc:
+            log.exception("unexpected error in pika's I/O loop; dropping the connection")
+            self.close()
+            raise ConnectionLost(f"unexpected error in pika's I/O loop: {exc!r}") from exc
+        self._check_channel()
+
+    def _check_channel(self) -> None:
+        # The broker closes a channel rather than the connection for some errors (a
+        # message over its size limit, a publish to a missing exchange); pika only says
+        # so at the next call on it.  The connection is of no use without its channel.
+        channel = self._channel
+        if channel is not None and channel.is_closed:
+            reason = getattr(channel, "_closing_reason", None)
+            self.close()
+            raise _refused(reason) if reason is not None else ConnectionLost("channel closed")
+
+    def _arm_timer(self, delay: float) -> None:
+        # One timer serves many turns: a new one only when none is armed or the armed
+        # one fires too late, so sequential calls arm about two a second, not one each.
+        at = time.monotonic() + delay
+        if self._timer_at is not None and self._timer_at <= at:
+            return
+        self._timer_at = at
+        self._conn.call_later(delay, self._on_timer)  # type: ignore[union-attr]  # set by drive
+
+    def _on_timer(self) -> None:
+        self._timer_at = None
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        if self._conn is None:
+            raise ConnectionLost("not connected")
+        self._conn.call_later(delay, callback)
+
+    def call_threadsafe(self, callback: Callable[[], None]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionLost("not connected")
+        try:
+            conn.add_callback_threadsafe(callback)
+        except CONNECTION_ERRORS as exc:
+            raise ConnectionLost(repr(exc)) from exc
+
+    # ------------------------------------------------------------------ returns
+    def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
+        if self.on_return is not None:
+            self.on_return(Returned(method.routing_key, props.correlation_id,
+                                    str(method.reply_text)))
