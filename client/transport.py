@@ -7,12 +7,12 @@ How a call travels (the whole client half of the request path):
 2. Whoever *leads* publishes it to the request exchange with the service name as
    routing key, ``reply_to`` naming this process's reply queue and a fresh
    ``correlation_id``.
-3. The leader runs pika's I/O loop until its own reply has come.  Replies for other
-   threads are handed to them by correlation id (:meth:`_on_reply`), each waking
-   only its own caller.
+3. The leader drives the connection (broker/driver.py) until its own reply has come.
+   Replies for other threads are handed to them by correlation id through the call
+   registry (client/calls.py), each waking only its own caller.
 
-Leader/follower, and why: pika's ``BlockingConnection`` is not thread-safe, so
-only one thread at a time may touch it.  Handing every call to a dedicated I/O
+Leader/follower, and why: a driver (like pika's ``BlockingConnection`` under it) is
+used by one thread at a time.  Handing every call to a dedicated I/O
 thread costs two thread wake-ups per call (measured at 0.75-0.9x of a script that
 drives the connection itself, see ../shared/design-notes.md).  Instead, the first
 caller to find no leader becomes it and drives the connection from its own thread:
@@ -21,15 +21,23 @@ hands leadership to a thread still waiting.  A daemon thread takes over only whe
 nobody has driven the connection for ``_IDLE`` seconds, so heartbeats keep flowing
 while the script sleeps or computes.
 
+The lock rule: one lock, :attr:`RPCTransport.lock` (the registry's), guards every
+field of the transport and of its calls.  Only the leader calls the driver, and it
+does so without the lock (:meth:`RPCTransport._unlocked` releases it around the
+driver's I/O and re-takes it); other threads only queue calls and wake the leader
+(:meth:`Driver.wake` is thread-safe).
+
 Failures become S_ERROR results, never exceptions: an unreachable broker
 (``EMQCONN``, after tenacity's bounded retries), an unroutable request
-(``EMQNOQUEUE``, from the mandatory flag), a lost connection (``EMQCONN``), or no
+(``EMQNOQUEUE``, from the mandatory flag), a lost connection (``EMQCONN``), a service
+queue nobody consumes (``EMQNOWORKER``, after ``no_worker_after`` seconds), or no
 reply by the deadline (``ETIMEDOUT``).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import itertools
 import logging
@@ -37,23 +45,22 @@ import os
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Iterator
 
-import pika
-import pika.exceptions
-from diracmq.broker import allocator, codec, topology
+from diracmq.broker import codec, topology
 from diracmq.broker.config import Settings, default_settings
-from diracmq.broker.connection import (
-    CONNECTION_ERRORS,
-    BrokerUnreachable,
-    broker_user,
-    close_quietly,
-    connect,
-    wake,
-)
 from diracmq.broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
-from diracmq.broker.properties import RequestProperties
+from diracmq.broker.driver import (
+    BrokerUnreachable,
+    ConnectionLost,
+    Delivery,
+    Driver,
+    NotFound,
+    QueueKind,
+    Returned,
+)
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
+from diracmq.client.calls import Call, CallRegistry, Leader
 
 __all__ = ["RPCFuture", "RPCTransport", "get_transport"]
 
@@ -65,39 +72,8 @@ _IDLE = 0.5
 #: How often a request is put back for publishing after its connection failed.
 _MAX_PUBLISH_ATTEMPTS = 3
 
-
-
-class _NoExchange(LookupError):
-    """The request exchange does not exist: nothing could route a request."""
-
-
-class _Call:
-    """One request in flight: the slot its reply (or failure) is put into."""
-
-    __slots__ = ("service", "method", "corr_id", "body", "timeout", "deadline", "check_at",
-                 "checked", "cond", "reply", "error", "done", "waiting", "published",
-                 "attempts", "consumers")
-
-    def __init__(self, service: str, method: str, corr_id: str, body: bytes,
-                 timeout: float, cond: threading.Condition) -> None:
-        self.service = service
-        self.method = method
-        self.corr_id = corr_id
-        self.body = body
-        self.timeout = timeout
-        self.deadline = time.monotonic() + timeout
-        # Shortly before the deadline, ask the broker whether anything consumes the
-        # service's queue, so a timeout can say "no worker" without running late.
-        self.check_at = self.deadline - min(1.5, timeout * 0.2)
-        self.checked = False
-        self.cond = cond
-        self.reply: bytes | None = None
-        self.error: DReturnType | None = None
-        self.done = False
-        self.waiting = 0  # threads blocked in cond.wait() for this call
-        self.published = False
-        self.attempts = 0
-        self.consumers: int | None = None  # consumers of the service queue, if checked
+#: Consumer counts of a service queue are reused for this long (seconds) by other calls.
+_CHECK_REUSE = 1.0
 
 
 class RPCFuture:
@@ -110,7 +86,7 @@ class RPCFuture:
 
     __slots__ = ("_call", "_result", "_transport")
 
-    def __init__(self, transport: RPCTransport, call: _Call | None,
+    def __init__(self, transport: RPCTransport, call: Call | None,
                  result: DReturnType | None = None) -> None:
         self._transport = transport
         self._call = call
@@ -132,12 +108,12 @@ class RPCFuture:
             call = self._call
             assert call is not None
             transport = self._transport
-            with transport._mutex:
+            with transport.lock:
                 if not call.done:
                     until = call.deadline if timeout is None else time.monotonic() + timeout
                     transport._wait(call, until)
                 if not call.done:
-                    raise TimeoutError(f"no reply from {call.service}.{call.method} within "
+                    raise TimeoutError(f"no reply from {call.where} within "
                                        f"{timeout:g}s (still waiting for one)")
             self._result = transport._outcome(call)
         return self._result
@@ -146,50 +122,61 @@ class RPCFuture:
 class RPCTransport:
     """A process's connection to the broker, multiplexing the calls of all its threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, driver: Driver | None = None) -> None:
         settings.validate()
-        # Large replies would otherwise pay for their buffers in page faults at every
-        # call (broker/allocator.py); once per process.
-        allocator.keep_freed_memory(settings.malloc_keep_mb)
         self.settings = settings
-        self.user = broker_user(settings)
-        self._mutex = threading.Lock()
-        self._calls: dict[str, _Call] = {}
-        self._outbox: list[_Call] = []
-        self._leader: str | None = None  # "caller" or "idle" while someone drives I/O
+        if driver is None:
+            from diracmq.broker.pika_driver import PikaDriver
+            driver = PikaDriver(settings, "diracmq client")
+        self._driver = driver
+        driver.on_return = self._on_return
+        self.user = driver.user
+        #: The one lock (see the module doc).
+        self.lock = threading.Lock()
+        self._registry = CallRegistry(self.lock)
+        self._outbox: list[Call] = []
+        self._leader = Leader.NOBODY
         self._wake_sent = False
-        self._conn: pika.BlockingConnection | None = None
-        self._channel: Any = None
+        self._connected = False
         self._reply_to = ""
         self._reply_queue = (
             topology.reply_queue_name(self.user) if settings.reply_mode == "queue" else ""
         )
         self._last_drive = time.monotonic()
         self._closed = False
-        self._idle_cond = threading.Condition(self._mutex)
+        self._idle_cond = threading.Condition(self.lock)
         self._local = threading.local()
         # Request ids: a random prefix per transport and a counter (unique without the
         # cost of a uuid4 per call).
         self._id_prefix = uuid.uuid4().hex[:20]
         self._ids = itertools.count(1)
         self._checked_services: set[str] = set()
+        self._consumers: dict[str, tuple[float, int | None]] = {}  # service -> (when, count)
         self.pid = os.getpid()
         self._idle_thread: threading.Thread | None = None
-        #: Replies that came after their caller gave up (timed out); they are dropped.
-        self.late_replies = 0
-        #: Encoded constant request properties, per connection (see broker.properties).
-        self._props_template: tuple[bytes, bytes, bytes, bytes] | None = None
-        #: When the timer that ends a turn of pika's loop fires (None: none armed).
-        self._timer_at: float | None = None
+
+    @property
+    def late_replies(self) -> int:
+        """Replies that came after their caller gave up (timed out); they were dropped."""
+        return self._registry.late_replies
+
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Release the lock around driver I/O (leader only), re-take it after."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
 
     # ------------------------------------------------------------------ calling
     def call(self, service: str, method: str, args: tuple | list,
              timeout: float | None = None) -> DReturnType:
         """Run ``method(*args)`` on ``service`` and return its S_OK/S_ERROR; never raises."""
         call = self._prepare(service, method, args, timeout, None)
-        if not isinstance(call, _Call):
+        if not isinstance(call, Call):
             return call  # an S_ERROR: bad arguments
-        with self._mutex:
+        with self.lock:
             refused = self._enqueue(call)
             if refused is not None:
                 return refused
@@ -204,15 +191,15 @@ class RPCTransport:
         thread driving the connection), so many calls can be in flight from one
         thread; :meth:`RPCFuture.result` waits for each reply.
         """
-        call = self._prepare(service, method, args, timeout, threading.Condition(self._mutex))
-        if not isinstance(call, _Call):
+        call = self._prepare(service, method, args, timeout, threading.Condition(self.lock))
+        if not isinstance(call, Call):
             return RPCFuture(self, None, call)
-        with self._mutex:
+        with self.lock:
             refused = self._enqueue(call)
             if refused is not None:
                 return RPCFuture(self, None, refused)
-            if self._leader is None:  # nobody drives the connection: publish it ourselves
-                self._leader = "caller"
+            if self._leader is Leader.NOBODY:  # nobody drives: publish it ourselves
+                self._leader = Leader.CALLER
                 try:
                     self._lead(call, call.deadline, publish_only=True)
                 finally:
@@ -221,8 +208,8 @@ class RPCTransport:
 
     def _prepare(self, service: str, method: str, args: tuple | list,
                  timeout: float | None, cond: threading.Condition | None
-                 ) -> _Call | DReturnType:
-        """Check and encode one request: its :class:`_Call`, or an S_ERROR saying why not."""
+                 ) -> Call | DReturnType:
+        """Check and encode one request: its :class:`Call`, or an S_ERROR saying why not."""
         timeout = self.settings.rpc_timeout if timeout is None else float(timeout)
         if not timeout > 0:
             return S_ERROR(errno.EINVAL, f"{service}.{method}: timeout must be positive, "
@@ -237,100 +224,90 @@ class RPCTransport:
         except codec.EncodeError as exc:
             return S_ERROR(EMQENCODE, f"cannot encode the arguments of {service}.{method}: "
                                       f"{exc}")
+        if len(body) > self.settings.max_message_bytes:
+            # The broker would close the channel (406) rather than take it.
+            return S_ERROR(EMQENCODE, f"the request to {service}.{method} is {len(body)} "
+                                      f"bytes, over the message size limit of "
+                                      f"{self.settings.max_message_bytes} bytes")
         if cond is None:  # one Condition per thread: call() waits on one call at a time
             cond = getattr(self._local, "cond", None)
             if cond is None:
-                cond = self._local.cond = threading.Condition(self._mutex)
-        return _Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
-                     cond)
+                cond = self._local.cond = threading.Condition(self.lock)
+        return Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
+                    cond, self.settings.no_worker_after)
 
-    def _enqueue(self, call: _Call) -> DReturnType | None:
-        """Register ``call`` and queue it for publishing (mutex held); an S_ERROR if closed."""
+    def _enqueue(self, call: Call) -> DReturnType | None:
+        """Register ``call`` and queue it for publishing (lock held); an S_ERROR if closed."""
         if self._closed:
-            return S_ERROR(EMQCONN, f"{call.service}.{call.method}: the RPC transport is closed")
-        self._calls[call.corr_id] = call
+            return S_ERROR(EMQCONN, f"{call.where}: the RPC transport is closed")
+        self._registry.add(call)
         self._outbox.append(call)
-        if self._leader is not None:
+        if self._leader is not Leader.NOBODY:
             self._wake_leader()
         return None
 
-    def _wait(self, call: _Call, until: float) -> None:
-        """Block until ``call`` is answered or ``until`` (monotonic) passes (mutex held).
+    def _wait(self, call: Call, until: float) -> None:
+        """Block until ``call`` is answered or ``until`` (monotonic) passes (lock held).
 
         The thread drives the connection itself when nobody else does (leader), else
         sleeps on the call's condition until its reply is handed over or it is made
-        leader.  At the call's deadline the call is given up.
+        leader.  Every ``no_worker_after`` seconds of waiting it asks the broker
+        whether the service's queue has a consumer; none: the call ends with
+        ``EMQNOWORKER`` at once.  At the call's deadline the call is given up.
         """
         until = min(until, call.deadline)
         while not call.done:
             now = time.monotonic()
             if now >= until:
                 break
-            if not call.checked and now >= call.check_at:
-                call.checked = True
-                if call.published:
-                    self._mutex.release()
-                    try:
-                        call.consumers = self._consumer_count(call.service, call.deadline - now)
-                    finally:
-                        self._mutex.acquire()
+            if now >= call.check_at:
+                self._check_consumers(call, now)
                 continue
-            wake_at = until if call.checked else min(until, call.check_at)
-            if self._leader is None:
-                self._leader = "caller"
+            wake_at = min(until, call.check_at)
+            if self._leader is Leader.NOBODY:
+                self._leader = Leader.CALLER
                 try:
                     self._lead(call, wake_at)
                 finally:
                     self._step_down()
             else:
-                call.waiting += 1
-                call.cond.wait(wake_at - now)
-                call.waiting -= 1
+                call.wait(wake_at - now)
         if not call.done and time.monotonic() >= call.deadline:
-            self._calls.pop(call.corr_id, None)  # given up: a late reply is dropped
+            self._registry.give_up(call)  # a late reply is dropped
             if call in self._outbox:
                 self._outbox.remove(call)
-            call.done = True
-        if self._leader is None:
-            self._wake_one_waiting()  # we may have been chosen to lead: pass it on
+        if self._leader is Leader.NOBODY:
+            self._registry.wake_one_waiting()  # we may have been chosen to lead: pass it on
 
-    def _outcome(self, call: _Call) -> DReturnType:
+    def _check_consumers(self, call: Call, now: float) -> None:
+        """Ask (lock held, released meanwhile) whether the call's service has a consumer."""
+        call.check_at = now + self.settings.no_worker_after
+        if not call.published:
+            return
+        known = self._consumers.get(call.service)
+        if known is not None and now - known[0] < _CHECK_REUSE:
+            count = known[1]
+        else:
+            with self._unlocked():
+                count = self._driver.consumer_count(
+                    topology.service_queue_name(call.service),
+                    max(0.2, min(1.5, call.deadline - time.monotonic())))
+            self._consumers[call.service] = (time.monotonic(), count)
+        call.consumers = count
+        if count == 0 and not call.done:
+            self._registry.fail(call, S_ERROR(
+                EMQNOWORKER, f"{call.where}: the queue of {call.service} has no consumer "
+                             f"(checked after {time.monotonic() + call.timeout - call.deadline:.1f}"
+                             f"s of request {call.request_id}): is a worker for its System "
+                             f"running?"))
+
+    def _outcome(self, call: Call) -> DReturnType:
         """The S_OK/S_ERROR of a finished call."""
         if call.error is not None:
             return call.error
         if call.reply is None:
-            return self._timeout_error(call)
+            return call.timeout_error()
         return self._decode_reply(call)
-
-    def _timeout_error(self, call: _Call) -> DReturnType:
-        """The S_ERROR for a call that got no reply, saying why when the broker can tell."""
-        where = f"{call.service}.{call.method}"
-        message = f"no reply from {where} within {call.timeout:g}s (request {call.corr_id})"
-        if call.published:
-            if call.consumers == 0:
-                return S_ERROR(EMQNOWORKER, f"{message}; the queue of {call.service} has no "
-                                            f"consumer: is a worker for its System running?")
-        return S_ERROR(errno.ETIMEDOUT, message)
-
-    def _consumer_count(self, service: str, budget: float) -> int | None:
-        """Consumers on a service's queue (None if unknown); asked only near a deadline.
-
-        It uses a short-lived connection of its own within ``budget`` (1.5 s at most): the shared
-        one may be the reason the call timed out (a silent network), and a blocking
-        pika call on it would wait for heartbeats to notice.
-        """
-        try:
-            conn = connect(self.settings, "diracmq timeout check", timeout=min(1.5, budget))
-        except (BrokerUnreachable, *CONNECTION_ERRORS):
-            return None
-        try:
-            channel = conn.channel()
-            frame = channel.queue_declare(topology.service_queue_name(service), passive=True)
-            return frame.method.consumer_count
-        except (*CONNECTION_ERRORS, ValueError):
-            return None
-        finally:
-            close_quietly(conn)
 
     @property
     def closed(self) -> bool:
@@ -339,252 +316,182 @@ class RPCTransport:
 
     def connect_now(self) -> DReturnType:
         """Open the connection now rather than at the first call: S_OK or S_ERROR(EMQCONN)."""
-        with self._mutex:
+        with self.lock:
             if self._closed:
                 return S_ERROR(EMQCONN, "the RPC transport is closed")
-            if self._leader is not None or self._conn is not None:
+            if self._leader is not Leader.NOBODY or self._connected:
                 return S_OK()  # connected, or a thread is connecting right now
-            self._leader = "caller"
-            self._mutex.release()
+            self._leader = Leader.CALLER
             try:
-                self._connect(self.settings.connect_timeout)
+                with self._unlocked():
+                    self._connect(self.settings.connect_timeout)
                 return S_OK()
             except BrokerUnreachable as exc:
                 return S_ERROR(EMQCONN, str(exc))
-            except _NoExchange as exc:
+            except NotFound as exc:
                 return S_ERROR(EMQNOQUEUE, str(exc))
-            except CONNECTION_ERRORS as exc:
-                return S_ERROR(EMQCONN, f"cannot set up the connection to the broker: {exc!r}")
+            except ConnectionLost as exc:
+                return S_ERROR(EMQCONN, f"cannot set up the connection to the broker: {exc}")
             finally:
-                self._mutex.acquire()
                 self._step_down()
 
     @staticmethod
-    def _decode_reply(call: _Call) -> DReturnType:
+    def _decode_reply(call: Call) -> DReturnType:
         try:
-            result = codec.unpackb(call.reply)  # type: ignore[arg-type]
+            result = codec.unpackb(call.reply)  # type: ignore[arg-type]  # done with a reply
         except codec.DecodeError as exc:
-            return S_ERROR(EMQDECODE, f"malformed reply from {call.service}.{call.method}: {exc}")
+            return S_ERROR(EMQDECODE, f"malformed reply from {call.where}: {exc}")
         if not isReturnStructure(result):
-            return S_ERROR(EMQDECODE, f"reply from {call.service}.{call.method} is not "
+            return S_ERROR(EMQDECODE, f"reply from {call.where} is not "
                                       f"an S_OK/S_ERROR structure")
         return result
 
     # --------------------------------------------------------------- leadership
     def _wake_leader(self) -> None:
-        """Make the thread inside pika's I/O loop return, so it publishes our request."""
-        if self._wake_sent or self._conn is None:
+        """Make the leader's drive return, so it publishes our request."""
+        if self._wake_sent or not self._connected:
             return
-        try:
-            self._conn.add_callback_threadsafe(wake)
-            self._wake_sent = True
-        except CONNECTION_ERRORS:
-            pass  # the leader will notice the dead connection itself
+        self._driver.wake()
+        self._wake_sent = True
 
     def _step_down(self) -> None:
-        """Give up leadership (mutex held): wake one caller that still waits, if any."""
-        self._leader = None
+        """Give up leadership (lock held): wake one caller that still waits, if any."""
+        self._leader = Leader.NOBODY
         self._last_drive = time.monotonic()
-        self._wake_one_waiting()
+        self._registry.wake_one_waiting()
 
-    def _wake_one_waiting(self) -> None:
-        for other in self._calls.values():
-            if other.waiting and not other.done:
-                other.cond.notify()
-                return
-
-    def _lead(self, call: _Call | None, deadline: float, publish_only: bool = False) -> None:
+    def _lead(self, call: Call | None, deadline: float, publish_only: bool = False) -> None:
         """Drive the connection until ``call`` is answered or ``deadline`` passes.
 
-        Entered and left with the mutex held; released around every pika call.
+        Entered and left with the lock held; released around the driver's I/O.
         With ``call=None`` (the idle thread) it returns as soon as a caller appears.
         With ``publish_only`` it returns once the outbox is published (or has failed).
         """
         while call is None or not call.done:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or (call is None and (self._conn is None or self._closed)):
+            if remaining <= 0 or (call is None and (not self._connected or self._closed)):
                 return
             outbox, self._outbox = self._outbox, []
             self._wake_sent = False
-            self._mutex.release()
-            try:
-                self._io(outbox, remaining, publish_only)
-            finally:
-                self._mutex.acquire()
+            with self._unlocked():
+                self._io(outbox, remaining, publish_only, call)
             if publish_only and (call is None or call.published or call.done):
                 return
-            if call is None and (self._outbox or self._closed or self._has_waiting_caller()):
+            if call is None and (self._outbox or self._closed or self._registry.has_waiting()):
                 return
 
-    def _has_waiting_caller(self) -> bool:
-        return any(c.waiting and not c.done for c in self._calls.values())
-
-    def _io(self, outbox: list[_Call], remaining: float, publish_only: bool = False) -> None:
-        """Publish ``outbox`` and run pika's loop once (mutex NOT held)."""
+    def _io(self, outbox: list[Call], remaining: float, publish_only: bool,
+            call: Call | None) -> None:
+        """Publish ``outbox`` and drive the connection once (lock NOT held)."""
         sent = 0
         try:
-            if self._conn is None:
-                self._connect(remaining)
-                with self._mutex:
+            if not self._connected:
+                # Up to connect_timeout, and the whole of the call's time when that is
+                # shorter: a broker back 1 s before the deadline must still be reached.
+                limit = remaining if call is None else max(0.1, call.deadline - time.monotonic())
+                self._connect(min(self.settings.connect_timeout, limit))
+                with self.lock:
                     # Calls queued while we connected could not wake us (no connection
                     # yet): send them now rather than after a turn of the I/O loop.
                     outbox.extend(self._outbox)
                     self._outbox.clear()
             for sent, pending in enumerate(outbox):  # noqa: B007 - `sent` used below
-                if pending.corr_id in self._calls:  # skip calls that already timed out
+                if pending.request_id in self._registry:  # skip calls that timed out
                     try:
                         self._publish(pending)
-                    except (pika.exceptions.UnsupportedAMQPFieldException, ValueError,
-                            TypeError) as exc:  # this message is bad, not the connection
-                        with self._mutex:
-                            self._finish(pending, S_ERROR(
-                                EMQENCODE, f"cannot publish {pending.service}.{pending.method}: "
-                                           f"{exc!r}"))
+                    except (ValueError, TypeError) as exc:  # this message, not the connection
+                        with self.lock:
+                            self._registry.fail(pending, S_ERROR(
+                                EMQENCODE, f"cannot publish {pending.where}: {exc!r}"))
             sent = len(outbox)
             if publish_only:
+                self._driver.flush()
                 return  # replies are read by whoever waits for them next
-            self._arm_timer(min(remaining, _IDLE))
-            # No time_limit: pika would create and cancel a timer on every turn.  A reply,
-            # a wake from another thread or our own timer ends the turn.
-            self._conn.process_data_events(time_limit=None)  # type: ignore[union-attr]
-            if self._channel.is_closed:
-                # The broker closes a channel rather than the connection for some errors
-                # (a request exchange that does not exist yet, say); pika only says so on
-                # the next call on it.  Treat it like a lost connection: fail fast.
-                raise pika.exceptions.ChannelClosed(0, "channel closed by the broker")
+            self._driver.drive(min(remaining, _IDLE))
         except BrokerUnreachable as exc:
             self._fail_all(EMQCONN, str(exc), outbox)
-        except _NoExchange as exc:
+        except NotFound as exc:
             self._fail_all(EMQNOQUEUE, str(exc), outbox)
-        except CONNECTION_ERRORS as exc:
-            self._on_connection_lost(exc, outbox[sent:])
-        except Exception as exc:  # pika's odd states (ValueError...): never out of call()
-            log.exception("unexpected error in the RPC I/O loop")
+        except ConnectionLost as exc:
             self._on_connection_lost(exc, outbox[sent:])
 
-    def _arm_timer(self, delay: float) -> None:
-        """Make sure pika's loop returns within ``delay`` seconds (I/O owner only).
-
-        One timer serves many calls: a new one is armed only when none is, or the one
-        armed fires too late.  Sequential calls therefore arm about two a second, not
-        one per call.
-        """
-        at = time.monotonic() + delay
-        if self._timer_at is not None and self._timer_at <= at:
-            return
-        self._timer_at = at
-        self._conn.call_later(delay, self._on_timer)  # type: ignore[union-attr]
-
-    def _on_timer(self) -> None:
-        self._timer_at = None
-
-    def _connect(self, remaining: float) -> None:
-        conn = connect(self.settings, "diracmq client",
-                       timeout=min(self.settings.connect_timeout, remaining))
+    def _connect(self, timeout: float) -> None:
+        driver = self._driver
+        driver.open(timeout)
         try:
-            channel = conn.channel()
             try:
-                channel.exchange_declare(topology.REQUEST_EXCHANGE, passive=True)
-            except pika.exceptions.ChannelClosedByBroker as exc:
-                raise _NoExchange(
+                driver.check_exchange(topology.REQUEST_EXCHANGE)
+            except NotFound as exc:
+                raise NotFound(
                     f"no request exchange {topology.REQUEST_EXCHANGE!r} on this broker/vhost: "
-                    f"no worker has ever run here ({exc.reply_text})") from None
-            channel.add_on_return_callback(self._on_return)
+                    f"no worker has ever run here ({exc})") from None
             if self._reply_queue:
-                channel.queue_declare(self._reply_queue, arguments={
-                    "x-expires": self.settings.reply_queue_expires_ms})
-                channel.basic_consume(self._reply_queue, self._on_reply, auto_ack=True,
-                                      exclusive=True)
+                driver.declare_reply_queue(self._reply_queue,
+                                           self.settings.reply_queue_expires_ms)
+                driver.consume(self._reply_queue, self._on_reply, QueueKind.AUTO_ACK,
+                               exclusive=True)
                 self._reply_to = self._reply_queue
             else:
-                channel.basic_consume(topology.DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
+                driver.consume(topology.DIRECT_REPLY_TO, self._on_reply, QueueKind.AUTO_ACK)
                 self._reply_to = topology.DIRECT_REPLY_TO
         except Exception:
-            close_quietly(conn)
+            driver.close()
             raise
-        self._conn, self._channel = conn, channel
-        self._props_template, self._timer_at = None, None
+        self._connected = True
         self._start_idle_thread()
 
-    def _publish(self, call: _Call) -> None:
-        if self._props_template is None:
-            self._props_template = RequestProperties.template(
-                codec.CONTENT_TYPE, self._reply_to, self.user, self.settings.group)
-        props = RequestProperties.build(
-            self._props_template, call.corr_id, max(1, int(call.timeout * 1000)),
-            int((time.time() + call.timeout) * 1000))  # x-deadline: epoch ms
-        self._channel.basic_publish(topology.REQUEST_EXCHANGE, call.service, call.body,
-                                    props, mandatory=True)
+    def _publish(self, call: Call) -> None:
+        self._driver.publish_request(
+            topology.REQUEST_EXCHANGE, call.service, call.body, reply_to=self._reply_to,
+            correlation_id=call.request_id, expiration_ms=max(1, int(call.timeout * 1000)),
+            deadline_ms=int((time.time() + call.deadline - time.monotonic()) * 1000),
+            user_id=self.user, group=self.settings.group or None)
         call.published = True
 
-    # ----------------------------------------------------------- pika callbacks
-    def _on_reply(self, _channel: Any, _method: Any, props: pika.BasicProperties,
-                  body: bytes) -> None:
-        with self._mutex:
-            call = self._calls.pop(props.correlation_id, None)
-            if call is None:
-                self.late_replies += 1
-                return
-            call.reply = body
-            call.done = True
-            if call.waiting:
-                call.cond.notify_all()
+    # ----------------------------------------------------------- driver callbacks
+    def _on_reply(self, delivery: Delivery) -> None:
+        with self.lock:
+            self._registry.deliver(delivery.properties.correlation_id, delivery.body)
 
-    def _on_return(self, _channel: Any, method: Any, props: pika.BasicProperties,
-                   _body: bytes) -> None:
+    def _on_return(self, returned: Returned) -> None:
         """The broker could not route a request: no queue is bound for that service."""
-        with self._mutex:
-            call = self._calls.pop(props.correlation_id, None)
-            if call is None:
-                return
-            call.error = S_ERROR(
+        with self.lock:
+            self._registry.fail_id(returned.correlation_id, S_ERROR(
                 EMQNOQUEUE,
-                f"no queue for service {call.service} on this broker ({method.reply_text}): "
-                f"is a worker for its System running?")
-            call.done = True
-            if call.waiting:
-                call.cond.notify_all()
+                f"no queue for service {returned.routing_key} on this broker "
+                f"({returned.reply_text}): is a worker for its System running?"))
 
     # ------------------------------------------------------------------ failures
-    def _on_connection_lost(self, exc: BaseException, unsent: list[_Call]) -> None:
+    def _on_connection_lost(self, exc: BaseException, unsent: list[Call]) -> None:
         """Drop the connection; fail the calls that were sent, resend the others later."""
-        log.warning("connection to the broker lost: %r", exc)
-        conn, self._conn, self._channel = self._conn, None, None
-        if conn is not None:
-            close_quietly(conn)
-        with self._mutex:
+        log.warning("connection to the broker lost: %s", exc)
+        self._driver.close()
+        with self.lock:
+            self._connected = False
             retry = []
             for call in unsent:
-                if not call.published and call.corr_id in self._calls:
+                if not call.published and call.request_id in self._registry:
                     call.attempts += 1
                     if call.attempts < _MAX_PUBLISH_ATTEMPTS:
                         retry.append(call)
                     else:
-                        self._finish(call, S_ERROR(
-                            EMQCONN, f"could not publish {call.service}.{call.method} after "
-                                     f"{call.attempts} connection failures ({exc!r})"))
+                        self._registry.fail(call, S_ERROR(
+                            EMQCONN, f"could not publish {call.where} after "
+                                     f"{call.attempts} connection failures ({exc})"))
             self._outbox[:0] = retry
-            for call in list(self._calls.values()):
+            for call in self._registry.calls():
                 if call.published:
-                    self._finish(call, S_ERROR(
+                    self._registry.fail(call, S_ERROR(
                         EMQCONN, f"connection to the broker lost while waiting for the reply "
-                                 f"of {call.service}.{call.method} ({exc!r}); the request may "
+                                 f"of {call.where} ({exc}); the request may "
                                  f"or may not have run"))
 
-    def _fail_all(self, code: int, reason: str, outbox: list[_Call]) -> None:
+    def _fail_all(self, code: int, reason: str, outbox: list[Call]) -> None:
         """Fail every call in flight with ``S_ERROR(code, ...)`` naming its service."""
-        with self._mutex:
-            for call in outbox + self._outbox + list(self._calls.values()):
-                self._finish(call, S_ERROR(code, f"{call.service}.{call.method}: {reason}"))
+        with self.lock:
+            for call in outbox + self._outbox + self._registry.calls():
+                self._registry.fail(call, S_ERROR(code, f"{call.where}: {reason}"))
             self._outbox.clear()
-
-    def _finish(self, call: _Call, error: DReturnType) -> None:
-        if self._calls.pop(call.corr_id, None) is None and call.done:
-            return
-        call.error = error
-        call.done = True
-        if call.waiting:
-            call.cond.notify_all()
 
     # -------------------------------------------------------------- idle driver
     def _start_idle_thread(self) -> None:
@@ -595,13 +502,13 @@ class RPCTransport:
 
     def _idle_loop(self) -> None:
         """Keep heartbeats and late replies flowing while no caller drives the connection."""
-        with self._mutex:
+        with self.lock:
             while not self._closed:
                 self._idle_cond.wait(_IDLE)
-                if (self._closed or self._leader is not None or self._conn is None
+                if (self._closed or self._leader is not Leader.NOBODY or not self._connected
                         or time.monotonic() - self._last_drive < _IDLE):
                     continue
-                self._leader = "idle"
+                self._leader = Leader.IDLE_THREAD
                 try:
                     self._lead(None, time.monotonic() + 60.0)
                 finally:
@@ -613,27 +520,24 @@ class RPCTransport:
 
         Waits up to 2 s for a thread that is driving the connection to let go.
         """
-        with self._mutex:
+        with self.lock:
             self._closed = True
             self._idle_cond.notify_all()
             self._wake_leader()
             give_up = time.monotonic() + 2.0
-            while self._leader is not None and time.monotonic() < give_up:
-                self._mutex.release()
-                time.sleep(0.01)
-                self._mutex.acquire()
-            if self._leader is not None:
+            while self._leader is not Leader.NOBODY and time.monotonic() < give_up:
+                with self._unlocked():
+                    time.sleep(0.01)
+            if self._leader is not Leader.NOBODY:
                 return  # a thread still drives it: leave the connection to die with us
-            conn, self._conn = self._conn, None
-        if conn is not None:
+            connected, self._connected = self._connected, False
+        if connected:
             try:
-                if self._reply_queue and conn.is_open:
-                    self._channel.queue_delete(self._reply_queue)
-            except CONNECTION_ERRORS:
+                if self._reply_queue and self._driver.is_open:
+                    self._driver.delete_queue(self._reply_queue)
+            except ConnectionLost:
                 pass
-            close_quietly(conn)
-
-
+            self._driver.close()
 
 
 _transports: dict[Settings, RPCTransport] = {}
@@ -654,7 +558,7 @@ def get_transport(settings: Settings | None = None) -> RPCTransport:
             _transports.clear()
             _transports_pid = os.getpid()
         transport = _transports.get(settings)
-        if transport is None or transport._closed:
+        if transport is None or transport.closed:
             transport = _transports[settings] = RPCTransport(settings)
         return transport
 

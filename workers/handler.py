@@ -235,7 +235,7 @@ def dispatch(handler_cls: type[RequestHandler], request: Request,
         if isinstance(started, dict) and started.get("OK") is False:
             return started
         result = getattr(handler, export.attribute)(*request.args)
-    except BaseException as exc:  # noqa: BLE001 - sys.exit() in a handler is a failed call too
+    except BaseException as exc:
         # SystemExit, KeyboardInterrupt or GeneratorExit raised by handler code end
         # this call, not the worker: left to propagate, they would leave the request
         # unanswered and unacknowledged, holding a prefetch slot for good.

@@ -112,7 +112,12 @@ def test_requests_and_replies_are_read_without_a_recv_that_would_block(settings,
 
 LARGE_CALLS = textwrap.dedent("""
     import resource, sys
+    from diracmq.broker import allocator
+    from diracmq.broker.config import Settings
     from diracmq.client.base import Client
+    # Opt-in for a client process (a worker does it itself): creating a Client changes
+    # nothing process-wide.
+    allocator.keep_freed_memory(Settings.load().malloc_keep_mb)
     client = Client(url=sys.argv[1], timeout=20)
     value = "x" * (1 << 20)
     for _ in range(3):
