@@ -49,7 +49,8 @@ class Call:
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         #: When to ask the broker whether anything consumes the service's queue (then
-        #: again every ``no_worker_after`` seconds while the call waits).  A call shorter
+        #: again every ``no_worker_after`` seconds while the call waits; a first "none"
+        #: is confirmed by a second look a few seconds later).  A call shorter
         #: than that asks shortly before its deadline, so that its timeout can still say
         #: "no worker" without running late.
         self.check_at = time.monotonic() + min(no_worker_after,

@@ -293,8 +293,13 @@ class RPCTransport:
                     topology.service_queue_name(call.service),
                     max(0.2, min(1.5, call.deadline - time.monotonic())))
             self._consumers[call.service] = (time.monotonic(), count)
+        confirmed = count == 0 and call.consumers == 0
         call.consumers = count
-        if count == 0 and not call.done:
+        if count == 0 and not confirmed:
+            # A worker restarting (a crash, a rolling update) leaves the queue without a
+            # consumer for a moment: look again shortly before saying nobody serves it.
+            call.check_at = time.monotonic() + min(3.0, self.settings.no_worker_after / 2)
+        if confirmed and not call.done:
             self._registry.fail(call, S_ERROR(
                 EMQNOWORKER, f"{call.where}: the queue of {call.service} has no consumer "
                              f"(checked after {time.monotonic() + call.timeout - call.deadline:.1f}"

@@ -67,7 +67,10 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("pika").setLevel(logging.WARNING)  # pika logs every connect at INFO
+    # pika logs every connect at INFO and every failed one as several ERROR lines with
+    # tracebacks; the worker logs one line per attempt itself.  DEBUG shows pika's too.
+    debug = getattr(logging, level.upper(), logging.INFO) <= logging.DEBUG
+    logging.getLogger("pika").setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 def _run_one(args: argparse.Namespace) -> int:

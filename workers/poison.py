@@ -52,6 +52,8 @@ def _start_time(pid: int) -> str | None:
         return "?"
     # The command name (field 2) may hold spaces and parentheses: split after it.
     fields = stat[stat.rfind(")") + 2:].split()
+    if fields and fields[0] in ("Z", "X"):
+        return None  # a zombie has died; only its parent has not reaped it yet
     return fields[19] if len(fields) > 19 else "?"
 
 

@@ -249,7 +249,7 @@ class Worker:
             wait=wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5),
             sleep=self._sleep, reraise=True,
             before_sleep=lambda state: log.warning(
-                "cannot connect to the broker (attempt %d): %s; next attempt in %.1fs",
+                "broker unreachable (attempt %d): %s; next attempt in %.1fs",
                 state.attempt_number, state.outcome.exception() if state.outcome else "?",
                 state.next_action.sleep if state.next_action else 0.0))
         try:

@@ -3,7 +3,7 @@
 Random and truncated bodies, deeply nested and huge structures, headers and
 properties of the wrong types, a ``reply_to`` that does not exist, none at all:
 every request that can be answered gets exactly one S_OK/S_ERROR, the others are
-counted (``no_reply_to``, ``reply_unroutable``, ``expired``), and the worker keeps
+counted (``no_reply_to``, ``foreign_reply_to``, ``expired``), and the worker keeps
 serving.
 """
 
@@ -98,7 +98,8 @@ def test_worker_survives_hostile_messages_and_answers(node, pool):
     conn = pika.BlockingConnection(pika.URLParameters(node.url))
     try:
         channel = conn.channel()
-        reply_queue = channel.queue_declare("", exclusive=True).method.queue
+        # Direct Reply-to: a worker replies only to the caller's own destination
+        reply_queue = "amq.rabbitmq.reply-to"
         replies: dict[str, list] = {}
         stray = []
 
@@ -153,7 +154,7 @@ def test_worker_survives_hostile_messages_and_answers(node, pool):
     seen = counters(settings_for(node.url), worker.system)
     assert seen.get("internal_errors", 0) == 0, seen
     assert seen["no_reply_to"] == 2 and seen["expired"] == 2, seen  # x-deadline 1 and -2**63
-    assert seen["reply_unroutable"] >= 1, seen
+    assert seen["foreign_reply_to"] >= 1, seen  # a queue not the caller's: refused
     client = Client(url=service, settings=settings_for(node.url))
     assert client.echo("still here", timeout=10) == {"OK": True, "Value": "still here"}
     print(f"fuzz through the broker: {len(cases)} messages, {len(replies)} replies "
@@ -169,7 +170,8 @@ def test_nested_tuples_do_not_kill_the_worker(node, pool):
     conn = pika.BlockingConnection(pika.URLParameters(node.url))
     try:
         channel = conn.channel()
-        reply_queue = channel.queue_declare("", exclusive=True).method.queue
+        # Direct Reply-to: a worker replies only to the caller's own destination
+        reply_queue = "amq.rabbitmq.reply-to"
         replies = []
         channel.basic_consume(reply_queue, lambda *a: replies.append(a[3]), auto_ack=True)
         channel.basic_publish(topology.REQUEST_EXCHANGE, f"{worker.system}/Chaos",

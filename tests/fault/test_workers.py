@@ -112,7 +112,8 @@ def test_burst_of_10000_requests_to_one_worker(node, pool):
     conn = pika.BlockingConnection(pika.URLParameters(node.url))
     try:
         channel = conn.channel()
-        reply_queue = channel.queue_declare("", exclusive=True).method.queue
+        # Direct Reply-to: a worker replies only to the caller's own destination
+        reply_queue = "amq.rabbitmq.reply-to"
         replies: dict[str, list] = {}
 
         def on_reply(_ch, _method, props, body):
