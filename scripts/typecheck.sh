@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 
 [ -x "$VENV/bin/mypy" ] || ensure_venv test
-links="$PWD/$VENV/mypy-path"
+links="$(cd "$VENV" && pwd)/mypy-path"
 mkdir -p "$links/diracmq"
 for package in broker client workers; do
     ln -sfn "$PWD/$package" "$links/diracmq/$package"

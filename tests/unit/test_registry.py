@@ -212,3 +212,24 @@ def test_the_open_registry_is_dev_mode():
         assert identity.auth_rules_for("Test/Own", OwnHandler, "coded") == ["all"]
     finally:
         use_registry(None)
+
+
+def test_the_api_page_names_modules_and_registry_names_that_exist():
+    """docs/api.md is the public API: each diracmq module it names imports, and its
+    registry section names every public name of diracmq.workers.registry, each existing."""
+    import importlib.util
+    import re
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    modules = set(re.findall(r"`(diracmq\.(?:broker|client|workers)(?:\.[a-z_]+)?)", text))
+    assert len(modules) > 8
+    for name in modules:  # a module, or a module's attribute (`diracmq.workers.dispatch`)
+        parent, _, last = name.rpartition(".")
+        if importlib.util.find_spec(name) is None:
+            assert hasattr(importlib.import_module(parent), last), name
+        else:
+            importlib.import_module(name)
+    section = text.split("### The worker's registry", 1)[1].split("\n## ", 1)[0]
+    for name in registry.__all__:
+        assert f"`{name}" in section, name
+        assert hasattr(registry, name)
