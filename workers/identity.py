@@ -59,6 +59,9 @@ GROUP_HEADER = "x-dirac-group"
 #: What a method needs when neither the configuration nor the handler says (DIRAC's rule).
 DEFAULT_RULES = ("authenticated",)
 
+# RegistryMode's members as plain module globals: an Enum class attribute look-up costs
+# more than the rest of a check, and these run several times per request.
+_ENFORCED, _OPEN, _UNAVAILABLE = RegistryMode.ENFORCED, RegistryMode.OPEN, RegistryMode.UNAVAILABLE
 _NO_RULES: Mapping[str, Sequence[str]] = {}
 #: auth_rules_for's answers, by (service, handler class, method), for one registry state
 #: (the view they were derived from): a new state starts an empty cache.
@@ -78,7 +81,7 @@ def _current() -> RegistryView:
     """The registry's current state; logs (at most once a minute) when it is unavailable."""
     global _last_complaint
     view = get_registry().current()
-    if view.mode is RegistryMode.UNAVAILABLE:
+    if view.mode is _UNAVAILABLE:
         now = time.monotonic()
         if now - _last_complaint > 60:
             _last_complaint = now
@@ -90,7 +93,7 @@ def _current() -> RegistryView:
 def current_registry() -> RegistryView | None:
     """The registry's current state; None when nothing is registered (dev mode)."""
     view = _current()
-    return None if view.mode is RegistryMode.OPEN else view
+    return None if view.mode is _OPEN else view
 
 
 def _requested_group(headers: dict[str, Any] | None) -> str | None:
@@ -117,7 +120,7 @@ def credentials_for(broker_user: str | None, headers: dict[str, Any] | None = No
     if registry is None:
         return {"username": broker_user, "group": "", "properties": [],
                 "brokerUser": broker_user}
-    if registry.mode is not RegistryMode.ENFORCED:
+    if registry.mode is not _ENFORCED:
         return {"username": ANONYMOUS, "group": "", "properties": [],
                 "brokerUser": broker_user}
     return registry.credentials(broker_user, _requested_group(headers))
@@ -149,7 +152,7 @@ def auth_rules_for(service: str, handler_cls: type, method: str) -> Sequence[str
     """
     global _rules_cache
     view = _current()
-    if view.mode is RegistryMode.UNAVAILABLE:
+    if view.mode is _UNAVAILABLE:
         return _rules_for(view, service, handler_cls, method)
     cached_view, cache = _rules_cache
     if cached_view is not view:
@@ -175,7 +178,7 @@ def _as_rules(value: Any) -> Sequence[str] | None:
 
 def _rules_for(view: RegistryView, service: str, handler_cls: type,
                method: str) -> Sequence[str] | None:
-    unavailable = view.mode is RegistryMode.UNAVAILABLE
+    unavailable = view.mode is _UNAVAILABLE
     section = _NO_RULES if unavailable else view.authorization(service)
     rules = section.get(method)
     if rules:
@@ -186,6 +189,6 @@ def _rules_for(view: RegistryView, service: str, handler_cls: type,
     rules = section.get("Default")
     if rules:
         return rules
-    if view.mode is RegistryMode.OPEN:
+    if view.mode is _OPEN:
         return None
     return DEFAULT_RULES
