@@ -58,8 +58,8 @@ def keep_freed_memory(megabytes: int) -> bool:
         try:
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             keep = min(megabytes * 1024 * 1024, _MAX_INT)  # 2 GiB at most
-            ok = libc.mallopt(_M_MMAP_THRESHOLD, min(keep // 2, _MAX_MMAP_THRESHOLD)) == 1 \
-                and libc.mallopt(_M_TRIM_THRESHOLD, keep) == 1
+            ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, min(keep // 2, _MAX_MMAP_THRESHOLD)) == 1
+                      and libc.mallopt(_M_TRIM_THRESHOLD, keep) == 1)
         except (OSError, AttributeError) as exc:
             log.debug("mallopt not available: %s", exc)
             return False

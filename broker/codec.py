@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import threading
+from collections.abc import Callable, Iterable
 from itertools import compress, count, repeat
 from operator import add, attrgetter, itemgetter, not_
 from typing import Any
@@ -94,6 +95,11 @@ class DecodeError(ValueError):
 
 
 _datetime = _dt.datetime
+#: ``datetime(state)``: how pickle rebuilds a datetime from its packed fields.  The
+#: ignore: typeshed lists only ``datetime(year, month, ...)``, not this form.
+_datetime_from_state: Callable[[bytes], _dt.datetime] = _dt.datetime  # type: ignore[assignment]
+#: Subclasses of these encode as their base (a str enum as its str...).
+_PLAIN_TYPES: tuple[type[Any], ...] = (bool, int, float, str, bytes, dict, list)
 _TZINFO = attrgetter("tzinfo")
 _first = itemgetter(0)
 _second = itemgetter(1)
@@ -117,7 +123,7 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(EXT_FROZENSET, _pack(list(obj)))
     if isinstance(obj, set):
         return msgpack.ExtType(EXT_SET, _pack(list(obj)))
-    for base in (bool, int, float, str, bytes, dict, list):
+    for base in _PLAIN_TYPES:
         if isinstance(obj, base):
             return base(obj)
     if isinstance(obj, (bytearray, memoryview)):
@@ -161,7 +167,7 @@ def _find_tables(obj: Any, depth: int) -> Any:
     return obj if copy is None else copy
 
 
-def _table_payload(rows: list) -> list | None:
+def _table_payload(rows: list[Any]) -> list[Any] | None:
     """``[keys, columns, column kinds]`` for dicts with the same keys, else ``None``.
 
     Bulk operations (map, zip) rather than a Python loop per row or per value:
@@ -188,7 +194,7 @@ def _table_payload(rows: list) -> list | None:
     return [keys, columns, kinds]
 
 
-def _encode_datetimes(column: list) -> tuple[int, list] | None:
+def _encode_datetimes(column: list[Any]) -> tuple[int, list[Any]] | None:
     """``(kind, [positions of None, values])`` for a column of datetimes (or None), else None."""
     types = set(map(type, column))
     if types != _DATETIMES and types != _DATETIMES_OR_NONE:
@@ -205,7 +211,7 @@ def _encode_datetimes(column: list) -> tuple[int, list] | None:
     return COLUMN_DATETIME_ISO, [nones, list(map(_datetime.isoformat, column))]
 
 
-def _decode_datetimes(kind: Any, payload: Any) -> list:
+def _decode_datetimes(kind: Any, payload: Any) -> list[Any]:
     """The column that :func:`_encode_datetimes` encoded as ``kind``, ``payload``."""
     if type(payload) is not list or len(payload) != 2:
         raise DecodeError("malformed table: a datetime column is [positions of None, values]")
@@ -214,7 +220,7 @@ def _decode_datetimes(kind: Any, payload: Any) -> list:
         # datetime(fields) is how pickle rebuilds a datetime; it checks the length
         # and the month only.  Adding zero normalizes the other fields (raises if
         # the year is out of range): a value that changes had a forged field.
-        raw = list(map(_datetime, encoded))
+        raw = list(map(_datetime_from_state, encoded))
         values = list(map(add, raw, repeat(_ZERO)))
         if values != raw:
             raise DecodeError("malformed table: a datetime field is out of range")
@@ -233,7 +239,7 @@ def _decode_datetimes(kind: Any, payload: Any) -> list:
     return [next(remaining) if here else None for here in present]
 
 
-def _decode_table(payload: Any) -> list[dict]:
+def _decode_table(payload: Any) -> list[dict[Any, Any]]:
     """The dicts of a table payload (see :func:`_table_payload`)."""
     if type(payload) is not list or len(payload) != 3:
         raise DecodeError("malformed table: expected [keys, columns, kinds]")
@@ -257,8 +263,12 @@ def _decode_table(payload: Any) -> list[dict]:
 _MAX_BUILT_COLUMNS = 64
 
 
+#: ``build(keys, rows) -> [dict, ...]``, as :func:`_dict_builder` makes it.
+_Builder = Callable[[list[Any], Iterable[tuple[Any, ...]]], list[dict[Any, Any]]]
+
+
 @functools.lru_cache(maxsize=_MAX_BUILT_COLUMNS)
-def _dict_builder(n: int) -> Any:
+def _dict_builder(n: int) -> _Builder:
     """A function ``(keys, rows) -> [dict, ...]`` for ``n`` keys, made once per ``n``.
 
     A dict display ``{k0: v0, k1: v1, ...}`` makes the dict in one step, presized
@@ -275,7 +285,8 @@ def _dict_builder(n: int) -> Any:
               f"    return [{{{items}}} for {values}, in rows]\n")
     namespace: dict[str, Any] = {}
     exec(compile(source, f"<codec dict builder {n}>", "exec"), namespace)
-    return namespace["build"]
+    build: _Builder = namespace["build"]
+    return build
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -316,7 +327,8 @@ def _decode_ext(code: int, data: bytes) -> Any:
 
 
 def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True, strict_types=True, default=_default)
+    packed: bytes = msgpack.packb(obj, use_bin_type=True, strict_types=True, default=_default)
+    return packed
 
 
 def packb(obj: Any) -> bytes:

@@ -109,7 +109,9 @@ _OPTIONS = {
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
-    types = {f.name: f.type for f in dataclasses.fields(Settings)}
+    # a field's type is its annotation's text here (from __future__ import annotations);
+    # __name__ keeps this right for a class too
+    types = {f.name: str(getattr(f.type, "__name__", f.type)) for f in dataclasses.fields(Settings)}
     out: dict[str, Any] = {}
     for name, value in values.items():
         kind = types[name]

@@ -145,7 +145,7 @@ def cmpError(inErr: Any, candidate: int) -> bool:
     would hide a caller bug.
     """
     if isinstance(inErr, dict):
-        return inErr.get("Errno", 0) == candidate
+        return bool(inErr.get("Errno", 0) == candidate)
     if isinstance(inErr, int):
         return inErr == candidate
     if isinstance(inErr, str):

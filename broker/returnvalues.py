@@ -13,7 +13,7 @@ import functools
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeGuard
 
 from diracmq.broker.derrno import strerror
 
@@ -34,7 +34,7 @@ DReturnType = dict[str, Any]
 #: How many caller frames ``S_ERROR`` records in ``CallStack``.
 _CALLSTACK_FRAMES = 5
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
 
 
 def S_OK(value: Any = None) -> DReturnType:
@@ -104,7 +104,7 @@ def S_ERROR(*args: Any, **kwargs: Any) -> DReturnType:
     }
 
 
-def isReturnStructure(unk: Any) -> bool:
+def isReturnStructure(unk: Any) -> TypeGuard[DReturnType]:
     """Tell whether ``unk`` is a well-formed ``S_OK``/``S_ERROR`` dict.
 
     That is a dict with a bool ``OK`` and a ``Value`` when OK, a ``Message``
@@ -125,13 +125,15 @@ class SErrorException(Exception):
     """
 
     def __init__(self, result: DReturnType | str, errCode: int = 0) -> None:
-        if not isReturnStructure(result):
-            result = S_ERROR(errCode, result if isinstance(result, str) else str(result))
-        elif result["OK"]:
-            raise ValueError("SErrorException needs an S_ERROR, not an S_OK")
-        self.result: DReturnType = result
-        self.errCode: int = errCode or result.get("Errno", 0)
-        super().__init__(result["Message"])
+        if isReturnStructure(result):
+            if result["OK"]:
+                raise ValueError("SErrorException needs an S_ERROR, not an S_OK")
+            error = result
+        else:
+            error = S_ERROR(errCode, result if isinstance(result, str) else str(result))
+        self.result: DReturnType = error
+        self.errCode: int = errCode or error.get("Errno", 0)
+        super().__init__(error["Message"])
 
     def __str__(self) -> str:
         return str(self.result["Message"])
@@ -155,7 +157,7 @@ def returnValueOrRaise(result: DReturnType, *, errorCode: int = 0) -> Any:
     return result["Value"]
 
 
-def convertToReturnValue(func: _F) -> _F:
+def convertToReturnValue(func: Callable[_P, Any]) -> Callable[_P, DReturnType]:
     """Decorate a raising function so that it returns ``S_OK``/``S_ERROR``.
 
     A return becomes ``S_OK(value)``, an ``SErrorException`` becomes its
@@ -164,7 +166,7 @@ def convertToReturnValue(func: _F) -> _F:
     """
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> DReturnType:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> DReturnType:
         try:
             value = func(*args, **kwargs)
         except SErrorException as e:
@@ -173,7 +175,7 @@ def convertToReturnValue(func: _F) -> _F:
             return S_ERROR(repr(e))
         return S_OK(value)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def returnSingleResult(dictRes: DReturnType) -> DReturnType:

@@ -12,6 +12,10 @@ import os
 import re
 import socket
 import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pika has no type hints: this names the type for readers (it is Any)
+    from pika.adapters.blocking_connection import BlockingChannel
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -42,7 +46,7 @@ PARKING_QUEUE = "dirac.rpc.parked"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z][A-Za-z0-9_]*$")
 
 
-def check_service_name(service: str) -> str:
+def check_service_name(service: object) -> str:
     """Return ``service`` if it is a valid ``System/Service`` name, else raise ValueError."""
     if not isinstance(service, str) or not _NAME.match(service):
         raise ValueError(f"invalid service name {service!r}: expected 'System/Service'")
@@ -69,12 +73,12 @@ def is_reply_queue_of(queue: str, user: str) -> bool:
     return queue.startswith(f"dirac.reply.{user}.")
 
 
-def declare_request_exchange(channel) -> None:  # noqa: ANN001 - a pika channel
+def declare_request_exchange(channel: BlockingChannel) -> None:
     """Declare the request exchange (idempotent)."""
     channel.exchange_declare(REQUEST_EXCHANGE, exchange_type="direct", durable=True)
 
 
-def declare_retry_topology(channel) -> None:  # noqa: ANN001 - a pika channel
+def declare_retry_topology(channel: BlockingChannel) -> None:
     """Declare the retry exchange/queue loop and the parking queue (idempotent)."""
     declare_request_exchange(channel)
     channel.exchange_declare(RETRY_EXCHANGE, exchange_type="headers", durable=True)
@@ -88,7 +92,7 @@ def declare_retry_topology(channel) -> None:  # noqa: ANN001 - a pika channel
         "x-max-length": 10_000, "x-message-ttl": 7 * 24 * 3600 * 1000})
 
 
-def declare_service_queue(channel, service: str) -> str:  # noqa: ANN001 - a pika channel
+def declare_service_queue(channel: BlockingChannel, service: str) -> str:
     """Declare a service's request queue and its binding; return the queue name."""
     name = service_queue_name(service)
     declare_retry_topology(channel)

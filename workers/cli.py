@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from diracmq.broker.config import Settings
 from diracmq.workers.dedup import ReplyCache
 from diracmq.workers.loader import HandlerNotFound, load_handlers, system_name
+from diracmq.workers.registry import RegistryNotFound, load_registry, use_registry
 from diracmq.workers.server import Worker
 
 __all__ = ["main", "build_parser"]
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                         default=ReplyCache.DEFAULT_MAX_BYTES / 2**20,
                         help="memory for replies kept to answer a repeated request without "
                              "running it again (default 8; 0: keep none)")
+    parser.add_argument("--registry", default=None, metavar="NAME",
+                        help="who the broker users are: the registry of this name in the "
+                             "entry point group diracmq.registry (default: the only one "
+                             "installed, DIRAC's, which reads the configuration)")
     parser.add_argument("--log-level", default=os.environ.get("DIRAC_LOG_LEVEL", "INFO"),
                         help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     return parser
@@ -82,7 +87,8 @@ def _run_one(args: argparse.Namespace) -> int:
         handlers = load_handlers(args.system, args.extension, args.service)
         settings = Settings.load(url=args.broker_url)
         settings.validate()
-    except (HandlerNotFound, ValueError, FileNotFoundError) as exc:
+        use_registry(load_registry(args.registry))
+    except (HandlerNotFound, RegistryNotFound, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
     worker = Worker(handlers, settings, threads=args.threads, prefetch=args.prefetch,

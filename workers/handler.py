@@ -47,10 +47,10 @@ class Request:
 
     service: str
     method: str
-    args: tuple
+    args: tuple[Any, ...]
     request_id: str = ""
     #: The caller's identity: ``username``, ``group``, ``properties`` (and ``DN``).
-    credentials: dict = dataclasses.field(default_factory=dict)
+    credentials: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: True when the broker delivers this request for the second time or more.
     redelivered: bool = False
 
@@ -84,8 +84,8 @@ class RequestHandler:
         return dict(self.request.credentials)
 
     # -------------------------------------------------------- built-in methods
-    types_ping: ClassVar[list] = []
-    auth_ping: ClassVar[list] = ["all"]
+    types_ping: ClassVar[list[Any]] = []
+    auth_ping: ClassVar[list[Any]] = ["all"]
 
     def export_ping(self) -> DReturnType:
         """Liveness and basic facts about the serving process."""
@@ -109,14 +109,14 @@ class RequestHandler:
             "counters": dict(self.serviceInfoDict.get("counters", {})),
         })
 
-    types_echo: ClassVar[list] = [None]
+    types_echo: ClassVar[list[Any]] = [None]
 
     def export_echo(self, data: Any) -> DReturnType:
         """Return ``data`` unchanged: a round trip through the codec."""
         return S_OK(data)
 
-    types_whoami: ClassVar[list] = []
-    auth_whoami: ClassVar[list] = ["all"]
+    types_whoami: ClassVar[list[Any]] = []
+    auth_whoami: ClassVar[list[Any]] = ["all"]
 
     def export_whoami(self) -> DReturnType:
         """The caller's credentials, as the worker established them (not as claimed)."""

@@ -2,16 +2,18 @@
 
 RabbitMQ refuses a message whose ``user_id`` property differs from the user of the
 connection that published it, so ``user_id`` is the one fact about the caller a
-worker can trust.  The Registry of the configuration (DIRAC's ``/Registry``) maps
-that broker user to a DIRAC user: username, DN, groups, and the group's properties.
+worker can trust.  A registry (workers/registry.py; the DIRAC layer's reads the
+configuration's ``/Registry``) maps that broker user to a DIRAC user: username, DN,
+groups, and the group's properties.
 The caller may *ask* for one of its groups with the ``x-dirac-group`` header (set
 by the client from ``DIRAC_GROUP``); a group it is not a member of gets the request
 refused with ``ENOAUTH``.  Nothing else in a request is believed.
 
-Where the worker's configuration comes from: the file named by ``DIRAC_CS_FILE`` when
-set (re-read when it changes), else the ``Configuration/Server`` service (kept
-current by a refresher thread, every ``DIRAC_CS_REFRESH`` seconds).  See
-docs/security.md.
+With DIRAC's registry, the worker's configuration comes from the file named by
+``DIRAC_CS_FILE`` when set (re-read when it changes), else the ``Configuration/Server``
+service (kept current by a refresher thread, every ``DIRAC_CS_REFRESH`` seconds).  See
+docs/security.md.  This module imports nothing of DIRAC: the registry is found through
+the ``diracmq.registry`` entry point group (or set with ``use_registry``).
 
 =====================================  ==========================================
 Situation                              Caller's credentials
@@ -30,22 +32,15 @@ answered (or a broken file)            succeeds
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from diracmq.broker.config import Settings
 from diracmq.broker.derrno import ENOAUTH
 from diracmq.broker.returnvalues import S_ERROR, DReturnType
 from diracmq.workers.handler import find_export
-
-from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
-    FAILED,
-    gConfigurationData,
-)
-from DIRAC.ConfigurationSystem.Client.ConfigurationFile import as_list
-from DIRAC.ConfigurationSystem.Client.Helpers.Registry import ANONYMOUS, RegistryIndex
+from diracmq.workers.registry import ANONYMOUS, RegistryMode, RegistryView, get_registry
 
 __all__ = [
     "ANONYMOUS",
@@ -64,75 +59,41 @@ GROUP_HEADER = "x-dirac-group"
 #: What a method needs when neither the configuration nor the handler says (DIRAC's rule).
 DEFAULT_RULES = ("authenticated",)
 
-
-class _Unavailable:
-    """The Registry could not be loaded: every caller is anonymous until it can."""
-
-    def __repr__(self) -> str:
-        return "<registry unavailable>"
-
-
-UNAVAILABLE = _Unavailable()
-
-
-class _Snapshot:
-    """What one configuration tree says about identity and authorization, indexed once."""
-
-    __slots__ = ("auth", "registry", "rules", "tree")
-
-    def __init__(self, tree: dict[str, Any]) -> None:
-        self.tree = tree
-        #: auth_rules_for's answers for this tree, by (service, handler class, method)
-        self.rules: dict[tuple[str, type, str], Sequence[str] | None] = {}
-        index = RegistryIndex(tree)
-        self.registry: RegistryIndex | None = index if index.enabled else None
-        #: "System/Service" -> {method or "Default": non-empty rule list}
-        self.auth: dict[str, dict[str, list[str]]] = {}
-        systems = tree.get("Systems")
-        for system, section in (systems.items() if isinstance(systems, dict) else ()):
-            services = section.get("Services") if isinstance(section, dict) else None
-            for name, entry in (services.items() if isinstance(services, dict) else ()):
-                rules = entry.get("Authorization") if isinstance(entry, dict) else None
-                if isinstance(rules, dict):
-                    listed = {method: as_list(value) for method, value in rules.items()}
-                    self.auth[f"{system}/{name}"] = {m: r for m, r in listed.items() if r}
-
-
-_NO_RULES: dict[str, list[str]] = {}
-_snapshot: _Snapshot | None = None
+# RegistryMode's members as plain module globals: an Enum class attribute look-up costs
+# more than the rest of a check, and these run several times per request.
+_ENFORCED, _OPEN, _UNAVAILABLE = RegistryMode.ENFORCED, RegistryMode.OPEN, RegistryMode.UNAVAILABLE
+_NO_RULES: Mapping[str, Sequence[str]] = {}
+#: auth_rules_for's answers, by (service, handler class, method), for one registry state
+#: (the view they were derived from): a new state starts an empty cache.
+_rules_cache: tuple[RegistryView | None, dict[tuple[str, type, str], Sequence[str] | None]] = (
+    None, {})
 _last_complaint = 0.0
 
 
 def prepare(settings: Settings) -> None:
-    """Worker start-up: reach the Configuration service with the worker's own broker
-    settings, and start loading the configuration in the background (requests wait
-    for the first load)."""
-    gConfigurationData.setSettings(settings)
-    threading.Thread(target=gConfigurationData.ensureLoaded, daemon=True,
-                     name="dirac-cs-first-load").start()
+    """Worker start-up: the registry starts loading with the worker's own broker settings,
+    in the background (requests wait for the first load).  Raises
+    :class:`~diracmq.workers.registry.RegistryNotFound` when no registry is installed."""
+    get_registry().start(settings)
 
 
-def _current() -> _Snapshot | _Unavailable:
-    """The snapshot of the worker's configuration, rebuilt when the configuration changes."""
-    global _snapshot, _last_complaint
-    tree = gConfigurationData.getServedTree()
-    if gConfigurationData.state == FAILED:
+def _current() -> RegistryView:
+    """The registry's current state; logs (at most once a minute) when it is unavailable."""
+    global _last_complaint
+    view = get_registry().current()
+    if view.mode is _UNAVAILABLE:
         now = time.monotonic()
         if now - _last_complaint > 60:
             _last_complaint = now
-            log.error("no configuration (%s): every caller is anonymous until it loads",
-                      gConfigurationData.error)
-        return UNAVAILABLE
-    snapshot = _snapshot
-    if snapshot is None or snapshot.tree is not tree:
-        snapshot = _snapshot = _Snapshot(tree)
-    return snapshot
+            log.error("no registry (%s): every caller is anonymous until it loads",
+                      view.problem)
+    return view
 
 
-def current_registry() -> RegistryIndex | _Unavailable | None:
-    """The Registry of the worker's configuration; None when there is none (dev mode)."""
-    snapshot = _current()
-    return snapshot if snapshot is UNAVAILABLE else snapshot.registry  # type: ignore[union-attr]
+def current_registry() -> RegistryView | None:
+    """The registry's current state; None when nothing is registered (dev mode)."""
+    view = _current()
+    return None if view.mode is _OPEN else view
 
 
 def _requested_group(headers: dict[str, Any] | None) -> str | None:
@@ -159,10 +120,10 @@ def credentials_for(broker_user: str | None, headers: dict[str, Any] | None = No
     if registry is None:
         return {"username": broker_user, "group": "", "properties": [],
                 "brokerUser": broker_user}
-    if registry is UNAVAILABLE:
+    if registry.mode is not _ENFORCED:
         return {"username": ANONYMOUS, "group": "", "properties": [],
                 "brokerUser": broker_user}
-    return registry.credentials(broker_user, _requested_group(headers))  # type: ignore[union-attr]
+    return registry.credentials(broker_user, _requested_group(headers))
 
 
 def group_refusal(credentials: dict[str, Any]) -> DReturnType | None:
@@ -180,40 +141,54 @@ def group_refusal(credentials: dict[str, Any]) -> DReturnType | None:
 def auth_rules_for(service: str, handler_cls: type, method: str) -> Sequence[str] | None:
     """The rules a call of ``service.method`` must pass, first found wins:
 
-    1. the configuration's ``/Systems/<System>/Services/<Service>/Authorization/<method>``;
+    1. the registry's configured rule for the method (DIRAC's registry: the
+       configuration's ``/Systems/<System>/Services/<Service>/Authorization/<method>``);
     2. the handler's ``auth_<method>``;
-    3. the configuration's ``.../Authorization/Default``;
-    4. ``["authenticated"]`` (DIRAC's rule) - or, with no Registry at all (dev mode),
+    3. the registry's configured ``Default`` (``.../Authorization/Default``);
+    4. ``["authenticated"]`` (DIRAC's rule) - or, with nobody registered (dev mode),
        None: open to every caller, as before there was a Registry.
 
     The lists returned are shared: read them, do not modify them.
     """
-    snapshot = _current()
-    if snapshot is UNAVAILABLE:
-        return _rules_for(UNAVAILABLE, service, handler_cls, method)
+    global _rules_cache
+    view = _current()
+    if view.mode is _UNAVAILABLE:
+        return _rules_for(view, service, handler_cls, method)
+    cached_view, cache = _rules_cache
+    if cached_view is not view:
+        cache = {}
+        _rules_cache = (view, cache)
     key = (service, handler_cls, method)
     try:
-        return snapshot.rules[key]  # type: ignore[union-attr]
+        return cache[key]
     except KeyError:
-        rules = _rules_for(snapshot, service, handler_cls, method)
+        rules = _rules_for(view, service, handler_cls, method)
         if find_export(handler_cls, method) is not None:  # not for any name from the wire
-            snapshot.rules[key] = rules  # type: ignore[union-attr]
+            cache[key] = rules
         return rules
 
 
-def _rules_for(snapshot: _Snapshot | _Unavailable, service: str, handler_cls: type,
+def _as_rules(value: Any) -> Sequence[str] | None:
+    """An ``auth_`` attribute as a rule list: a comma-separated string is split, as DIRAC
+    reads list options; a list is used as it is."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value  # type: ignore[no-any-return]  # handler-supplied; dispatch checks it
+
+
+def _rules_for(view: RegistryView, service: str, handler_cls: type,
                method: str) -> Sequence[str] | None:
-    section = _NO_RULES if snapshot is UNAVAILABLE else \
-        snapshot.auth.get(service, _NO_RULES)  # type: ignore[union-attr]
+    unavailable = view.mode is _UNAVAILABLE
+    section = _NO_RULES if unavailable else view.authorization(service)
     rules = section.get(method)
     if rules:
         return rules
     coded = getattr(handler_cls, "auth_" + method, None)
     if coded is not None:
-        return as_list(coded) if isinstance(coded, str) else coded
+        return _as_rules(coded)
     rules = section.get("Default")
     if rules:
         return rules
-    if snapshot is not UNAVAILABLE and snapshot.registry is None:  # type: ignore[union-attr]
+    if view.mode is _OPEN:
         return None
     return DEFAULT_RULES

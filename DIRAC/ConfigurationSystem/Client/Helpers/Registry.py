@@ -18,23 +18,30 @@ The configuration's ``[Registry]`` section (docs/configuration-service.md)::
     BrokerUser = "dirac-wms"
     Properties = ["TrustedHost"]
 
-:class:`RegistryIndex` answers "who is broker user X" (workers/identity.py uses it
-for every request); the DIRAC-style functions below read the process's ``gConfig``.
+:class:`RegistryIndex` answers "who is broker user X"; :class:`ConfigurationRegistry`
+is the worker's registry (the interface of diracmq.workers.registry, declared under the
+``diracmq.registry`` entry point in pyproject.toml): the worker's configuration, with
+its ``/Registry`` and each service's ``Authorization`` rules, asked for every request.
+The DIRAC-style functions below read the process's ``gConfig``.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from diracmq.broker.config import Settings
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.workers.registry import ANONYMOUS, RegistryMode
 
-from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
+from DIRAC.ConfigurationSystem.Client.ConfigurationData import FAILED, gConfigurationData
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import as_list
 
 __all__ = [
     "ANONYMOUS",
     "HOSTS_GROUP",
+    "ConfigurationRegistry",
     "RegistryIndex",
     "getAllGroups",
     "getAllUsers",
@@ -48,8 +55,6 @@ __all__ = [
     "getUsersInGroup",
 ]
 
-#: The username of a caller the Registry does not know.
-ANONYMOUS = "anonymous"
 #: The group of a caller registered under ``[Registry.Hosts]``.
 HOSTS_GROUP = "hosts"
 
@@ -142,6 +147,88 @@ class RegistryIndex:
                 creds.update(group=requested_group,
                              properties=list(self.properties.get(requested_group, [])))
         return creds
+
+
+class _ConfigurationView:
+    """One configuration tree as the worker's registry state (built once per tree)."""
+
+    __slots__ = ("auth", "index", "mode", "problem", "tree")
+
+    def __init__(self, tree: dict[str, Any]) -> None:
+        self.tree = tree
+        self.problem = ""
+        self.index = RegistryIndex(tree)
+        self.mode = RegistryMode.ENFORCED if self.index.enabled else RegistryMode.OPEN
+        #: "System/Service" -> {method or "Default": non-empty rule list}
+        self.auth: dict[str, dict[str, list[str]]] = {}
+        systems = tree.get("Systems")
+        for system, section in (systems.items() if isinstance(systems, dict) else ()):
+            services = section.get("Services") if isinstance(section, dict) else None
+            for name, entry in (services.items() if isinstance(services, dict) else ()):
+                rules = entry.get("Authorization") if isinstance(entry, dict) else None
+                if isinstance(rules, dict):
+                    listed = {method: as_list(value) for method, value in rules.items()}
+                    self.auth[f"{system}/{name}"] = {m: r for m, r in listed.items() if r}
+
+    def credentials(self, broker_user: str, requested_group: str | None) -> dict[str, Any]:
+        """The Registry's entry for the broker user (see :meth:`RegistryIndex.credentials`)."""
+        return self.index.credentials(broker_user, requested_group)
+
+    def authorization(self, service: str) -> Mapping[str, Sequence[str]]:
+        """``/Systems/<System>/Services/<Service>/Authorization`` of ``"System/Service"``."""
+        return self.auth.get(service, _NO_RULES)
+
+
+class _UnavailableView:
+    """The configuration could not be loaded (``problem`` says why)."""
+
+    mode = RegistryMode.UNAVAILABLE
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def credentials(self, broker_user: str, requested_group: str | None) -> dict[str, Any]:
+        """Anonymous: nothing vouches for anyone."""
+        return {"username": ANONYMOUS, "group": "", "properties": [],
+                "brokerUser": broker_user}
+
+    def authorization(self, service: str) -> Mapping[str, Sequence[str]]:
+        """No configured rule."""
+        return _NO_RULES
+
+
+_NO_RULES: dict[str, list[str]] = {}
+
+
+class ConfigurationRegistry:
+    """The worker's registry from DIRAC's configuration (the process's ``gConfigurationData``):
+    the file named by ``DIRAC_CS_FILE``, else the ``Configuration/Server`` service, kept
+    current by its refresher.  A configuration without users or hosts is "dev mode"; one
+    that never loaded (or a broken file) makes every caller anonymous."""
+
+    def __init__(self) -> None:
+        self._view: _ConfigurationView | None = None
+
+    def start(self, settings: Settings) -> None:
+        """Reach the Configuration service with the worker's broker settings and start the
+        first load in the background (requests wait for it)."""
+        gConfigurationData.setSettings(settings)
+        threading.Thread(target=gConfigurationData.ensureLoaded, daemon=True,
+                         name="dirac-cs-first-load").start()
+
+    def current(self) -> _ConfigurationView | _UnavailableView:
+        """The view of the served tree, rebuilt when the tree changes."""
+        tree = gConfigurationData.getServedTree()
+        if gConfigurationData.state == FAILED:
+            return _UnavailableView(gConfigurationData.error or "not loaded")
+        view = self._view
+        if view is None or view.tree is not tree:
+            view = self._view = _ConfigurationView(tree)
+        return view
+
+    def refresh(self) -> None:
+        """Re-check the file, or ask the Configuration service for a newer version, now."""
+        gConfigurationData.refresh()
 
 
 _index_lock = threading.Lock()
