@@ -44,9 +44,10 @@ def _parametric_count(jdl: str) -> int | None:
     )
 
     try:
-        return getParameterVectorLength(parseJDL(jdl))
+        result = getParameterVectorLength(parseJDL(jdl))
     except (JDLError, ValueError, TypeError):
         return None  # the service says what is wrong with it
+    return result["Value"] if result["OK"] else None
 
 
 def _read(name: str) -> str:
