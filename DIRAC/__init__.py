@@ -28,6 +28,7 @@ from diracmq.broker.config import Settings, set_default_settings
 from diracmq.broker.derrno import EMQNOQUEUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK
 
+from DIRAC._notprovided import install as _install_not_provided_finder
 from DIRAC.ConfigurationSystem.Client.Config import gConfig
 from DIRAC.ConfigurationSystem.Client.ConfigurationData import (
     CONFIGURATION_SERVICE,
@@ -41,6 +42,8 @@ __all__ = ["AuthError", "DIRACInitError", "S_ERROR", "S_OK", "abort", "exit", "g
            "gLogger", "initialize", "rootPath", "version"]
 
 log = logging.getLogger("DIRAC")
+
+_install_not_provided_finder()  # a missing DIRAC module names docs/compatibility.md
 
 version = "v9.0-diracmq0.1.0"
 majorVersion, minorVersion = 9, 0

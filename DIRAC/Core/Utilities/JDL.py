@@ -56,3 +56,12 @@ def dumpCFGAsJDL(cfg: dict[str, Any], level: int = 1, tab: str = "  ") -> str:
             lines.append(f"{pad}{name} = {formatValue(value)};")
     closing = tab * (level - 1)
     return "[\n" + "\n".join(lines) + f"\n{closing}]"
+
+
+def __getattr__(name: str) -> Any:
+    """DIRAC's names this module does not provide: an ImportError naming the table."""
+    if name == "jdlToBaseJobDescriptionModel":
+        raise ImportError(f"{name} (DIRAC's pydantic job model) is not provided by diracmq: "
+                          f"see docs/compatibility.md; the services check a JDL when it is "
+                          f"submitted")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
