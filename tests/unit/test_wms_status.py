@@ -7,7 +7,7 @@ from diracmq.broker.derrno import EWMSSTATUS
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 
-#: The table of ../shared/dirac-api.md, written out again independently of JobStatus.py.
+#: DIRAC's documented transition table, written out again independently of JobStatus.py.
 DOCUMENTED = {
     "Submitting": ["Received", "Checking", "Deleted", "Killed"],
     "Received": ["Scouting", "Checking", "Waiting", "Failed", "Deleted", "Killed"],

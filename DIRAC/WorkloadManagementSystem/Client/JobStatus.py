@@ -1,7 +1,7 @@
 """Job states and the state machine of DIRAC's WorkloadManagement System.
 
 Pure logic, no I/O: the JobDB, the handlers and the command line all take their
-rules from here.  The table is the one DIRAC documents (../shared/dirac-api.md):
+rules from here.  The table is the one DIRAC documents (its JobStatus.JobsStateMachine):
 a transition not listed leaves the job's state as it is, unless forced.
 
 Staying in the same state is not a transition: ``Running -> Running`` is how a
