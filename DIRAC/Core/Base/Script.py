@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import getopt
+import inspect
 import os
 import re
 import sys
@@ -89,7 +90,8 @@ class Script:
         """Decorate ``main`` (``@Script()``), or run it (the console script's entry)."""
         if func is not None:
             self._func = func
-            module_globals = getattr(func, "__globals__", {})
+            # the module of the function itself, under any functools.wraps decorators
+            module_globals = getattr(inspect.unwrap(func), "__globals__", {})
             Script.setUsageMessage(module_globals.get("__doc__") or "")
             filename = module_globals.get("__file__") or ""
             if filename:
@@ -355,6 +357,11 @@ class Script:
             cls._parse()
             cls._applyCommandLine()
         return cls._cl.unprocessed
+
+    @classmethod
+    def getDebugMode(cls) -> int:
+        """How many ``-d`` were given (``-ddd``: 3)."""
+        return cls._cl.debug
 
     @classmethod
     def getExtraCLICFGFiles(cls) -> list[str]:
