@@ -27,6 +27,7 @@ import pika
 import pytest
 from diracmq.broker import topology
 from diracmq_testing import (
+    REPO_DIR,
     WorkerPool,
     free_closed_port,
     mask_url,
@@ -267,6 +268,9 @@ def test_submit_status_attributes_and_logging_info(wms, cli, jdl, vhost_url):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", attributes["SubmissionTime"])
     native = json.loads(attrs_json.stdout)
     assert native[str(job)]["JobID"] == job and native[str(job)]["Status"] == "Received"
+    # one form of datetime in every --json output: ISO 8601 with its offset
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00",
+                        native[str(job)]["SubmissionTime"]), native[str(job)]
 
     table = logging.stdout.splitlines()
     assert table[0].split() == ["Status", "MinorStatus", "ApplicationStatus", "DateTime",
@@ -278,6 +282,7 @@ def test_submit_status_attributes_and_logging_info(wms, cli, jdl, vhost_url):
     [record] = records[str(job)]
     assert (record["Status"], record["Source"]) == ("Received", "JobManager")
     assert record["DateTime"].startswith(attributes["SubmissionTime"][:10])
+    assert record["DateTime"].endswith("+00:00"), record
 
 
 def test_bulk_submission_shows_progress(wms, cli, jdl, tmp_path):
@@ -461,6 +466,7 @@ def test_ping_service(wms, cli, vhost_url):
             "counters"} <= set(answer)
     as_json = json.loads(ok(as_json).stdout)
     assert as_json["name"] == "WorkloadManagement/JobManager" and "T" in as_json["time"]
+    assert as_json["time"].endswith("+00:00"), as_json["time"]
     assert json.loads(ok(dips).stdout)["name"] == "WorkloadManagement/JobStateUpdate"
     assert failed(nothing).stdout == ""
     assert nothing.stderr.startswith("ERROR: Nope/Nothing: No such service queue ( 1143 :")
@@ -560,3 +566,12 @@ def test_identity_and_setup_from_a_configuration_service(cli, fresh_vhost_url, t
     finally:
         problems = pool.stop_all()
         assert not problems, problems
+
+
+def test_docs_show_each_command_s_usage_line(cli):
+    """docs/commands.md gives each command's synopsis as its --help's Usage line."""
+    docs = (REPO_DIR / "docs" / "commands.md").read_text()
+    for command, done in zip(COMMANDS, cli.many([(c, "-h") for c in COMMANDS]), strict=True):
+        usage = done.stdout.split("\nUsage:\n", 1)[1].splitlines()[0].strip()
+        assert usage.startswith(command), (command, usage)
+        assert f"\n{usage}\n" in docs, f"docs/commands.md lacks {command}'s usage: {usage}"

@@ -234,6 +234,7 @@ class Script:
         if not enableCommandLine:
             cl.parsed = True
         name = cls.scriptName or _invokedName()
+        cls.scriptName = name  # DIRAC leaves None here: its section would be /Scripts/None
         cl.section = name if name.startswith("/") else f"/Scripts/{name}"
         errors = cls._applyCommandLine() if enableCommandLine else []
         gLogger.initialize(name.lstrip("/"))

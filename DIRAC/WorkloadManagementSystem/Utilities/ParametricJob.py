@@ -111,9 +111,9 @@ def _sequences(ad: ClassAd, count: int) -> dict[str, list[Any]]:
     top = ad["Parameters"]
     del ad["Parameters"]
     if isinstance(top, list):
-        if sequences or numeric:
-            raise JDLError("Parameters is a list: ParameterStart/Step/Factor and "
-                           "Parameters.<name> cannot be used with it")
+        if _UNNAMED in numeric:
+            raise JDLError("Parameters is a list: ParameterStart/Step/Factor cannot be "
+                           "used with it")
         sequences[_UNNAMED] = top
     for seq, spec in numeric.items():
         if seq in sequences:
