@@ -59,6 +59,8 @@ class _CommandLine:
         self.arguments: list[tuple[str, list[tuple[str, str]], bool, Any, Any]] = []
         self.description = self.usageDoc = self.argumentsDoc = self.exampleDoc = ""
         self.parsed = False
+        self.applied = False  # the switches' callbacks have run
+        self.errors: list[str] = []
         self.options: list[tuple[str, str]] = []
         self.positional: list[str] = []
         self.grouped: list[Any] = []
@@ -260,7 +262,10 @@ class Script:
         """Parse, then run the callbacks in command-line order; the errors they gave."""
         cl = cls._cl
         cls._parse()
-        errors: list[str] = []
+        if cl.applied:  # once: a callback must not run twice
+            return list(cl.errors)
+        cl.applied = True
+        errors = cl.errors
         cl.unprocessed = []
         for option, value in cl.options:
             name = option.lstrip("-")
@@ -276,7 +281,7 @@ class Script:
                                   f"S_ERROR")
                 elif not result.get("OK"):
                     errors.append(str(result.get("Message")))
-        return errors
+        return list(errors)
 
     @classmethod
     def _parse(cls) -> None:
@@ -354,8 +359,7 @@ class Script:
     @classmethod
     def getUnprocessedSwitches(cls) -> list[tuple[str, str]]:
         """``[(name, value)]`` of the switches given without a callback, dashes stripped."""
-        if not cls._cl.parsed:
-            cls._parse()
+        if not cls._cl.applied:
             cls._applyCommandLine()
         return cls._cl.unprocessed
 
