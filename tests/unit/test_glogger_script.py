@@ -27,7 +27,7 @@ def test_levels_are_dirac_s():
 def test_records_go_through_python_logging(caplog, level):
     """Where the process configured logging (pytest has), gLogger's records reach its
     handlers with DIRAC's level names and the sub-logger's name."""
-    caplog.set_level(logging.DEBUG, logger="dirac")
+    caplog.set_level(logging.DEBUG)
     sub = gLogger.getSubLogger("Unit")
     gLogger.setLevel("VERBOSE")
     assert sub.verbose("shown", "var") is True
@@ -81,3 +81,13 @@ def test_parse_groups_and_help(script, monkeypatch, capsys):
     assert out.startswith("\nDescribe it.\n\n\nUsage:\n  dirac-unit X\n\nGeneral options:\n")
     assert "\nOptions:\n  -x  --ex                     : a flag\n" in out
     assert out.endswith("\nExample:\n  $ x\n\n")
+
+
+def test_the_process_log_level_applies(caplog, level):
+    """A process that configured logging at WARNING (a worker's --log-level) does not get
+    gLogger's INFO messages, whatever gLogger's own level."""
+    caplog.set_level(logging.WARNING)
+    gLogger.setLevel("DEBUG")
+    assert gLogger.info("quiet") is False
+    assert gLogger.error("loud") is True
+    assert [r.getMessage() for r in caplog.records if r.name == "dirac"] == ["loud"]

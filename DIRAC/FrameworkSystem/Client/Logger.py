@@ -8,7 +8,8 @@ and DIRAC's methods (``notice(sMsg, sVarMsg="")``, ``getSubLogger``, ``setLevel(
 
 * Where the process has configured Python logging (root handlers exist: ``dirac-worker``,
   an application calling ``logging.basicConfig``, a JSON formatter), gLogger's records go
-  to those handlers, in their format.
+  to those handlers, in their format, and the root logger's level applies too (a
+  worker's ``--log-level WARNING`` hides gLogger's INFO messages).
 * Otherwise (a script), gLogger prints as DIRAC does: every level to **stdout**, the bare
   message (``showHeaders(False)``, what ``Script.parseCommandLine`` sets) or with DIRAC's
   header ``2026-01-01T12:00:00,123456Z dirac-x/Sub NOTICE: message``.
@@ -223,6 +224,9 @@ class Logging:
 
     # ------------------------------------------------------------ messages
     def _log(self, level: int, sMsg: Any, sVarMsg: Any, exc_info: bool = False) -> bool:
+        root = logging.getLogger()
+        if root.handlers and level < root.getEffectiveLevel():
+            return False  # the process's own log level applies (a worker's --log-level)
         extra = {"componentname": self._componentName, "customname": self._customName,
                  "varmessage": str(sVarMsg) if sVarMsg not in ("", None) else "",
                  **self.getDisplayOptions()}
