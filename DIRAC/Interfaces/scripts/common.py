@@ -55,6 +55,9 @@ __all__ = [
     "Context",
     "Options",
     "job_control",
+    "job_control_help",
+    "job_control_main_script",
+    "job_id_command_line",
     "job_id_files",
     "job_ids_from",
     "usage_error",
@@ -355,6 +358,17 @@ def job_id_files() -> list[str]:
     return files
 
 
+def job_id_command_line() -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """Register ``-f/--file`` and the optional ``JobID`` list argument, then parse the
+    command line: ``(unprocessed switches, arguments, files)`` (see :func:`job_ids_from`)."""
+    from DIRAC.Core.Base.Script import Script
+
+    files = job_id_files()
+    Script.registerArgument(["JobID: DIRAC job ID (or several: 1,2,3)"], mandatory=False)
+    switches, arguments = Script.parseCommandLine()
+    return switches, arguments, files
+
+
 def job_ids_from(arguments: Iterable[str], files: Iterable[str] = (), *,
                  required: bool = True) -> list[int]:
     """The job IDs of the arguments and files (``-`` is stdin), in order, each once.
@@ -502,6 +516,33 @@ def _failures(result: dict[str, Any]) -> dict[int, str]:
         for job_id in failed:
             reasons[job_id] = f"job {job_id}: {said.get(int(job_id), result.get('Message'))}"
     return reasons
+
+
+def job_control_help(prog: str, summary: str, done_verb: str) -> str:
+    """The help (module docstring) of a kill/delete/reschedule command."""
+    return f"""{summary}
+
+At least one job ID is needed, as arguments (several, separated by blanks or commas) or
+in files given with --file.  Prints '{done_verb} jobs 1,2,3' for the jobs done and one
+'ERROR: ...' line on stderr per job that was not (unknown, not yours, or not in a state
+that allows it).  --json prints {{"Successful": [...], "Failed": {{"<JobID>": "why"}}}}.
+Exit status: 0 all done, 1 any job failed (or no answer), 2 usage error.
+
+Usage:
+  {prog} [options] ... [JobID ...]
+
+Example:
+  $ {prog} 12 13 14
+  $ {prog} --file ids.txt
+"""
+
+
+def job_control_main_script(method: str, done_verb: str) -> int:
+    """The body of a kill/delete/reschedule command's ``main``: its command line (the
+    shared switches, ``-f``, the job IDs), then :func:`job_control`."""
+    options = Options()
+    _, arguments, files = job_id_command_line()
+    return job_control(options, job_ids_from(arguments, files), method, done_verb)
 
 
 def job_control(options: Any, job_ids: list[int], method: str, done_verb: str) -> int:

@@ -30,7 +30,7 @@ from DIRAC.Interfaces.scripts.common import (
     Options,
     fetch_per_job,
     format_value,
-    job_id_files,
+    job_id_command_line,
     job_ids_from,
     print_json,
     run_command,
@@ -42,9 +42,7 @@ from DIRAC.Interfaces.scripts.common import (
 @run_command
 def main() -> int:
     options = Options()
-    files = job_id_files()
-    Script.registerArgument(["JobID: DIRAC job ID (or several: 1,2,3)"], mandatory=False)
-    _, arguments = Script.parseCommandLine()
+    _, arguments, files = job_id_command_line()
     job_ids = job_ids_from(arguments, files)
     setup(options)
 

@@ -29,7 +29,7 @@ from DIRAC.Interfaces.scripts.common import (
     EXIT_OK,
     Options,
     fetch_per_job,
-    job_id_files,
+    job_id_command_line,
     job_ids_from,
     print_json,
     print_table,
@@ -52,9 +52,7 @@ def _no_records(monitor: Any, job_id: int) -> str:
 @run_command
 def main() -> int:
     options = Options()
-    files = job_id_files()
-    Script.registerArgument(["JobID: DIRAC job ID (or several: 1,2,3)"], mandatory=False)
-    _, arguments = Script.parseCommandLine()
+    _, arguments, files = job_id_command_line()
     job_ids = job_ids_from(arguments, files)
     setup(options)
 

@@ -24,7 +24,7 @@ from DIRAC.Interfaces.scripts.common import (
     Options,
     error,
     format_value,
-    job_id_files,
+    job_id_command_line,
     job_ids_from,
     print_json,
     run_command,
@@ -39,10 +39,8 @@ FIELDS = ("Status", "MinorStatus", "Site")
 @run_command
 def main() -> int:
     options = Options()
-    files = job_id_files()
     Script.registerSwitch("g:", "JobGroup=", "also the jobs of this job group")
-    Script.registerArgument(["JobID: DIRAC job ID (or several: 1,2,3)"], mandatory=False)
-    switches, arguments = Script.parseCommandLine()
+    switches, arguments, files = job_id_command_line()
     group = next((value for name, value in reversed(switches)
                   if name in ("g", "JobGroup")), None)
     job_ids = job_ids_from(arguments, files, required=not group)
