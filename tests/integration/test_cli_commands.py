@@ -575,3 +575,9 @@ def test_docs_show_each_command_s_usage_line(cli):
         usage = done.stdout.split("\nUsage:\n", 1)[1].splitlines()[0].strip()
         assert usage.startswith(command), (command, usage)
         assert f"\n{usage}\n" in docs, f"docs/commands.md lacks {command}'s usage: {usage}"
+
+
+def test_o_options_reach_the_configuration(wms, cli):
+    """DIRAC's -o sets a configuration option for the command (dirac-info shows Setup)."""
+    done = ok(cli("dirac-info", "-o", "/DIRAC/Setup=FromCommandLine", "--json"))
+    assert json.loads(done.stdout)["Setup"] == "FromCommandLine"

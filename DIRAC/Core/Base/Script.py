@@ -364,6 +364,16 @@ class Script:
         return cls._cl.unprocessed
 
     @classmethod
+    def localConfiguration(cls) -> tuple[dict[str, Any], list[str]]:
+        """``(options set by -o and defaults, --cfg files)``, for ``DIRAC.initialize``'s
+        ``extra_config`` and ``extra_config_files`` (empty before parsing)."""
+        import copy
+
+        if not cls.alreadyInitialized:
+            return {}, []
+        return copy.deepcopy(cls._cl.overlay), list(cls._cl.cfgFiles)
+
+    @classmethod
     def getDebugMode(cls) -> int:
         """How many ``-d`` were given (``-ddd``: 3)."""
         return cls._cl.debug

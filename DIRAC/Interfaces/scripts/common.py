@@ -66,6 +66,7 @@ __all__ = [
     "configure_logging",
     "error",
     "format_value",
+    "initialize_without_auth",
     "job_control_main",
     "load_settings",
     "make_parser",
@@ -270,22 +271,34 @@ def load_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return settings, overrides
 
 
-def setup(args: argparse.Namespace) -> Context:
-    """Connect to the broker and initialize DIRAC; CommandError (exit 1) when impossible."""
-    from diracmq.client.transport import get_transport
+def setup(args: Any) -> Context:
+    """Connect to the broker and initialize DIRAC; CommandError (exit 1) when impossible.
 
-    import DIRAC
+    ``args``: :class:`Options` (or an argparse namespace with ``timeout``/``debug``).
+    """
+    from diracmq.client.transport import get_transport
 
     configure_logging(getattr(args, "debug", False))
     settings, overrides = load_settings(args)
     connected = get_transport(settings).connect_now()
     if not connected["OK"]:
         raise CommandError(f"cannot reach the broker: {connected['Message']}")
+    initialize_without_auth(overrides)
+    return Context(settings=settings, timeout=settings.rpc_timeout)
+
+
+def initialize_without_auth(overrides: dict[str, Any]) -> None:
+    """``DIRAC.initialize(require_auth=False)`` with the command line's ``-o`` options and
+    ``--cfg`` files (Script's) and the command's broker ``overrides``; CommandError if bad."""
+    import DIRAC
+    from DIRAC.Core.Base.Script import Script
+
+    options, files = Script.localConfiguration()
     try:
-        DIRAC.initialize(require_auth=False, extra_config=overrides)
+        DIRAC.initialize(require_auth=False, extra_config={**options, **overrides},
+                         extra_config_files=files)
     except DIRAC.DIRACInitError as exc:
         raise CommandError(str(exc)) from exc
-    return Context(settings=settings, timeout=settings.rpc_timeout)
 
 
 # ------------------------------------------------------- Script-based commands

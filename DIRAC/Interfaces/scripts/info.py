@@ -32,6 +32,7 @@ from DIRAC.Interfaces.scripts.common import (
     Options,
     configure_logging,
     error,
+    initialize_without_auth,
     load_settings,
     print_json,
     print_table,
@@ -105,10 +106,7 @@ def main() -> int:
     setup_name = vo = "Unknown"
     configuration = "unknown (no broker)"
     if reachable:
-        try:
-            DIRAC.initialize(require_auth=False, extra_config=overrides)
-        except DIRAC.DIRACInitError as exc:
-            raise CommandError(str(exc)) from exc
+        initialize_without_auth(overrides)
         from DIRAC import gConfig
 
         setup_name = str(gConfig.getValue("/DIRAC/Setup", "Unknown"))
