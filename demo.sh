@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-READY_TIMEOUT=${DEMO_READY_TIMEOUT:-60}   # seconds to wait for "worker ready"
+READY_TIMEOUT=${DEMO_READY_TIMEOUT:-60}   # seconds to wait for the service to answer
 STOP_TIMEOUT=${DEMO_STOP_TIMEOUT:-45}     # seconds to wait for the worker to exit after SIGTERM
 
 ensure_venv ""    # no extras: the demo needs only the package
@@ -17,6 +17,7 @@ ensure_broker
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/diracmq-demo.XXXXXX")
 worker_log="$log_dir/worker.log"
 worker_pid=""
+interrupted=""
 
 # shellcheck disable=SC2317  # called from the EXIT trap
 stop_worker() {
@@ -25,9 +26,9 @@ stop_worker() {
     worker_pid=""
     if kill -0 "$pid" 2>/dev/null; then
         # A Ctrl-C in the terminal reaches the worker too, and a second signal would
-        # make it stop without finishing its requests: signal it only if it is not
-        # stopping already.
-        if ! grep -q "signal [0-9]*: finishing" "$worker_log"; then
+        # make it stop without finishing its requests: signal it only if it was not
+        # interrupted already (whatever its log level shows).
+        if [ -z "$interrupted" ]; then
             say "stopping the worker (pid $pid) with SIGTERM"
             kill -TERM "$pid" 2>/dev/null || true
         fi
@@ -55,20 +56,23 @@ on_exit() {
     exit "$status"
 }
 trap on_exit EXIT
-trap 'exit 130' INT
+trap 'interrupted=1; exit 130' INT
 trap 'exit 143' TERM
 
 say "starting: dirac-worker WorkloadManagement (log: $worker_log)"
 "$VENV/bin/dirac-worker" WorkloadManagement </dev/null >"$worker_log" 2>&1 &
 worker_pid=$!
 
+# Ready when the service answers a ping: this does not depend on the worker's log level
+# (DIRAC_LOG_LEVEL=WARNING hides its INFO "worker ready" line).
 deadline=$((SECONDS + READY_TIMEOUT))
-until grep -q "worker ready" "$worker_log"; do
+until "$VENV/bin/dirac-framework-ping-service" WorkloadManagement JobMonitoring \
+        --timeout 2 >/dev/null 2>&1; do
     kill -0 "$worker_pid" 2>/dev/null || die "the worker exited before it was ready"
-    [ "$SECONDS" -lt "$deadline" ] || die "the worker was not ready within ${READY_TIMEOUT}s"
-    sleep 0.1
+    [ "$SECONDS" -lt "$deadline" ] || die "the service did not answer within ${READY_TIMEOUT}s"
+    sleep 0.2
 done
-say "worker ready (pid $worker_pid)"
+say "worker ready: WorkloadManagement/JobMonitoring answers (pid $worker_pid)"
 
 say "submitting demo jobs: examples/submit_demo_jobs.py"
 "$PY" examples/submit_demo_jobs.py

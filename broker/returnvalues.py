@@ -146,6 +146,8 @@ def returnValueOrRaise(result: DReturnType, *, errorCode: int = 0) -> Any:
     """Return ``result["Value"]``, or raise ``SErrorException`` if it failed.
 
     Lets scripts use plain exceptions instead of checking ``OK`` every time.
+    A result made by :func:`convertToReturnValue` from an exception re-raises that
+    original exception (kept in its ``ExecInfo``), as DIRAC does.
     The exception's ``.result`` is ``result`` itself; ``errorCode`` becomes its
     ``.errCode`` (default: the result's ``Errno``).  Anything that is not an
     ``S_OK``/``S_ERROR`` raises ``TypeError``.
@@ -153,6 +155,10 @@ def returnValueOrRaise(result: DReturnType, *, errorCode: int = 0) -> Any:
     if not isReturnStructure(result):
         raise TypeError(f"Expected an S_OK/S_ERROR structure, got {result!r}")
     if not result["OK"]:
+        exc_info = result.get("ExecInfo")
+        if isinstance(exc_info, tuple) and len(exc_info) == 3 and isinstance(
+                exc_info[1], BaseException):
+            raise exc_info[1]  # convertToReturnValue kept the original exception
         raise SErrorException(result, errCode=errorCode)
     return result["Value"]
 
@@ -172,7 +178,12 @@ def convertToReturnValue(func: Callable[_P, Any]) -> Callable[_P, DReturnType]:
         except SErrorException as e:
             return e.result
         except Exception as e:
-            return S_ERROR(repr(e))
+            # As DIRAC: the exception stays in ExecInfo (returnValueOrRaise re-raises it;
+            # it never travels: workers drop it with CallStack) and CallStack is its
+            # traceback rather than this frame's.
+            exc_info = sys.exc_info()
+            return S_ERROR(repr(e), callStack=traceback.format_tb(exc_info[2])) | {
+                "ExecInfo": exc_info}
         return S_OK(value)
 
     return wrapper

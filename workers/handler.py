@@ -246,4 +246,6 @@ def dispatch(handler_cls: type[RequestHandler], request: Request,
         log.error("%s.%s returned %s, not S_OK/S_ERROR", request.service, method,
                   type(result).__name__)
         return S_ERROR(f"Method {method} for action RPC does not return a S_OK/S_ERROR!")
+    if "ExecInfo" in result:  # convertToReturnValue's exception: local, like CallStack
+        result = {k: v for k, v in result.items() if k != "ExecInfo"}
     return result

@@ -27,6 +27,7 @@ import pika
 import pytest
 from diracmq.broker import topology
 from diracmq_testing import (
+    REPO_DIR,
     WorkerPool,
     free_closed_port,
     mask_url,
@@ -145,13 +146,27 @@ def submit(cli: CLI, *paths: str) -> list[int]:
 
 # ----------------------------------------------------------- no broker needed
 def test_every_command_has_help(cli):
+    """Every command is a DIRAC Script: DIRAC's help layout, DIRAC's standard switches."""
     for command, done in zip(COMMANDS, cli.many([(c, "--help") for c in COMMANDS]),
                              strict=True):
         ok(done)
-        assert done.stdout.startswith(f"usage: {command}"), done.stdout
+        assert f"\nUsage:\n  {command} [options] ..." in done.stdout, done.stdout
+        assert "\nGeneral options:\n  -o  --option <value>" in done.stdout
+        for switch in ("-s  --section <value>", "-d  --debug", "--cfg=", "-h  --help"):
+            assert switch in done.stdout, (command, switch)
         assert "--json" in done.stdout and "--timeout" in done.stdout
         assert "Exit status" in done.stdout, f"{command} --help says nothing of exit status"
         assert done.stderr == ""
+
+
+def test_help_says_which_arguments_are_optional(cli):
+    status, submit, ping = cli.many([("dirac-wms-job-status", "-h"),
+                                     ("dirac-wms-job-submit", "-h"),
+                                     ("dirac-framework-ping-service", "-h")])
+    assert re.search(r"^  JobID: .*\(optional\)$", status.stdout, re.MULTILINE)
+    assert re.search(r"^  JDLFile: ", submit.stdout, re.MULTILINE)
+    assert "(optional)" not in submit.stdout.split("Arguments:")[1]
+    assert re.search(r"^  Service: .*\(optional\)$", ping.stdout, re.MULTILINE)
 
 
 USAGE_ERRORS = [
@@ -161,31 +176,40 @@ USAGE_ERRORS = [
     (("dirac-wms-job-status", "--file", "/nonexistent/ids.txt"), "cannot read job IDs"),
     (("dirac-wms-job-kill",), "no job ID given"),
     (("dirac-wms-job-delete", "1,x"), "invalid job ID 'x'"),
-    (("dirac-wms-job-reschedule", "--bogus", "1"), "unrecognized arguments: --bogus"),
+    (("dirac-wms-job-reschedule", "--bogus", "1"), "option --bogus not recognized"),
     (("dirac-wms-job-logging-info", "1", "--timeout", "0"), "must be positive"),
     (("dirac-wms-job-attributes", "1.5"), "invalid job ID '1.5'"),
-    (("dirac-wms-job-submit",), "the following arguments are required: JDLFILE"),
+    (("dirac-wms-job-submit",), "not all mandatory arguments are defined"),
     (("dirac-wms-job-submit", "-", "-"), "stdin ('-') can be given only once"),
     (("dirac-wms-select-jobs", "--Date", "2024-13-01"), "not a date in YYYY-MM-DD format"),
     (("dirac-wms-select-jobs", "--Status", "Runing"), "unknown job status Runing"),
     (("dirac-wms-select-jobs", "--Maximum", "-1"), "must be 0 (all) or more"),
-    (("dirac-framework-ping-service",), "the following arguments are required: System"),
-    (("dirac-framework-ping-service", "A", "B", "C"), "unrecognized arguments: C"),
+    (("dirac-framework-ping-service",), "not all mandatory arguments are defined"),
+    (("dirac-framework-ping-service", "A", "B", "C"), "unexpected arguments: C"),
     (("dirac-framework-ping-service", "bad name", "X"), "invalid service name"),
     (("dirac-proxy-info", "--service", "NoSlash"), "invalid service name"),
-    (("dirac-info", "extra"), "unrecognized arguments: extra"),
+    (("dirac-info", "extra"), "unexpected arguments: extra"),
+    (("dirac-info", "-o", "NoEquals"), "-o expects a option=value argument"),
 ]
 
 
 def test_usage_errors_exit_2_before_contacting_the_broker(cli):
-    """Bad arguments: exit 2 with argparse's usage text at once (the broker is unreachable
-    here: a command that tried to connect would exit 1, later)."""
+    """Bad arguments: exit 2 at once with DIRAC's message and the help on stdout (the
+    broker is unreachable here: a command that tried to connect would exit 1, later)."""
     nowhere = f"amqp://guest:guest@127.0.0.1:{free_closed_port()}/%2F"
     results = cli.many([argv for argv, _ in USAGE_ERRORS], env={"DIRAC_BROKER_URL": nowhere})
     for (argv, message), done in zip(USAGE_ERRORS, results, strict=True):
-        assert done.returncode == 2, (argv, done.returncode, done.stderr)
-        assert done.stdout == "", (argv, done.stdout)
-        assert f"usage: {argv[0]}" in done.stderr and message in done.stderr, (argv, done.stderr)
+        if argv[1:2] == ("-o",):  # a standard switch's callback: DIRAC's own failure, exit 1
+            assert done.returncode == 1, (argv, done.returncode, done.stdout)
+            assert "There were errors when loading configuration" in done.stdout
+            assert message in done.stdout
+            continue
+        assert done.returncode == 2, (argv, done.returncode, done.stdout, done.stderr)
+        first = done.stdout.splitlines()[0]
+        assert first.startswith("Error when parsing command line arguments: "), done.stdout
+        assert message in first, (argv, first)
+        assert f"\nUsage:\n  {argv[0]} [options]" in done.stdout
+        assert done.stderr == "", (argv, done.stderr)
 
 
 def test_an_unreachable_broker_fails_quickly_and_clearly(cli, jdl):
@@ -244,6 +268,9 @@ def test_submit_status_attributes_and_logging_info(wms, cli, jdl, vhost_url):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", attributes["SubmissionTime"])
     native = json.loads(attrs_json.stdout)
     assert native[str(job)]["JobID"] == job and native[str(job)]["Status"] == "Received"
+    # one form of datetime in every --json output: ISO 8601 with its offset
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00",
+                        native[str(job)]["SubmissionTime"]), native[str(job)]
 
     table = logging.stdout.splitlines()
     assert table[0].split() == ["Status", "MinorStatus", "ApplicationStatus", "DateTime",
@@ -255,6 +282,7 @@ def test_submit_status_attributes_and_logging_info(wms, cli, jdl, vhost_url):
     [record] = records[str(job)]
     assert (record["Status"], record["Source"]) == ("Received", "JobManager")
     assert record["DateTime"].startswith(attributes["SubmissionTime"][:10])
+    assert record["DateTime"].endswith("+00:00"), record
 
 
 def test_bulk_submission_shows_progress(wms, cli, jdl, tmp_path):
@@ -438,6 +466,7 @@ def test_ping_service(wms, cli, vhost_url):
             "counters"} <= set(answer)
     as_json = json.loads(ok(as_json).stdout)
     assert as_json["name"] == "WorkloadManagement/JobManager" and "T" in as_json["time"]
+    assert as_json["time"].endswith("+00:00"), as_json["time"]
     assert json.loads(ok(dips).stdout)["name"] == "WorkloadManagement/JobStateUpdate"
     assert failed(nothing).stdout == ""
     assert nothing.stderr.startswith("ERROR: Nope/Nothing: No such service queue ( 1143 :")
@@ -537,3 +566,18 @@ def test_identity_and_setup_from_a_configuration_service(cli, fresh_vhost_url, t
     finally:
         problems = pool.stop_all()
         assert not problems, problems
+
+
+def test_docs_show_each_command_s_usage_line(cli):
+    """docs/commands.md gives each command's synopsis as its --help's Usage line."""
+    docs = (REPO_DIR / "docs" / "commands.md").read_text()
+    for command, done in zip(COMMANDS, cli.many([(c, "-h") for c in COMMANDS]), strict=True):
+        usage = done.stdout.split("\nUsage:\n", 1)[1].splitlines()[0].strip()
+        assert usage.startswith(command), (command, usage)
+        assert f"\n{usage}\n" in docs, f"docs/commands.md lacks {command}'s usage: {usage}"
+
+
+def test_o_options_reach_the_configuration(wms, cli):
+    """DIRAC's -o sets a configuration option for the command (dirac-info shows Setup)."""
+    done = ok(cli("dirac-info", "-o", "/DIRAC/Setup=FromCommandLine", "--json"))
+    assert json.loads(done.stdout)["Setup"] == "FromCommandLine"

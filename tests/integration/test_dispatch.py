@@ -1,4 +1,4 @@
-"""Dispatch rules of ../shared/dirac-api.md, through ``Client`` and from a raw pika publisher.
+"""DIRAC's documented dispatch rules, through ``Client`` and from a raw pika publisher.
 
 One worker (module-scoped) serves the diractest ``Dispatch`` handler under a fresh
 System name; every case runs twice: through ``Client`` and as a hand-made v1 request.

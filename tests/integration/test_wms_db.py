@@ -461,14 +461,21 @@ def test_bad_conditions(db, population):
 
 
 def test_counters_and_distinct_values(db, population):
-    counters = ok(db.getCounters(["Owner"], {"Status": ["Waiting", "Running", "Done"]}))
+    counters = ok(db.getCounters("Jobs", ["Owner"], {"Status": ["Waiting", "Running", "Done"]}))
     assert counters == [({"Owner": "alice"}, 1), ({"Owner": "bob"}, 2), ({"Owner": "carol"}, 1)]
-    by_two = ok(db.getCounters(["OwnerGroup", "Site"]))
+    by_two = ok(db.getCounters("Jobs", ["OwnerGroup", "Site"]))
     assert ({"OwnerGroup": "users", "Site": "S1"}, 2) in by_two
     assert ok(db.countJobs({"Site": "S1"})) == 2
     assert ok(db.getDistinctJobAttributes("owner")) == ["alice", "bob", "carol"]
     assert ok(db.getDistinctJobAttributes("Status", {"Owner": "bob"})) == ["Done", "Running"]
-    assert error(db.getCounters([]))["Errno"] == EVALUE
+    assert error(db.getCounters("Jobs", []))["Errno"] == EVALUE
+    # DIRAC's signature: getCounters(table, attrList, condDict, older, newer, timeStamp)
+    assert error(db.getCounters("JobJDLs", ["Owner"]))["Errno"] == EVALUE
+    assert error(db.getCounters("Jobs", ["Owner"], {}, timeStamp="Owner"))["Errno"] == EVALUE
+    assert ok(db.getCounters("Jobs", ["Owner"], {}, newer="2999-01-01")) == []
+    everyone = ok(db.getCounters("Jobs", ["Owner"], {}, older="2999-01-01",
+                                 timeStamp="SubmissionTime"))
+    assert sum(n for _, n in everyone) == 5
 
 
 def test_web_summary(db, population):

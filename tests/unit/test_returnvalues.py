@@ -246,3 +246,22 @@ def test_dirac_modules_reexport():
     assert DErrno.strerror is strerror
     assert DErrno.cmpError is cmpError
     assert set(DErrno.__all__) == set(derrno.__all__)
+
+
+class _Original(Exception):
+    pass
+
+
+def test_return_value_or_raise_reraises_the_original_exception():
+    from diracmq.broker.returnvalues import convertToReturnValue, returnValueOrRaise
+
+    @convertToReturnValue
+    def sad():
+        raise _Original("I am sad")
+
+    result = sad()
+    assert result["OK"] is False and "_Original" in result["Message"]
+    assert isinstance(result["ExecInfo"][1], _Original)
+    assert any("raise _Original" in frame for frame in result["CallStack"])  # its traceback
+    with pytest.raises(_Original, match="I am sad"):
+        returnValueOrRaise(result)

@@ -15,6 +15,7 @@ from DIRAC.WorkloadManagementSystem.Utilities.JobDescription import (
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
 from DIRAC.WorkloadManagementSystem.Utilities.ParametricJob import (
+    expandParametricJobs,
     generateParametricJobs,
     getParameterVectorLength,
 )
@@ -171,8 +172,9 @@ def test_identity_attributes_of_the_jdl_are_dropped():
 # ------------------------------------------------------------------ parametric
 def test_non_parametric_is_one_job():
     ad = parseJDL('[ Executable = "x" ]')
-    assert getParameterVectorLength(ad) is None
-    assert generateParametricJobs(ad) == [ad]
+    assert getParameterVectorLength(ad) == {"OK": True, "Value": None}
+    assert expandParametricJobs(ad) == [ad]
+    assert generateParametricJobs(ad) == {"OK": True, "Value": [ad.asJDL()]}
 
 
 def test_parameter_list():
@@ -182,24 +184,25 @@ def test_parameter_list():
     assert [j.classAd["Arguments"] for j in jobs] == ["--in a", "--in b", "--in c"]
     assert jobs[1].classAd["InputData"] == ["/d/b"]
     assert jobs[2].classAd["ParameterNumber"] == 2
-    assert jobs[2].classAd["Parameter.A"] == "c"
+    assert jobs[2].classAd["Parameter"] == "c"
     assert "Parameters" not in jobs[0].classAd
 
 
 def test_parameter_count_with_start_step_factor():
     ad = parseJDL('[ Executable = "x"; Parameters = 4; ParameterStart = 1; ParameterStep = 2; '
                   'ParameterFactor = 3; JobName = "j%s"; CPUTime = %s ]')
-    jobs = generateParametricJobs(ad)
+    jobs = expandParametricJobs(ad)
     # value[i] = value[i-1] * factor + step
     assert [j["JobName"] for j in jobs] == ["j1", "j5", "j17", "j53"]
     assert [j["CPUTime"] for j in jobs] == [1, 5, 17, 53]  # an expression became a number
 
 
-def test_parameter_count_alone_numbers_the_jobs():
+def test_parameter_count_alone_gives_dirac_s_default_sequence():
+    # DIRAC: start 1, step 0, factor 1 -> %s is 1 in every job; %n numbers them
     jobs = prepareJobs('[ Executable = "x"; Parameters = 12; JobName = "j%s-%n" ]')
     assert len(jobs) == 12
-    assert jobs[0].attributes["JobName"] == "j0-00"
-    assert jobs[11].attributes["JobName"] == "j11-11"
+    assert jobs[0].attributes["JobName"] == "j1-00"
+    assert jobs[11].attributes["JobName"] == "j1-11"
 
 
 def test_named_sequences():
@@ -215,7 +218,7 @@ def test_named_sequences():
     ('[ Executable = "x"; Parameters = "many" ]', "Parameters must be a number of jobs"),
     ('[ Executable = "x"; Parameters = {} ]', "Illegal number of job parameters"),
     ('[ Executable = "x"; Parameters = 3; Parameters.X = {"a"} ]', "Different length"),
-    ('[ Executable = "x"; Parameters = 2; Parameters.X = "a" ]', "must be a list"),
+    ('[ Executable = "x"; Parameters = 2; Parameters.X = "a" ]', "or a list of values"),
     ('[ Executable = "x"; Parameters = 2; ParameterStep = "a" ]', "must be a number"),
     ('[ Executable = "x"; Parameters = 2; Arguments = "%(Z)s" ]', "no parameter sequence Z"),
     ('[ Executable = "x"; Parameters = 21 ]', "exceeds the limit of 20"),

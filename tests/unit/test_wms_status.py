@@ -7,7 +7,7 @@ from diracmq.broker.derrno import EWMSSTATUS
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 
-#: The table of ../shared/dirac-api.md, written out again independently of JobStatus.py.
+#: DIRAC's documented transition table, written out again independently of JobStatus.py.
 DOCUMENTED = {
     "Submitting": ["Received", "Checking", "Deleted", "Killed"],
     "Received": ["Scouting", "Checking", "Waiting", "Failed", "Deleted", "Killed"],
@@ -36,9 +36,9 @@ def test_states_and_final_states():
     assert list(JS.JOB_STATES) == [
         "Submitting", "Received", "Checking", "Scouting", "Staging", "Waiting", "Matched",
         "Rescheduled", "Running", "Stalled", "Completing", "Done", "Completed", "Failed",
-        "Killed", "Deleted"]
-    assert set(JS.JOB_FINAL_STATES) == {"Done", "Completed", "Failed", "Killed"}
-    assert JS.JOB_REALLY_FINAL_STATES == ("Deleted",)
+        "Deleted", "Killed"]  # DIRAC's list, in DIRAC's order
+    assert JS.JOB_FINAL_STATES == ["Done", "Completed", "Failed", "Killed"]
+    assert JS.JOB_REALLY_FINAL_STATES == ["Deleted"]
     assert {k: set(v) for k, v in JS.JOB_TRANSITIONS.items()} == \
         {k: set(v) for k, v in DOCUMENTED.items()}
 
@@ -57,8 +57,9 @@ def test_every_other_transition_is_refused(current, new):
     assert not result["OK"]
     assert result["Errno"] == EWMSSTATUS
     assert f"from {current} to {new} is not allowed" in result["Message"]
-    # DIRAC's state machine keeps the state it has
-    assert JS.JobsStateMachine(current).getNextState(new)["Value"] == current
+    # DIRAC's state machine keeps the state it has (Deleted has no map: see below)
+    if current != "Deleted":
+        assert JS.JobsStateMachine(current).getNextState(new)["Value"] == current
     # ...unless forced
     assert JS.checkTransition(current, new, force=True)["Value"] == new
 
@@ -97,3 +98,64 @@ def test_state_names_are_case_insensitive_and_canonicalised():
 def test_the_table_cannot_be_modified():
     with pytest.raises(TypeError):
         JS.JOB_TRANSITIONS["Done"] = frozenset({"Running"})  # type: ignore[index]
+
+
+#: What DIRAC's JobsStateMachine answers, derived from DIRAC's rules rather than from
+#: JobStatus.py: from None any known state is reached; a state with a map goes to the
+#: candidate when listed, else stays (its default is itself); Deleted has no map and no
+#: default, so it goes wherever it is asked.
+def dirac_next_state(current, candidate):
+    if candidate not in DOCUMENTED:
+        return None  # S_ERROR
+    if current is None or current == "Deleted":
+        return candidate
+    return candidate if candidate in DOCUMENTED[current] else current
+
+
+PAIRS = list(itertools.product([None, *DOCUMENTED], DOCUMENTED))
+
+
+def test_jobs_state_machine_answers_as_dirac_for_all_272_pairs():
+    assert len(PAIRS) == 272
+    wrong = []
+    for current, candidate in PAIRS:
+        result = JS.JobsStateMachine(current).getNextState(candidate)
+        if not result["OK"] or result["Value"] != dirac_next_state(current, candidate):
+            wrong.append((current, candidate, result))
+    assert wrong == []
+    assert not JS.JobsStateMachine(None).getNextState("Exploded")["OK"]
+
+
+def test_jobs_state_machine_levels_and_set_state():
+    machine = JS.JobsStateMachine("Waiting")
+    assert machine.getLevelOfState("Submitting") == 0
+    assert machine.getLevelOfState("Deleted") == 15
+    assert machine.getLevelOfState("Nope") == -1
+    assert machine.getStates()[0] == "Deleted" and machine.getStates()[-1] == "Submitting"
+    assert machine.setState("Matched") == {"OK": True, "Value": "Matched"}
+    assert machine.setState("Done") == {"OK": True, "Value": "Matched"}  # refused: kept
+    assert not machine.setState("Exploded")["OK"]
+    final = JS.JobsStateMachine("Deleted")
+    assert final.setState("Running", noWarn=True) == {"OK": True, "Value": "Deleted"}
+
+
+class _FakeMonitoring:
+    """A JobMonitoring stand-in for the pure logic of checkJobStateTransition."""
+
+    def __init__(self, states):
+        self.states = states
+
+    def getJobsStatus(self, ids):
+        ids = ids if isinstance(ids, list) else [ids]
+        return {"OK": True, "Value": {i: {"Status": self.states[i]} for i in ids
+                                      if i in self.states}}
+
+
+def test_check_job_state_transition():
+    monitor = _FakeMonitoring({1: "Running", 2: "Done"})
+    assert JS.checkJobStateTransition(1, "Done", jobMonitoringClient=monitor)["OK"]
+    refused = JS.checkJobStateTransition(2, "Running", jobMonitoringClient=monitor)
+    assert refused["Message"] == "Job state transition not allowed"
+    missing = JS.checkJobStateTransition(3, "Running", jobMonitoringClient=monitor)
+    assert missing["Message"] == "Job does not exist"
+    assert JS.checkJobStateTransition(9, "Killed", currentStatus="Waiting")["OK"]

@@ -1,10 +1,17 @@
 """What every ``dirac-*`` command shares: options, set-up, output and exit status.
 
-* ``--help``; argparse's exit status 2 for a usage error (bad option, bad job ID...).
+The commands are written with DIRAC's ``Script`` (``@Script()`` on ``main``, switches and
+arguments registered on ``Script``, help from the module docstring); :class:`Options`
+registers the switches they share.  (:func:`make_parser` and the argparse helpers stay
+for commands written before, in the argparse style.)
+
+* ``-h``/``--help`` in DIRAC's layout; exit status 2 for a usage error (bad switch, bad
+  job ID...), after DIRAC's ``Error when parsing command line arguments: ...`` and the
+  help.
 * Exit status 0 when everything worked, 1 when anything failed (:data:`EXIT_OK`,
   :data:`EXIT_FAILED`); errors go to stderr as ``ERROR: ...`` lines.
 * ``--json``: machine-readable output on stdout (job IDs as object keys become text,
-  datetimes ISO 8601 text, tuples lists).
+  datetimes ISO 8601 text with their UTC offset, ``+00:00``, tuples lists).
 * ``--timeout SECONDS``: the time each call may take.  Without it: the configured
   ``rpc_timeout`` (``DIRAC_RPC_TIMEOUT`` or the ``[broker]`` table of the config file)
   when there is one, else the command's own default (60 s; 10 s for a ping), not
@@ -13,7 +20,8 @@
 * Reaching the broker: for the configured ``connect_timeout`` when there is one, else
   5 s (not 10 s): one ``WARNING: broker ... unreachable ...; retrying`` line, then
   ``ERROR: cannot reach the broker: ...`` and exit 1.
-* ``-d``/``--debug``: log what the client does (to stderr).
+* ``-d``/``--debug``: log what the client does (to stderr); ``-ddd`` also gLogger's
+  DEBUG messages, with headers.
 
 :func:`setup` is DIRAC's ``parseCommandLine``/``initialize`` step: it loads the
 settings, opens the broker connection *first* (so an unreachable broker is one clear
@@ -45,11 +53,20 @@ __all__ = [
     "EXIT_USAGE",
     "CommandError",
     "Context",
+    "Options",
+    "job_control",
+    "job_control_help",
+    "job_control_main_script",
+    "job_id_command_line",
+    "job_id_files",
+    "job_ids_from",
+    "usage_error",
     "add_job_id_arguments",
     "collect_job_ids",
     "configure_logging",
     "error",
     "format_value",
+    "initialize_without_auth",
     "job_control_main",
     "load_settings",
     "make_parser",
@@ -197,11 +214,37 @@ class _FirstOnly(logging.Filter):
         return True
 
 
+#: The loggers of this project and its libraries that a command shows on stderr.  Not
+#: the root logger: there gLogger would send its records too (they belong on stdout).
+_COMMAND_LOGGERS = ("diracmq", "DIRAC", "pika", "dirac-command")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (looked up at each record)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(debug: bool) -> None:
     """Warnings (or everything with ``--debug``) to stderr; pika's own noise off."""
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s: %(name)s: %(message)s" if debug
-                        else "%(levelname)s: %(message)s")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s" if debug
+                                           else "%(levelname)s: %(message)s"))
+    for name in _COMMAND_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+            logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+        logger.propagate = False
     if not debug:
         # pika's connect errors, and every retry after the first, would repeat line after
         # line what the one ERROR line says at the end.
@@ -228,22 +271,138 @@ def load_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return settings, overrides
 
 
-def setup(args: argparse.Namespace) -> Context:
-    """Connect to the broker and initialize DIRAC; CommandError (exit 1) when impossible."""
-    from diracmq.client.transport import get_transport
+def setup(args: Any) -> Context:
+    """Connect to the broker and initialize DIRAC; CommandError (exit 1) when impossible.
 
-    import DIRAC
+    ``args``: :class:`Options` (or an argparse namespace with ``timeout``/``debug``).
+    """
+    from diracmq.client.transport import get_transport
 
     configure_logging(getattr(args, "debug", False))
     settings, overrides = load_settings(args)
     connected = get_transport(settings).connect_now()
     if not connected["OK"]:
         raise CommandError(f"cannot reach the broker: {connected['Message']}")
+    initialize_without_auth(overrides)
+    return Context(settings=settings, timeout=settings.rpc_timeout)
+
+
+def initialize_without_auth(overrides: dict[str, Any]) -> None:
+    """``DIRAC.initialize(require_auth=False)`` with the command line's ``-o`` options and
+    ``--cfg`` files (Script's) and the command's broker ``overrides``; CommandError if bad."""
+    import DIRAC
+    from DIRAC.Core.Base.Script import Script
+
+    options, files = Script.localConfiguration()
     try:
-        DIRAC.initialize(require_auth=False, extra_config=overrides)
+        DIRAC.initialize(require_auth=False, extra_config={**options, **overrides},
+                         extra_config_files=files)
     except DIRAC.DIRACInitError as exc:
         raise CommandError(str(exc)) from exc
-    return Context(settings=settings, timeout=settings.rpc_timeout)
+
+
+# ------------------------------------------------------- Script-based commands
+def usage_error(message: str) -> NoReturn:
+    """A usage error, as DIRAC reports one (the message, then the help), exit 2."""
+    from DIRAC import gLogger
+    from DIRAC.Core.Base.Script import Script
+
+    gLogger.fatal(f"Error when parsing command line arguments: {message}")
+    Script.showHelp(exitCode=EXIT_USAGE)
+    raise SystemExit(EXIT_USAGE)  # showHelp exits; this line is for type checkers
+
+
+class Options:
+    """The switches every command has, registered on ``Script``: ``--json`` (unless
+    ``json_output=False``) and ``--timeout=SECONDS``; ``-d`` is DIRAC's own.
+
+    Attributes ``json``, ``timeout`` (None: not given), ``default_timeout`` and
+    ``debug`` are what :func:`setup` reads.  Creating it also makes every usage error
+    of the command exit with 2 (:data:`EXIT_USAGE`), this project's status for it.
+    """
+
+    def __init__(self, *, json_output: bool = True,
+                 default_timeout: float = DEFAULT_TIMEOUT) -> None:
+        from DIRAC.Core.Base.Script import Script
+
+        self.json = False
+        self.timeout: float | None = None
+        self.default_timeout = default_timeout
+        Script.usageErrorExitCode = EXIT_USAGE
+        if json_output:
+            Script.registerSwitch("", "json", "print machine-readable JSON on stdout instead "
+                                              "of text", self._set_json)
+        Script.registerSwitch("", "timeout=", f"seconds each call may take (default: the "
+                                              f"configured rpc_timeout, else "
+                                              f"{default_timeout:g})", self._set_timeout)
+
+    @property
+    def debug(self) -> bool:
+        """Whether ``-d`` was given."""
+        from DIRAC.Core.Base.Script import Script
+
+        return Script.getDebugMode() > 0
+
+    def _set_json(self, value: str) -> dict[str, Any]:
+        del value
+        self.json = True
+        return {"OK": True, "Value": None}
+
+    def _set_timeout(self, value: str) -> dict[str, Any]:
+        try:
+            self.timeout = _positive_float(value)
+        except argparse.ArgumentTypeError as exc:
+            usage_error(f"--timeout: {exc}")
+        return {"OK": True, "Value": None}
+
+
+def job_id_files() -> list[str]:
+    """Register ``-f/--file=FILE`` (job IDs in a file; repeatable); the list it fills."""
+    from DIRAC.Core.Base.Script import Script
+
+    files: list[str] = []
+
+    def add(value: str) -> dict[str, Any]:
+        files.append(value)
+        return {"OK": True, "Value": None}
+
+    Script.registerSwitch("f:", "file=", "read job IDs from this file (blanks, commas or new "
+                                         "lines between them; '-' is stdin); repeatable", add)
+    return files
+
+
+def job_id_command_line() -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """Register ``-f/--file`` and the optional ``JobID`` list argument, then parse the
+    command line: ``(unprocessed switches, arguments, files)`` (see :func:`job_ids_from`)."""
+    from DIRAC.Core.Base.Script import Script
+
+    files = job_id_files()
+    Script.registerArgument(["JobID: DIRAC job ID (or several: 1,2,3)"], mandatory=False)
+    switches, arguments = Script.parseCommandLine()
+    return switches, arguments, files
+
+
+def job_ids_from(arguments: Iterable[str], files: Iterable[str] = (), *,
+                 required: bool = True) -> list[int]:
+    """The job IDs of the arguments and files (``-`` is stdin), in order, each once.
+
+    Anything that is not a positive integer, or an unreadable file, is a usage error.
+    """
+    ids: list[int] = []
+    try:
+        for text in arguments:
+            ids += _parse_ids(text, "")
+        for name in files:
+            try:
+                content = sys.stdin.read() if name == "-" else Path(name).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                usage_error(f"cannot read job IDs from {name}: {exc}")
+            ids += _parse_ids(content, f" in {name}")
+    except ValueError as exc:
+        usage_error(str(exc))
+    if required and not ids:
+        usage_error("no job ID given")
+    return list(dict.fromkeys(ids))
 
 
 # ---------------------------------------------------------------- results
@@ -289,7 +448,12 @@ def to_jsonable(obj: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (dt.datetime, dt.date, dt.time)):
+    if isinstance(obj, dt.datetime):
+        # one form everywhere: ISO 8601 with its offset; a naive time is UTC, as every
+        # time the services send
+        aware = obj if obj.tzinfo is not None else obj.replace(tzinfo=dt.UTC)
+        return aware.isoformat()
+    if isinstance(obj, (dt.date, dt.time)):
         return obj.isoformat()
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "replace")
@@ -367,18 +531,42 @@ def _failures(result: dict[str, Any]) -> dict[int, str]:
     return reasons
 
 
-def job_control_main(prog: str, method: str, done_verb: str, description: str) -> int:
-    """``dirac-wms-job-kill``/``-delete``/``-reschedule``: one JobManager call for the jobs."""
+def job_control_help(prog: str, summary: str, done_verb: str) -> str:
+    """The help (module docstring) of a kill/delete/reschedule command."""
+    return f"""{summary}
+
+At least one job ID is needed, as arguments (several, separated by blanks or commas) or
+in files given with --file.  Prints '{done_verb} jobs 1,2,3' for the jobs done and one
+'ERROR: ...' line on stderr per job that was not (unknown, not yours, or not in a state
+that allows it).  --json prints {{"Successful": [...], "Failed": {{"<JobID>": "why"}}}}.
+Exit status: 0 all done, 1 any job failed (or no answer), 2 usage error.
+
+Usage:
+  {prog} [options] ... [JobID ...]
+
+Example:
+  $ {prog} 12 13 14
+  $ {prog} --file ids.txt
+"""
+
+
+def job_control_main_script(method: str, done_verb: str) -> int:
+    """The body of a kill/delete/reschedule command's ``main``: its command line (the
+    shared switches, ``-f``, the job IDs), then :func:`job_control`."""
+    options = Options()
+    _, arguments, files = job_id_command_line()
+    return job_control(options, job_ids_from(arguments, files), method, done_verb)
+
+
+def job_control(options: Any, job_ids: list[int], method: str, done_verb: str) -> int:
+    """``dirac-wms-job-kill``/``-delete``/``-reschedule``: one JobManager call for the jobs.
+
+    Prints ``<Verb> jobs 1,2,3`` for the jobs done, one ``ERROR: ...`` line per job
+    that was not; exit status 0 all done, 1 any failed.
+    """
+    setup(options)
     from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
 
-    parser = make_parser(prog, description, epilog=(
-        "Prints '<Verb> jobs 1,2,3' for the jobs done and one 'ERROR: ...' line on stderr per "
-        "job that was not (unknown, not yours, or not in a state that allows it).\n"
-        "Exit status: 0 all done, 1 any job failed (or no answer), 2 usage error."))
-    add_job_id_arguments(parser)
-    args = parser.parse_args()
-    job_ids = collect_job_ids(parser, args)
-    setup(args)
     result = getattr(JobManagerClient(), method)(job_ids)
     if result["OK"]:
         done, failed = list(result["Value"] or []), {}
@@ -386,10 +574,21 @@ def job_control_main(prog: str, method: str, done_verb: str, description: str) -
         done, failed = list(result.get("SuccessfulJobIDs") or []), _failures(result)
     else:
         raise CommandError(result.get("Message", "unknown error"))
-    if args.json:
+    if options.json:
         print_json({"Successful": done, "Failed": failed})
     elif done:
         print(f"{done_verb} jobs {','.join(map(str, done))}")
     for reason in failed.values():
         error(reason)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def job_control_main(prog: str, method: str, done_verb: str, description: str) -> int:
+    """:func:`job_control` with an argparse command line (the commands before Script)."""
+    parser = make_parser(prog, description, epilog=(
+        "Prints '<Verb> jobs 1,2,3' for the jobs done and one 'ERROR: ...' line on stderr per "
+        "job that was not (unknown, not yours, or not in a state that allows it).\n"
+        "Exit status: 0 all done, 1 any job failed (or no answer), 2 usage error."))
+    add_job_id_arguments(parser)
+    args = parser.parse_args()
+    return job_control(args, collect_job_ids(parser, args), method, done_verb)

@@ -1,4 +1,21 @@
-"""``dirac-info``: this client's DIRAC installation, broker and configuration."""
+"""Print what this client uses, as DIRAC's table of options and values: DIRAC version,
+Setup and VirtualOrganization (from the configuration), the Configuration service
+(and its version), the broker URL (password hidden) and user, whether the broker
+answers, the local config file in use, the DIRAC group asked for, the call timeout,
+the installation path.
+
+Without a broker it still prints what it knows locally, then fails (exit 1).
+--json prints the same as an object {Option: Value}.
+Exit status: 0, 1 the broker cannot be reached or the settings are invalid,
+2 usage error.
+
+Usage:
+  dirac-info [options] ...
+
+Example:
+  $ dirac-info
+  $ dirac-info --json
+"""
 
 from __future__ import annotations
 
@@ -7,38 +24,21 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from DIRAC.Core.Base.Script import Script
 from DIRAC.Interfaces.scripts.common import (
     EXIT_FAILED,
     EXIT_OK,
     CommandError,
+    Options,
     configure_logging,
     error,
+    initialize_without_auth,
     load_settings,
-    make_parser,
     print_json,
     print_table,
     run_command,
+    usage_error,
 )
-
-PROG = "dirac-info"
-
-DESCRIPTION = """\
-Print what this client uses, as DIRAC's table of options and values: DIRAC version,
-Setup and VirtualOrganization (from the configuration), the Configuration service
-(and its version), the broker URL (password hidden) and user, whether the broker
-answers, the local config file in use, the DIRAC group asked for, the call timeout,
-the installation path.
-
-Without a broker it still prints what it knows locally, then fails (exit 1).
-
-Example:
-  dirac-info
-  dirac-info --json
-"""
-
-EPILOG = ("--json prints the same as an object {Option: Value}.\n"
-          "Exit status: 0, 1 the broker cannot be reached or the settings are invalid, "
-          "2 usage error.")
 
 
 def mask_url(url: str) -> str:
@@ -81,6 +81,7 @@ def _configuration_row() -> str:
     return f"not loaded: {data.error or data.state}"
 
 
+@Script()
 @run_command
 def main() -> int:
     from diracmq.broker.config import config_file_path
@@ -89,8 +90,10 @@ def main() -> int:
 
     import DIRAC
 
-    parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG)
-    args = parser.parse_args()
+    args = Options()
+    _, arguments = Script.parseCommandLine()
+    if arguments:
+        usage_error(f"unexpected arguments: {' '.join(arguments)}")
     configure_logging(args.debug)
     settings, overrides = load_settings(args)
     try:
@@ -103,10 +106,7 @@ def main() -> int:
     setup_name = vo = "Unknown"
     configuration = "unknown (no broker)"
     if reachable:
-        try:
-            DIRAC.initialize(require_auth=False, extra_config=overrides)
-        except DIRAC.DIRACInitError as exc:
-            raise CommandError(str(exc)) from exc
+        initialize_without_auth(overrides)
         from DIRAC import gConfig
 
         setup_name = str(gConfig.getValue("/DIRAC/Setup", "Unknown"))

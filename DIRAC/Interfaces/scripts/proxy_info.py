@@ -1,128 +1,77 @@
-"""``dirac-proxy-info``: who the services take you for (DIRAC user, group, properties, DN).
-
-There are no proxies here: the caller's identity is its broker user, mapped to a
-DIRAC user by the Registry of the configuration.  What counts is what a *service*
-makes of it, so this command asks one with the built-in ``whoami``:
-
-* ``Configuration/Server`` when a Configuration worker runs (it owns the Registry),
-* else ``WorkloadManagement/JobMonitoring`` (a broker without a Configuration
-  service: "dev mode", where the username is the broker user);
-* or the service named by ``--service System/Service``.
-"""
-
-from __future__ import annotations
-
-import errno
-import logging
-from typing import Any
-
-from DIRAC.Interfaces.scripts.common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    CommandError,
-    error,
-    make_parser,
-    print_json,
-    run_command,
-    setup,
-)
-
-PROG = "dirac-proxy-info"
-
-CONFIGURATION = "Configuration/Server"
-FALLBACK = "WorkloadManagement/JobMonitoring"
-#: Seconds to wait for the Configuration service before asking the fallback instead.
-PROBE_TIMEOUT = 10.0
-
-DESCRIPTION = f"""\
-Print who you are for DIRAC: your DIRAC user name, group, the group's properties,
+"""Print who you are for DIRAC: your DIRAC user name, group, the group's properties,
 your DN where the Registry has one, and the broker user you log in as.
 
-The answer comes from a service's built-in 'whoami' (what the services really use
-for authorization): {CONFIGURATION} when a Configuration worker runs, else
-{FALLBACK}; --service picks another one.
+There are no proxies here: the caller's identity is its broker user, mapped to a DIRAC
+user by the Registry of the configuration.  The answer comes from a service's built-in
+'whoami' (what the services really use for authorization): Configuration/Server when a
+Configuration worker runs, else WorkloadManagement/JobMonitoring; --service picks
+another one.  Scripts get the same from DIRAC.Core.Security.ProxyInfo.getProxyInfo().
 
   username     : alice
   DIRAC group  : dirac_user
   properties   : NormalUser
   identity     : /DC=org/CN=Alice
   broker user  : alice
-  service      : {CONFIGURATION}
+  service      : Configuration/Server
+
+--json prints whoami's dict (username, group, properties, DN) plus brokerUser and
+service.
+Exit status: 0 a known user, 1 no service answered or the broker user is not
+registered (username 'anonymous'), 2 usage error.
+
+Usage:
+  dirac-proxy-info [options] ...
 
 Example:
-  dirac-proxy-info
-  dirac-proxy-info --service WorkloadManagement/JobManager --json
+  $ dirac-proxy-info
+  $ dirac-proxy-info --service WorkloadManagement/JobManager --json
 """
 
-EPILOG = ("--json prints whoami's dict (username, group, properties, DN) plus brokerUser and "
-          "service.\n"
-          "Exit status: 0 a known user, 1 no service answered or the broker user is not "
-          "registered (username 'anonymous'), 2 usage error.")
+from __future__ import annotations
 
-log = logging.getLogger(PROG)
-
-
-def _service_name(text: str) -> str:
-    import argparse
-
-    from diracmq.broker.topology import check_service_name
-
-    try:
-        return check_service_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+from DIRAC.Core.Base.Script import Script
+from DIRAC.Core.Security.ProxyInfo import CONFIGURATION, FALLBACK, whoami
+from DIRAC.Interfaces.scripts.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CommandError,
+    Options,
+    error,
+    print_json,
+    run_command,
+    setup,
+    usage_error,
+)
 
 
-def _ask(service: str, timeout: float | None = None) -> dict[str, Any]:
-    from diracmq.client.base import Client
-
-    return Client(url=service, timeout=timeout).whoami()
-
-
-def _whoami(requested: str | None, timeout: float) -> tuple[str, dict[str, Any]]:
-    """``(service, credentials)``; CommandError when no service answers."""
-    if requested:
-        result = _ask(requested)
-        if not result["OK"]:
-            raise CommandError(f"{requested}: {result['Message']}")
-        return requested, result["Value"]
-
-    from diracmq.broker.derrno import EMQNOQUEUE, EMQNOWORKER
-
-    from DIRAC.ConfigurationSystem.Client.ConfigurationData import ABSENT, gConfigurationData
-
-    tried = []
-    if gConfigurationData.state != ABSENT:  # initialize() found no CS queue: do not ask again
-        result = _ask(CONFIGURATION, min(timeout, PROBE_TIMEOUT))
-        if result["OK"]:
-            return CONFIGURATION, result["Value"]
-        if result.get("Errno") not in (EMQNOQUEUE, EMQNOWORKER, errno.ETIMEDOUT):
-            raise CommandError(f"{CONFIGURATION}: {result['Message']}")
-        log.info("%s did not answer (%s); asking %s", CONFIGURATION, result["Message"],
-                 FALLBACK)
-        tried.append(f"{CONFIGURATION}: {result['Message']}")
-    result = _ask(FALLBACK)
-    if result["OK"]:
-        return FALLBACK, result["Value"]
-    tried.append(f"{FALLBACK}: {result['Message']}")
-    raise CommandError("no service could say who you are: " + "; ".join(tried))
-
-
+@Script()
 @run_command
 def main() -> int:
-    parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("--service", type=_service_name, metavar="System/Service",
-                        help=f"ask this service (default: {CONFIGURATION} when it runs, "
-                             f"else {FALLBACK})")
-    args = parser.parse_args()
-    context = setup(args)
+    from diracmq.broker.topology import check_service_name
+
+    options = Options()
+    Script.registerSwitch("", "service=", f"ask this System/Service (default: {CONFIGURATION} "
+                                          f"when it runs, else {FALLBACK})")
+    switches, arguments = Script.parseCommandLine()
+    if arguments:
+        usage_error(f"unexpected arguments: {' '.join(arguments)}")
+    requested = dict(switches).get("service")
+    if requested is not None:
+        try:
+            requested = check_service_name(requested)
+        except ValueError as exc:
+            usage_error(f"--service: {exc}")
+    context = setup(options)
 
     from diracmq.broker.connection import broker_user
 
-    service, credentials = _whoami(args.service, context.timeout)
+    service, result = whoami(requested, None if requested else context.timeout)
+    if not result["OK"]:
+        raise CommandError(f"{service}: {result['Message']}" if service else result["Message"])
+    credentials = result["Value"]
     user = broker_user(context.settings)
     username = credentials.get("username") or "anonymous"
-    if args.json:
+    if options.json:
         print_json({**credentials, "brokerUser": user, "service": service})
     else:
         rows = [("username", username),

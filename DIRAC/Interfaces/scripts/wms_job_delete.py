@@ -1,25 +1,21 @@
-"""``dirac-wms-job-delete JOBID...``: delete jobs (one JobManager call for all)."""
-
 from __future__ import annotations
 
-from DIRAC.Interfaces.scripts.common import job_control_main, run_command
+from DIRAC.Core.Base.Script import Script
+from DIRAC.Interfaces.scripts.common import job_control_help, job_control_main_script, run_command
 
-PROG = "dirac-wms-job-delete"
-
-DESCRIPTION = """\
+SUMMARY = """\
 Delete jobs: their status becomes Deleted (a job that may not go there directly,
 e.g. a running one, is Killed first).
-Only your own jobs, unless your group has the JobAdministrator property.
+Only your own jobs, unless your group has the JobAdministrator property."""
 
-Example:
-  dirac-wms-job-delete 12 13 14
-  dirac-wms-job-delete --file ids.txt
-"""
+# The help shown by -h (Script reads the module's docstring).
+__doc__ = job_control_help("dirac-wms-job-delete", SUMMARY, "Deleted")
 
 
+@Script()
 @run_command
 def main() -> int:
-    return job_control_main(PROG, "deleteJob", "Deleted", DESCRIPTION)
+    return job_control_main_script("deleteJob", "Deleted")
 
 
 if __name__ == "__main__":

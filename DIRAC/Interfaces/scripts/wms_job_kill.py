@@ -1,24 +1,20 @@
-"""``dirac-wms-job-kill JOBID...``: kill jobs (one JobManager call for all)."""
-
 from __future__ import annotations
 
-from DIRAC.Interfaces.scripts.common import job_control_main, run_command
+from DIRAC.Core.Base.Script import Script
+from DIRAC.Interfaces.scripts.common import job_control_help, job_control_main_script, run_command
 
-PROG = "dirac-wms-job-kill"
-
-DESCRIPTION = """\
+SUMMARY = """\
 Kill jobs: their status becomes Killed (minor status 'Marked for termination').
-Only your own jobs, unless your group has the JobAdministrator property.
+Only your own jobs, unless your group has the JobAdministrator property."""
 
-Example:
-  dirac-wms-job-kill 12 13 14
-  dirac-wms-job-kill --file ids.txt
-"""
+# The help shown by -h (Script reads the module's docstring).
+__doc__ = job_control_help("dirac-wms-job-kill", SUMMARY, "Killed")
 
 
+@Script()
 @run_command
 def main() -> int:
-    return job_control_main(PROG, "killJob", "Killed", DESCRIPTION)
+    return job_control_main_script("killJob", "Killed")
 
 
 if __name__ == "__main__":

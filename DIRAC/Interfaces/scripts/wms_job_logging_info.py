@@ -1,26 +1,4 @@
-"""``dirac-wms-job-logging-info JOBID...``: the status history of jobs, as a table."""
-
-from __future__ import annotations
-
-from typing import Any
-
-from DIRAC.Interfaces.scripts.common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    add_job_id_arguments,
-    collect_job_ids,
-    fetch_per_job,
-    make_parser,
-    print_json,
-    print_table,
-    run_command,
-    setup,
-)
-
-PROG = "dirac-wms-job-logging-info"
-
-DESCRIPTION = """\
-Print the logging records of jobs (every status change), oldest first, as DIRAC's
+"""Print the logging records of jobs (every status change), oldest first, as DIRAC's
 table:
 
   Status    MinorStatus   ApplicationStatus  DateTime             Source
@@ -28,16 +6,36 @@ table:
   Received  Job accepted  Unknown            2024-05-01 12:00:00  JobManager
 
 DateTime is UTC. With several jobs, each table follows a 'JobID = N' line.
+At least one job ID is needed, as arguments (several, separated by blanks or commas) or
+in files given with --file.  --json prints {"<JobID>": [{"Status", "MinorStatus",
+"ApplicationStatus", "DateTime" (ISO 8601 with its offset), "Source"}, ...]}.
+Exit status: 0 records for every job, 1 any job unknown (or no answer), 2 usage error.
+
+Usage:
+  dirac-wms-job-logging-info [options] ... [JobID ...]
 
 Example:
-  dirac-wms-job-logging-info 12
-  dirac-wms-job-logging-info 12 --json
+  $ dirac-wms-job-logging-info 12
+  $ dirac-wms-job-logging-info 12 --json
 """
 
-EPILOG = ("--json prints {\"<JobID>\": [{\"Status\", \"MinorStatus\", \"ApplicationStatus\", "
-          "\"DateTime\" (ISO 8601, UTC), \"Source\"}, ...]}.\n"
-          "Exit status: 0 records for every job, 1 any job unknown (or no answer), "
-          "2 usage error.")
+from __future__ import annotations
+
+from typing import Any
+
+from DIRAC.Core.Base.Script import Script
+from DIRAC.Interfaces.scripts.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Options,
+    fetch_per_job,
+    job_id_command_line,
+    job_ids_from,
+    print_json,
+    print_table,
+    run_command,
+    setup,
+)
 
 HEADERS = ("Status", "MinorStatus", "ApplicationStatus", "DateTime", "Source")
 
@@ -50,13 +48,13 @@ def _no_records(monitor: Any, job_id: int) -> str:
     return f"Job {job_id} not found"
 
 
+@Script()
 @run_command
 def main() -> int:
-    parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG)
-    add_job_id_arguments(parser)
-    args = parser.parse_args()
-    job_ids = collect_job_ids(parser, args)
-    setup(args)
+    options = Options()
+    _, arguments, files = job_id_command_line()
+    job_ids = job_ids_from(arguments, files)
+    setup(options)
 
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
 
@@ -64,7 +62,7 @@ def main() -> int:
     found, failed = fetch_per_job(job_ids, monitor.getJobLoggingInfo,
                                   lambda job_id: _no_records(monitor, job_id))
     records = {job_id: [tuple(r) for r in rows] for job_id, rows in found.items()}
-    if args.json:
+    if options.json:
         print_json({job_id: [dict(zip(HEADERS, r, strict=True)) for r in rows]
                     for job_id, rows in records.items()})
     else:

@@ -1,4 +1,20 @@
-"""``dirac-wms-job-submit JDLFILE...``: submit jobs described by JDL files."""
+"""Submit jobs to the WorkloadManagement System, one per JDL file (a parametric JDL,
+with 'Parameters = ...', makes several jobs). Prints 'JobID = N' for every job made.
+
+Several files (or one parametric JDL) are a bulk submission: its progress goes to
+stderr, one line per file ('[3/10] file.jdl -> JobID = 7'), then a summary. A file
+that fails (unreadable, malformed JDL) does not stop the others; losing the broker,
+no JobManager worker, or a refusal ('Unauthorized query') does: the rest is not tried.
+--json prints {"Successful": {"<file>": [JobIDs]}, "Failed": {"<file>": "why"}}.
+Exit status: 0 all submitted, 1 any file failed (or no answer), 2 usage error.
+
+Usage:
+  dirac-wms-job-submit [options] ... JDLFile [JDLFile ...]
+
+Example:
+  $ dirac-wms-job-submit job.jdl
+  $ dirac-wms-job-submit jobs/*.jdl -f submitted.txt
+"""
 
 from __future__ import annotations
 
@@ -6,34 +22,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from DIRAC.Core.Base.Script import Script
 from DIRAC.Interfaces.scripts.common import (
     EXIT_FAILED,
     EXIT_OK,
     CommandError,
+    Options,
     error,
-    make_parser,
     print_json,
     run_command,
     setup,
+    usage_error,
 )
-
-PROG = "dirac-wms-job-submit"
-
-DESCRIPTION = """\
-Submit jobs to the WorkloadManagement System, one per JDL file (a parametric JDL,
-with 'Parameters = ...', makes several jobs). Prints 'JobID = N' for every job made.
-
-Several files (or one parametric JDL) are a bulk submission: its progress goes to
-stderr, one line per file ('[3/10] file.jdl -> JobID = 7'), then a summary. A file
-that fails (unreadable, malformed JDL) does not stop the others; losing the broker,
-no JobManager worker, or a refusal ('Unauthorized query') does: the rest is not tried.
-
-Example:
-  dirac-wms-job-submit job.jdl
-  dirac-wms-job-submit jobs/*.jdl -f submitted.txt
-"""
-
-EPILOG = "Exit status: 0 all submitted, 1 any file failed (or no answer), 2 usage error."
 
 
 def _parametric_count(jdl: str) -> int | None:
@@ -44,9 +44,10 @@ def _parametric_count(jdl: str) -> int | None:
     )
 
     try:
-        return getParameterVectorLength(parseJDL(jdl))
+        result = getParameterVectorLength(parseJDL(jdl))
     except (JDLError, ValueError, TypeError):
         return None  # the service says what is wrong with it
+    return result["Value"] if result["OK"] else None
 
 
 def _read(name: str) -> str:
@@ -55,28 +56,28 @@ def _read(name: str) -> str:
     return Path(name).read_text(encoding="utf-8")
 
 
+@Script()
 @run_command
 def main() -> int:
-    parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("jdl_files", nargs="+", metavar="JDLFILE",
-                        help="a file with a job description ('-': stdin)")
-    parser.add_argument("-f", "--file", metavar="FILE", dest="output",
-                        help="also write the job IDs to FILE, one per line")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress lines on stderr")
-    args = parser.parse_args()
-    if args.jdl_files.count("-") > 1:
-        parser.error("stdin ('-') can be given only once")
-    setup(args)
+    options = Options()
+    Script.registerSwitch("f:", "file=", "also write the job IDs to this file, one per line")
+    Script.registerSwitch("q", "quiet", "no progress lines on stderr")
+    Script.registerArgument(["JDLFile: a file with a job description ('-': stdin)"])
+    switches, jdl_files = Script.parseCommandLine()
+    output = next((v for name, v in reversed(switches) if name in ("f", "file")), None)
+    quiet = any(name in ("q", "quiet") for name, _ in switches)
+    if jdl_files.count("-") > 1:
+        usage_error("stdin ('-') can be given only once")
+    setup(options)
 
     from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
 
     manager = JobManagerClient()
-    total = len(args.jdl_files)
+    total = len(jdl_files)
     submitted: dict[str, list[int]] = {}
     failed: dict[str, str] = {}
     all_ids: list[int] = []
-    for number, name in enumerate(args.jdl_files, 1):
+    for number, name in enumerate(jdl_files, 1):
         label = "<stdin>" if name == "-" else name
         prefix = f"[{number}/{total}] {label}"
         try:
@@ -84,11 +85,11 @@ def main() -> int:
         except (OSError, UnicodeDecodeError) as exc:
             reason = f"cannot read it: {exc.strerror if isinstance(exc, OSError) else exc}"
             failed[label] = reason
-            _report_failure(prefix if total > 1 and not args.quiet else None, label, reason)
+            _report_failure(prefix if total > 1 and not quiet else None, label, reason)
             continue
         count = _parametric_count(jdl)
         bulk = total > 1 or count is not None
-        show = bulk and not args.quiet
+        show = bulk and not quiet
         if show and count is not None:
             print(f"{prefix}: submitting a parametric job of {count} jobs...", file=sys.stderr,
                   flush=True)
@@ -98,14 +99,14 @@ def main() -> int:
             _report_failure(prefix if show else None, label, result["Message"])
             if result.get("Errno") in _FATAL:
                 # no broker or no JobManager: the other files would fail the same way
-                _skip_rest(args.jdl_files[number:], failed, result["Message"])
+                _skip_rest(jdl_files[number:], failed, result["Message"])
                 break
             continue
         value: Any = result["Value"]
         ids = [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
         submitted[label] = ids
         all_ids += ids
-        if not args.json:
+        if not options.json:
             for job_id in ids:
                 print(f"JobID = {job_id}", flush=True)
         if show:
@@ -113,14 +114,14 @@ def main() -> int:
                      else f"JobIDs = {', '.join(map(str, ids))} ({len(ids)} jobs)")
             print(f"{prefix} -> {shown}", file=sys.stderr, flush=True)
 
-    if args.output and all_ids:
+    if output and all_ids:
         try:
-            Path(args.output).write_text("".join(f"{i}\n" for i in all_ids))
+            Path(output).write_text("".join(f"{i}\n" for i in all_ids))
         except OSError as exc:
-            raise CommandError(f"cannot write the job IDs to {args.output}: {exc}") from exc
-    if args.json:
+            raise CommandError(f"cannot write the job IDs to {output}: {exc}") from exc
+    if options.json:
         print_json({"Successful": submitted, "Failed": failed})
-    if total > 1 and not args.quiet:
+    if total > 1 and not quiet:
         print(f"Submitted {len(all_ids)} job(s) from {len(submitted)} of {total} JDL files"
               + (f"; {len(failed)} failed" if failed else ""), file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK

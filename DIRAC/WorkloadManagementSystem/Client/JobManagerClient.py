@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from diracmq.broker.returnvalues import DReturnType
-from diracmq.client.base import Client
+
+from DIRAC.Core.Base.Client import Client, createClient
 
 __all__ = ["JobManagerClient"]
 
 
+@createClient("WorkloadManagement/JobManager")
 class JobManagerClient(Client):
     """Submit jobs (``submitJob(jdl)``) and kill, delete, reschedule or reset them.
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from diracmq.broker.returnvalues import DReturnType
-from diracmq.client.base import Client
+
+from DIRAC.Core.Base.Client import Client, createClient
 
 __all__ = ["JobMonitoringClient"]
 
 
+@createClient("WorkloadManagement/JobMonitoring")
 class JobMonitoringClient(Client):
     """Query jobs, their attributes, states and logging records."""
 

@@ -6,11 +6,13 @@ import datetime as dt
 from typing import Any
 
 from diracmq.broker.returnvalues import DReturnType
-from diracmq.client.base import Client
+
+from DIRAC.Core.Base.Client import Client, createClient
 
 __all__ = ["JobStateUpdateClient"]
 
 
+@createClient("WorkloadManagement/JobStateUpdate")
 class JobStateUpdateClient(Client):
     """Set job status, application status, parameters; send heartbeats."""
 

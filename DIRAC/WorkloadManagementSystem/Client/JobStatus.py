@@ -1,20 +1,29 @@
 """Job states and the state machine of DIRAC's WorkloadManagement System.
 
 Pure logic, no I/O: the JobDB, the handlers and the command line all take their
-rules from here.  The table is the one DIRAC documents (../shared/dirac-api.md):
+rules from here.  The table is the one DIRAC documents (its JobStatus.JobsStateMachine):
 a transition not listed leaves the job's state as it is, unless forced.
 
 Staying in the same state is not a transition: ``Running -> Running`` is how a
 minor status is updated, so it is always accepted (for a known state).
+
+:class:`JobsStateMachine` answers exactly as DIRAC's (a :class:`StateMachine`: from no
+state, or from ``Deleted``, which has no map, any known state is reached), and
+:func:`checkJobStateTransition`/:func:`filterJobStateTransition` ask the JobMonitoring
+service as DIRAC's do.  The JobDB uses the stricter :func:`isValidTransition`
+(``Deleted`` is the end).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from types import MappingProxyType
+from typing import Any
 
 from diracmq.broker.derrno import EWMSSTATUS
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+
+from DIRAC.Core.Utilities.StateMachine import State, StateMachine
 
 __all__ = [
     "CHECKING",
@@ -38,7 +47,9 @@ __all__ = [
     "STALLED",
     "SUBMITTING",
     "WAITING",
+    "checkJobStateTransition",
     "checkTransition",
+    "filterJobStateTransition",
     "isValidTransition",
     "normalizeStatus",
     "reachableStates",
@@ -61,17 +72,17 @@ FAILED = "Failed"
 KILLED = "Killed"
 DELETED = "Deleted"
 
-#: Every job state, in the order DIRAC lists them.
-JOB_STATES: tuple[str, ...] = (
+#: Every job state, a list in DIRAC's order.
+JOB_STATES: list[str] = [
     SUBMITTING, RECEIVED, CHECKING, SCOUTING, STAGING, WAITING, MATCHED, RESCHEDULED,
-    RUNNING, STALLED, COMPLETING, DONE, COMPLETED, FAILED, KILLED, DELETED,
-)
+    RUNNING, STALLED, COMPLETING, DONE, COMPLETED, FAILED, DELETED, KILLED,
+]
 
 #: States in which a job no longer runs (it may still be rescheduled or deleted).
-JOB_FINAL_STATES: tuple[str, ...] = (DONE, COMPLETED, FAILED, KILLED)
+JOB_FINAL_STATES: list[str] = [DONE, COMPLETED, FAILED, KILLED]
 
-#: The end: nothing leaves it.
-JOB_REALLY_FINAL_STATES: tuple[str, ...] = (DELETED,)
+#: The end: the job is no longer updated.
+JOB_REALLY_FINAL_STATES: list[str] = [DELETED]
 
 #: current state -> the states it may move to.
 JOB_TRANSITIONS: MappingProxyType[str, frozenset[str]] = MappingProxyType({
@@ -127,29 +138,70 @@ def checkTransition(current: str, new: str, force: bool = False) -> DReturnType:
                    f"(from {current} a job may go to: {', '.join(allowed) or 'nothing'})")
 
 
-class JobsStateMachine:
-    """DIRAC's ``JobsStateMachine(state).getNextState(candidate)``.
+class JobsStateMachine(StateMachine):
+    """DIRAC's job state machine: ``JobsStateMachine(state).getNextState(candidate)``.
 
-    ``getNextState`` returns ``S_OK(candidate)`` when the move is allowed and
-    ``S_OK(state)`` (the state is kept) when it is not, as DIRAC does;
-    ``S_ERROR`` only for a state name it does not know.
+    ``S_OK(candidate)`` when the move is allowed, ``S_OK(state)`` (kept) when not;
+    ``S_ERROR`` for an unknown candidate.  Levels and maps are DIRAC's.
     """
 
-    def __init__(self, state: str) -> None:
-        self.state = state
+    def __init__(self, state: str | None) -> None:
+        super().__init__(state)
+        order = [SUBMITTING, RECEIVED, CHECKING, SCOUTING, STAGING, WAITING, MATCHED,
+                 RESCHEDULED, RUNNING, STALLED, COMPLETING, COMPLETED, DONE, FAILED, KILLED]
+        self.states = {DELETED: State(15)}  # no map: DIRAC puts no limit on it
+        for level, name in reversed(list(enumerate(order))):
+            self.states[name] = State(level, sorted(JOB_TRANSITIONS[name],
+                                                    key=JOB_STATES.index), defState=name)
 
-    def getStates(self) -> list[str]:
-        """Every known state."""
-        return list(JOB_STATES)
 
-    def getNextState(self, candidateState: str) -> DReturnType:
-        """The state the job ends in if asked to move to ``candidateState``."""
-        if candidateState not in JOB_TRANSITIONS:
-            return S_ERROR(f"{candidateState} is not a valid state")
-        if self.state not in JOB_TRANSITIONS:
-            return S_ERROR(f"{self.state} is not a valid state")
-        return S_OK(candidateState if isValidTransition(self.state, candidateState)
-                    else self.state)
+def checkJobStateTransition(jobID: int, candidateState: str, currentStatus: str | None = None,
+                            jobMonitoringClient: Any = None) -> DReturnType:
+    """S_OK if job ``jobID`` (in ``currentStatus``, else as JobMonitoring says) may move
+    to ``candidateState``; S_ERROR("Job state transition not allowed") if not."""
+    if not currentStatus:
+        if jobMonitoringClient is None:
+            from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import (
+                JobMonitoringClient,
+            )
+
+            jobMonitoringClient = JobMonitoringClient()
+        result = jobMonitoringClient.getJobsStatus(jobID)
+        if not result["OK"]:
+            return result
+        try:
+            currentStatus = result["Value"][jobID]["Status"]
+        except (KeyError, TypeError):
+            return S_ERROR("Job does not exist")
+    result = JobsStateMachine(currentStatus).getNextState(candidateState)
+    if not result["OK"]:
+        return result
+    if result["Value"] != candidateState:
+        from DIRAC.FrameworkSystem.Client.Logger import gLogger
+
+        gLogger.error("Job Status Error",
+                      f"{jobID} can't move from {currentStatus} to {candidateState}")
+        return S_ERROR("Job state transition not allowed")
+    return S_OK()
+
+
+def filterJobStateTransition(jobIDs: int | list[int], candidateState: str) -> DReturnType:
+    """``S_OK([the jobs of jobIDs that may move to candidateState])`` (asks JobMonitoring);
+    unknown jobs are left out."""
+    from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
+
+    ids = jobIDs if isinstance(jobIDs, list) else [jobIDs]
+    result = JobMonitoringClient().getJobsStatus(ids)
+    if not result["OK"]:
+        return result
+    allowed = []
+    for jobID in ids:
+        if jobID in result["Value"]:
+            current = result["Value"][jobID]["Status"]
+            reached = JobsStateMachine(current).getNextState(candidateState)
+            if reached["OK"] and reached["Value"] == candidateState:
+                allowed.append(jobID)
+    return S_OK(allowed)
 
 
 def reachableStates(current: str, targets: Iterable[str]) -> list[str]:

@@ -586,15 +586,31 @@ class JobDB:
         return S_OK(sorted(self._run(lambda conn: list(conn.scalars(stmt)), write=False)))
 
     @_returns
-    def getCounters(self, attrList: Iterable[str], condDict: dict | None = None,
-                    newer: Any = None) -> DReturnType:
-        """``S_OK([({attr: value, ...}, count), ...])`` grouped by ``attrList``."""
+    def getCounters(self, table: str, attrList: Iterable[str], condDict: dict | None = None,
+                    older: Any = None, newer: Any = None,
+                    timeStamp: str = "LastUpdateTime") -> DReturnType:
+        """``S_OK([({attr: value, ...}, count), ...])`` grouped by ``attrList``.
+
+        DIRAC's signature: ``table`` is ``"Jobs"`` (the only table with job attributes);
+        ``newer``/``older``: ``timeStamp`` (a date attribute, default LastUpdateTime)
+        on or after / before them.
+        """
+        if table != "Jobs":
+            return S_ERROR(EVALUE, f"getCounters: unknown table {table!r} (only 'Jobs')")
         names = self._attributes(attrList)
         if not names:
             return S_ERROR(EVALUE, "getCounters needs at least one attribute")
+        stamp = jobsTable.c.get(canonicalAttribute(timeStamp))
+        if stamp is None or not isinstance(stamp.type, sa.DateTime):
+            return S_ERROR(EVALUE, f"getCounters: {timeStamp!r} is not a date attribute")
+        clauses = self._where(condDict)
+        if newer not in (None, ""):
+            clauses.append(stamp >= toUTC(newer, "newer"))
+        if older not in (None, ""):
+            clauses.append(stamp < toUTC(older, "older"))
         columns = [jobsTable.c[n] for n in names]
         stmt = (sa.select(*columns, sa.func.count().label("n")).select_from(jobsTable)
-                .where(*self._where(condDict, newer)).group_by(*columns).order_by(*columns))
+                .where(*clauses).group_by(*columns).order_by(*columns))
 
         def read(conn: Connection) -> list[tuple[dict[str, Any], int]]:
             return [({n: row[n] for n in names}, int(row["n"]))

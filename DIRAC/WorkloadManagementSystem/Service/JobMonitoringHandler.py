@@ -81,7 +81,7 @@ class JobMonitoringHandler(JobDBHandlerMixin, RequestHandler):
         conditions = _conditions(attrDict, "attrDict")
         if not conditions["OK"]:
             return conditions
-        return self.db.getCounters(attrList, conditions["Value"], cutDate)
+        return self.db.getCounters("Jobs", attrList, conditions["Value"], newer=cutDate)
 
     types_getJobStats: ClassVar[list] = [str, _DICT_OR_NONE]
     auth_getJobStats: ClassVar[list] = _AUTH
@@ -91,7 +91,7 @@ class JobMonitoringHandler(JobDBHandlerMixin, RequestHandler):
         conditions = _conditions(selectDict, "selectDict")
         if not conditions["OK"]:
             return conditions
-        result = self.db.getCounters([attribute], conditions["Value"])
+        result = self.db.getCounters("Jobs", [attribute], conditions["Value"])
         if not result["OK"]:
             return result
         return S_OK({next(iter(values.values())): count for values, count in result["Value"]})

@@ -129,9 +129,45 @@ class ClassAd:
         return list(self)
 
     def getAttributeString(self, name: str) -> str:
-        """The value as text ("" when undefined)."""
+        """The value as text without quotes, as DIRAC's ("" when undefined)."""
         value = self.get(name)
-        return "" if value is None else value if isinstance(value, str) else formatValue(value)
+        if value is None:
+            return ""
+        return value if isinstance(value, str) else formatValue(value).replace('"', "")
+
+    def get_expression(self, name: str) -> str:
+        """The value's JDL text (strings quoted), "" when undefined (DIRAC's name)."""
+        value = self.get(name)
+        return "" if value is None else formatValue(value)
+
+    def set_expression(self, name: str, expression: str) -> None:
+        """Set ``name`` from JDL text: a literal becomes its value, else an expression."""
+        try:
+            self[name] = parseValue(str(expression))
+        except JDLError:
+            self[name] = Expression(str(expression))
+
+    def getAttributeBool(self, name: str) -> bool:
+        """Whether the value is true (``true``/``"true"``, any case); False when undefined."""
+        value = self.get(name)
+        return value is True or (isinstance(value, (str, Expression))
+                                 and str(value).strip().lower() == "true")
+
+    def insertAttributeBool(self, name: str, value: bool) -> None:
+        """Set ``name`` to a boolean."""
+        self[name] = bool(value)
+
+    def insertAttributeVectorInt(self, name: str, values: list) -> None:
+        """Set ``name`` to a list of ints."""
+        self[name] = [int(v) for v in values]
+
+    def getDictionaryFromSubJDL(self, name: str) -> dict[str, str]:
+        """A nested ``[ a = 1; b = "x" ]`` as ``{"a": "1", "b": "x"}`` ({} otherwise)."""
+        value = self.get(name)
+        if not isinstance(value, ClassAd):
+            return {}
+        return {n: v if isinstance(v, str) else formatValue(v).replace('"', "")
+                for n, v in value.items()}
 
     def getAttributeInt(self, name: str) -> int | None:
         """The value as an int, or None."""

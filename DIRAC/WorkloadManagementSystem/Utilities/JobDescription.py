@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, Expression, JDLError, parseJDL
-from DIRAC.WorkloadManagementSystem.Utilities.ParametricJob import generateParametricJobs
+from DIRAC.WorkloadManagementSystem.Utilities.ParametricJob import expandParametricJobs
 
 __all__ = [
     "ATTRIBUTE_LENGTHS",
@@ -168,7 +168,7 @@ def prepareJobs(jdl: str, maxParametricJobs: int | None = None) -> list[Prepared
     for name in IDENTITY_ATTRIBUTES:
         ad.deleteAttribute(name)
     jobs = []
-    for number, job in enumerate(generateParametricJobs(ad, maxParametricJobs)):
+    for number, job in enumerate(expandParametricJobs(ad, maxParametricJobs)):
         try:
             attributes = jobAttributesFromClassAd(job)
         except JDLError as exc:

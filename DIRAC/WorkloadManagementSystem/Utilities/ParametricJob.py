@@ -5,21 +5,29 @@ Forms accepted (DIRAC's):
 * ``Parameters = {"a", "b", 3};`` a list: one job per value;
 * ``Parameters = 3;`` a count, with ``ParameterStart`` (default 1), ``ParameterStep``
   (default 0) and ``ParameterFactor`` (default 1): value 0 is the start, value ``i``
-  is ``value[i-1] * factor + step``.  With none of the three, the values are the job
-  numbers 0, 1, 2 (DIRAC would leave ``%s`` as it is: ours is more useful);
+  is ``value[i-1] * factor + step`` (with none of the three: 1, 1, 1, as DIRAC);
 * named sequences: ``Parameters = 2; Parameters.X = {...}; Parameters.Y = {...};``
   (or ``ParameterStart.X = ...`` etc.), every list as long as ``Parameters``.
 
 In each job's description ``%s`` (the unnamed sequence) and ``%(X)s`` (sequence X)
 become the job's parameter value, ``%n`` its number (zero-padded to the same
-width), and the job gets ``Parameter.<X> = value`` and ``ParameterNumber = n``.
-``%j`` (the job ID) is left for the job to resolve when it runs.
+width), and the job gets ``Parameter = value`` (``Parameter.<X>`` for sequence X) and
+``ParameterNumber = n``.  ``%j`` (the job ID) is left for the job to resolve when it runs.
+
+DIRAC's functions return ``S_OK``/``S_ERROR`` (``EWMSJDL``) and take DIRAC's ``ClassAd``
+(``DIRAC.Core.Utilities.ClassAd.ClassAdLight``): :func:`getParameterVectorLength` ->
+``S_OK(count or None)``, :func:`generateParametricJobs` -> ``S_OK([JDL text per job])``.
+The services use :func:`expandParametricJobs`, which gives ClassAd objects and raises
+:class:`JDLError`.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from diracmq.broker.derrno import EWMSJDL
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import (
     ClassAd,
@@ -28,11 +36,11 @@ from DIRAC.WorkloadManagementSystem.Utilities.JDL import (
     parseValue,
 )
 
-__all__ = ["generateParametricJobs", "getParameterVectorLength"]
+__all__ = ["expandParametricJobs", "generateParametricJobs", "getParameterVectorLength"]
 
 _SEQUENCE_KEYS = ("ParameterStart", "ParameterStep", "ParameterFactor")
 _DEFAULTS = {"ParameterStart": 1, "ParameterStep": 0, "ParameterFactor": 1}
-_UNNAMED = "A"
+_UNNAMED = ""  # the sequence of ``Parameters`` itself (``%s``)
 
 
 def _number(ad: ClassAd, name: str) -> int | float:
@@ -42,23 +50,42 @@ def _number(ad: ClassAd, name: str) -> int | float:
     return value
 
 
-def getParameterVectorLength(ad: ClassAd) -> int | None:
-    """How many jobs ``ad`` describes: None when it is not parametric."""
-    if "Parameters" not in ad:
-        return None
-    value = ad["Parameters"]
-    if isinstance(value, list):
-        count = len(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        count = value
-    elif isinstance(value, float) and value.is_integer():
-        count = int(value)
-    else:
-        raise JDLError(f"Parameters must be a number of jobs or a list of values, "
-                       f"not {value!r}")
-    if count < 1:
-        raise JDLError(f"Illegal number of job parameters: {count} (at least 1)")
+def _vectorLength(ad: ClassAd) -> int | None:
+    """How many jobs ``ad`` describes (None: not parametric); JDLError if inconsistent.
+
+    Every ``Parameters`` and ``Parameters.<X>`` attribute must agree, as in DIRAC.
+    """
+    count: int | None = None
+    for name in ad:
+        base = name.split(".", 1)[0]
+        if base.lower() != "parameters":
+            continue
+        value = ad[name]
+        if isinstance(value, list):
+            this = len(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            this = value
+        elif isinstance(value, float) and value.is_integer():
+            this = int(value)
+        else:
+            raise JDLError(f"{name} must be a number of jobs or a list of values, "
+                           f"not {value!r}")
+        if count is not None and count != this:
+            raise JDLError(f"Different length of parameter vectors: for {name}, "
+                           f"{count} != {this}")
+        count = this
+    if count is not None and count <= 0:
+        raise JDLError(f"Illegal number of job parameters {count}")
     return count
+
+
+def getParameterVectorLength(jobClassAd: ClassAd) -> DReturnType:
+    """``S_OK(number of jobs)`` of a parametric description, ``S_OK(None)`` if it is not
+    parametric, ``S_ERROR(EWMSJDL)`` when its parameter vectors disagree."""
+    try:
+        return S_OK(_vectorLength(jobClassAd))
+    except JDLError as exc:
+        return S_ERROR(EWMSJDL, str(exc))
 
 
 def _sequences(ad: ClassAd, count: int) -> dict[str, list[Any]]:
@@ -84,9 +111,9 @@ def _sequences(ad: ClassAd, count: int) -> dict[str, list[Any]]:
     top = ad["Parameters"]
     del ad["Parameters"]
     if isinstance(top, list):
-        if sequences or numeric:
-            raise JDLError("Parameters is a list: ParameterStart/Step/Factor and "
-                           "Parameters.<name> cannot be used with it")
+        if _UNNAMED in numeric:
+            raise JDLError("Parameters is a list: ParameterStart/Step/Factor cannot be "
+                           "used with it")
         sequences[_UNNAMED] = top
     for seq, spec in numeric.items():
         if seq in sequences:
@@ -98,8 +125,9 @@ def _sequences(ad: ClassAd, count: int) -> dict[str, list[Any]]:
         for _ in range(1, count):
             values.append(values[-1] * factor + step)
         sequences[seq] = values
-    if not sequences:  # ``Parameters = 3;`` alone: the job numbers 0, 1, 2
-        sequences[_UNNAMED] = list(range(count))
+    if _UNNAMED not in sequences:  # as DIRAC: ``Parameters = 3`` alone gives 1, 1, 1
+        values = [_DEFAULTS["ParameterStart"]] * count
+        sequences[_UNNAMED] = values
     return sequences
 
 
@@ -141,13 +169,22 @@ def _substitute(value: Any, replace: dict[str, str]) -> Any:
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
-def generateParametricJobs(ad: ClassAd, maxJobs: int | None = None) -> list[ClassAd]:
+def generateParametricJobs(jobClassAd: ClassAd, maxJobs: int | None = None) -> DReturnType:
+    """``S_OK([JDL text of each job])`` (``[jobClassAd.asJDL()]`` when it is not
+    parametric), or ``S_ERROR(EWMSJDL)`` for an inconsistent description."""
+    try:
+        return S_OK([job.asJDL() for job in expandParametricJobs(jobClassAd, maxJobs)])
+    except JDLError as exc:
+        return S_ERROR(EWMSJDL, str(exc))
+
+
+def expandParametricJobs(ad: ClassAd, maxJobs: int | None = None) -> list[ClassAd]:
     """The job descriptions ``ad`` stands for: ``[ad]`` when it is not parametric.
 
     Raises :class:`JDLError` for a malformed parametric description or more than
     ``maxJobs`` jobs.
     """
-    count = getParameterVectorLength(ad)
+    count = _vectorLength(ad)
     if count is None:
         return [ad]
     if maxJobs is not None and count > maxJobs:
@@ -172,7 +209,7 @@ def generateParametricJobs(ad: ClassAd, maxJobs: int | None = None) -> list[Clas
         for name, value in template.items():
             job[name] = _substitute(value, replace)
         for seq, values in sequences.items():
-            job[f"Parameter.{seq}"] = values[n]
+            job["Parameter" if seq == _UNNAMED else f"Parameter.{seq}"] = values[n]
         job["ParameterNumber"] = n
         jobs.append(job)
     return jobs

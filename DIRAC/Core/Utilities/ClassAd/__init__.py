@@ -1,0 +1,1 @@
+"""DIRAC's ``DIRAC.Core.Utilities.ClassAd`` package (``ClassAdLight.ClassAd``)."""

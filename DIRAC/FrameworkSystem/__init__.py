@@ -1,0 +1,1 @@
+"""DIRAC's Framework System: here only its client side, ``gLogger``."""

@@ -1,0 +1,1 @@
+"""The extension's commands (``dirac-mine-*``), written with DIRAC's ``Script``."""
