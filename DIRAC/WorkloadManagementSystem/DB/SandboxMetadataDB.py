@@ -30,6 +30,7 @@ from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from sqlalchemy.engine import Connection
 
 from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, _returns
+from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import insertIgnore
 
 __all__ = ["SandboxMetadataDB", "getSandboxDir", "sandboxName", "sbMetadata"]
 
@@ -237,12 +238,10 @@ class SandboxMetadataDB:
         name = sandboxName(owner, sha)
 
         def record(conn: Connection) -> None:
-            t = sandboxesTable.c
             conn.execute(sa.delete(uploadsTable).where(uploadsTable.c.UploadID == uploadID))
-            if conn.scalar(sa.select(t.SBId).where(t.Name == name)) is None:
-                conn.execute(sa.insert(sandboxesTable).values(
-                    Name=name, SHA256=sha, Owner=owner, OwnerGroup=upload["OwnerGroup"],
-                    Bytes=size, RegistrationTime=_now()))
+            insertIgnore(conn, sandboxesTable, dict(
+                Name=name, SHA256=sha, Owner=owner, OwnerGroup=upload["OwnerGroup"],
+                Bytes=size, RegistrationTime=_now()))
 
         self.jobDB._run(record)
         return S_OK(name)
@@ -297,7 +296,7 @@ class SandboxMetadataDB:
                         or pair[1] not in ("Input", "Output"):
                     return S_ERROR(EVALUE, f"expected (sandbox, 'Input'|'Output'), not {pair!r}")
                 rows.append((str(entity), str(pair[0]), pair[1]))
-        t, m = sandboxesTable.c, entityTable.c
+        t = sandboxesTable.c
 
         def assign(conn: Connection) -> int:
             count = 0
@@ -307,11 +306,8 @@ class SandboxMetadataDB:
                     raise _Refused(S_ERROR(EWMSUKN, f"no sandbox {name}"))
                 if owner is not None and sb.Owner != owner:
                     raise _Refused(S_ERROR(EVALUE, f"sandbox {name} is not {owner}'s"))
-                if conn.scalar(sa.select(sa.func.count()).select_from(entityTable).where(
-                        m.SBId == sb.SBId, m.EntityId == entity, m.Type == kind)) == 0:
-                    conn.execute(sa.insert(entityTable).values(
-                        SBId=sb.SBId, EntityId=entity, Type=kind))
-                    count += 1
+                insertIgnore(conn, entityTable, dict(SBId=sb.SBId, EntityId=entity, Type=kind))
+                count += 1
             return count
 
         try:

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _returns, jobsTable
 
-__all__ = ["TaskQueueDB", "groupShares", "tqMetadata"]
+__all__ = ["TaskQueueDB", "groupShares", "insertIgnore", "tqMetadata"]
 
 #: Minor status of a job the Matcher gave to a job agent (DIRAC's wording).
 ASSIGNED = "Assigned"
@@ -120,6 +120,20 @@ def _resource(resource: Any) -> dict[str, Any]:
             "Tags": set(tags)}
 
 
+def insertIgnore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
+    """INSERT that does nothing when a unique key already holds the row: concurrent
+    transactions creating the same row (a task queue, a sandbox record) both succeed."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - other databases: plain insert
+        conn.execute(sa.insert(table).values(**values))
+        return
+    conn.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+
 def _split(text: str) -> list[str]:
     return [s for s in text.split(";") if s]
 
@@ -154,15 +168,13 @@ class TaskQueueDB:
         t = taskQueuesTable.c
         tq_id = conn.scalar(sa.select(t.TQId).where(t.Hash == digest))
         if tq_id is None:
-            tq_id = conn.execute(sa.insert(taskQueuesTable).values(
+            insertIgnore(conn, taskQueuesTable, dict(
                 Hash=digest, Owner=owner, OwnerGroup=ownerGroup, CPUTime=req["CPUTime"],
                 NumberOfProcessors=req["NumberOfProcessors"], Sites=";".join(req["Sites"]),
-                BannedSites=";".join(req["BannedSites"]), Tags=";".join(req["Tags"]),
-            )).inserted_primary_key[0]
-        j = taskQueueJobsTable.c
-        if conn.scalar(sa.select(j.TQId).where(j.JobID == int(jobID))) is None:
-            conn.execute(sa.insert(taskQueueJobsTable).values(
-                JobID=int(jobID), TQId=tq_id, UserPriority=int(priority)))
+                BannedSites=";".join(req["BannedSites"]), Tags=";".join(req["Tags"])))
+            tq_id = conn.scalar(sa.select(t.TQId).where(t.Hash == digest))
+        insertIgnore(conn, taskQueueJobsTable, dict(JobID=int(jobID), TQId=tq_id,
+                                                    UserPriority=int(priority)))
         return int(tq_id)
 
     @_returns

@@ -46,6 +46,7 @@ from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import (
 from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import (
     DEFAULT_CPU_TIME,
     TaskQueueDB,
+    insertIgnore,
     normalizeRequirements,
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, JDLError, parseJDL
@@ -190,7 +191,7 @@ class JobOptimizer:
             if ad.getListFromExpression("InputData"):
                 raise _Fail("JobSanity", "InputData is not supported by this WMS (no "
                                          "InputData optimizer)")
-            t, m = sandboxesTable.c, entityTable.c
+            t = sandboxesTable.c
             entity = entityForJob(jobID)
             for entry in ad.getListFromExpression("InputSandbox"):
                 entry = entry.strip()
@@ -202,10 +203,8 @@ class JobOptimizer:
                     if sb.Owner != job["Owner"]:
                         raise _Fail("JobSanity", f"input sandbox {entry} is not the job "
                                                  f"owner's")
-                    if conn.scalar(sa.select(sa.func.count()).select_from(entityTable).where(
-                            m.SBId == sb.SBId, m.EntityId == entity, m.Type == "Input")) == 0:
-                        conn.execute(sa.insert(entityTable).values(
-                            SBId=sb.SBId, EntityId=entity, Type="Input"))
+                    insertIgnore(conn, entityTable, dict(SBId=sb.SBId, EntityId=entity,
+                                                         Type="Input"))
                 elif entry.upper().startswith("LFN:"):
                     raise _Fail("JobSanity", f"input sandbox {entry}: LFNs are not supported "
                                              f"by this WMS")
