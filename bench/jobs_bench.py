@@ -270,19 +270,21 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes):
 def bench_summary(backend, broker_url, count, calls=60):
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
     from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB
-    from DIRAC.WorkloadManagementSystem.Utilities.JobDescription import prepareJobs
+    from DIRAC.WorkloadManagementSystem.Utilities.JobDescription import PreparedJob, prepareJobs
 
     with deployment(backend, broker_url) as (_procs, db_url, _tmp):
         db = JobDB(db_url)
         assert db.initialize()["OK"]
         t0 = time.perf_counter()
         sites = ["LCG.CERN.cern", "LCG.IN2P3.fr", "LCG.RAL.uk", "LCG.PIC.es"]
+        templates = [prepareJobs(f'[Executable = "x"; Site = "{site}";]')[0] for site in sites]
         for start in range(0, count, 5000):
             prepared = []
             for i in range(start, min(count, start + 5000)):
-                job = prepareJobs(f'[Executable = "x"; JobName = "j{i}"; '
-                                  f'Site = "{sites[i % 4]}"; JobGroup = "g{i % 50}";]')[0]
-                prepared.append(job)
+                template = templates[i % 4]
+                prepared.append(PreparedJob(
+                    dict(template.attributes, JobName=f"j{i}", JobGroup=f"g{i % 50}"),
+                    template.classAd))
             assert db.insertNewJobs(prepared, f"user{start // 5000 % 10}", "users")["OK"]
         say(f"{backend}: {count} jobs inserted in {time.perf_counter() - t0:.0f}s")
         monitor = JobMonitoringClient(settings=settings(broker_url))

@@ -322,3 +322,20 @@ def test_job_api_builds_a_jdl_the_wms_accepts(dbs):
         assert ok(optimizer.optimizeJob(job_id)) == JS.WAITING
     jdl = ok(db.getJobJDL(ids[1]))
     assert 'Arguments = "value 2"' in jdl and '"*.dat"' in jdl and '"std.out"' in jdl
+
+
+def test_data_management_parts_of_the_api_fail_clearly():
+    from DIRAC.Interfaces.API.Dirac import Dirac
+
+    dirac = Dirac()
+    for method in ("addFile", "getFile", "replicateFile", "getReplicas"):
+        result = getattr(dirac, method)("/vo/user/a/file")
+        assert not result["OK"] and "data management is not part of this API" in \
+            result["Message"]
+    job = Job()
+    assert "not supported" in error(job.setOutputData(["out.root"]))["Message"]
+    ok(job.setExecutable("/bin/true"))
+    refused = error(dirac.submitJob(job))  # the job has an error recorded: not sent
+    assert "setOutputData" in refused["Message"]
+    assert "no executable" in error(dirac.submitJob(Job()))["Message"]
+    assert error(dirac.submitJob(42))["Errno"] == EVALUE

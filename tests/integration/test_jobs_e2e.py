@@ -396,3 +396,20 @@ def test_optimizers_restart_with_jobs_in_flight_loses_and_repeats_nothing(deploy
         assert history.count(JS.WAITING) == 1, (job_id, history)
     queues = ok(MatcherClient(settings=deployment.settings["pilot"]).getActiveTaskQueues())
     assert sum(q["Jobs"] for q in queues.values() if q["Sites"] == [site]) == 300
+
+
+def test_an_input_sandbox_that_cannot_be_downloaded_fails_the_job(deployment, tmp_path):
+    dirac = deployment.dirac("alice")
+    site = site_name()
+    (tmp_path / "lost.txt").write_text(f"content unique to this test {uuid.uuid4()}\n")
+    job_id = ok(dirac.submitJob(make_job(site, "/bin/cat", "lost.txt",
+                                         setInputSandbox=[str(tmp_path / "lost.txt")])))
+    wait_status(dirac, job_id, {JS.WAITING}, 30)
+    name = ok(dirac.getJobJDL(job_id))["InputSandbox"][0]
+    sha = name.rsplit("/", 1)[-1].split(".")[0]
+    (deployment.workdir / "data" / "sandboxes" / sha[:2] / sha).unlink()  # the store lost it
+    with agents(deployment, site, 1, "--max-jobs", "1") as (agent,):
+        assert agent.wait(60) == 0
+    final = status(dirac, job_id)
+    assert (final["Status"], final["MinorStatus"]) == (JS.FAILED, "Input Sandbox Download")
+    assert "missing from the store" in final["ApplicationStatus"]
