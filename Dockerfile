@@ -14,6 +14,7 @@ COPY DIRAC ./DIRAC
 RUN pip install --no-cache-dir ".[postgres]" && rm -rf /app/build
 
 # A worker needs no privileges (its home holds ~/.dirac, e.g. the default SQLite JobDB).
-RUN useradd --create-home --uid 1000 dirac
+RUN useradd --create-home --uid 1000 dirac \
+    && mkdir -p /data/sandboxes && chown dirac /data/sandboxes  # compose's sandboxes volume
 USER dirac
 CMD ["dirac-worker", "WorkloadManagement"]

@@ -34,6 +34,7 @@ __all__ = [
     "EWMSJDL",
     "EWMSSUBM",
     "EWMSSTATUS",
+    "EWMSNOMATCH",
     "dErrorCode",
     "dStrError",
     "strerror",
@@ -68,6 +69,7 @@ EWMSUKN = 1500
 EWMSJDL = 1501
 EWMSSUBM = 1503
 EWMSSTATUS = 1505
+EWMSNOMATCH = 1510
 
 #: Code -> symbolic name, e.g. ``dErrorCode[1111] == "ENOAUTH"``.
 dErrorCode: dict[int, str] = {
@@ -91,6 +93,7 @@ dErrorCode: dict[int, str] = {
     EWMSJDL: "EWMSJDL",
     EWMSSUBM: "EWMSSUBM",
     EWMSSTATUS: "EWMSSTATUS",
+    EWMSNOMATCH: "EWMSNOMATCH",
 }
 
 #: Code -> human readable text, used as the prefix of ``S_ERROR(errno, msg)``.
@@ -115,6 +118,7 @@ dStrError: dict[int, str] = {
     EWMSJDL: "Invalid job description",
     EWMSSUBM: "Job submission error",
     EWMSSTATUS: "Job status error",
+    EWMSNOMATCH: "No match found",
 }
 
 

@@ -73,6 +73,7 @@ __all__ = [
     "print_json",
     "print_table",
     "run_command",
+    "sandbox_main",
     "setup",
     "to_jsonable",
     "value_or_fail",
@@ -592,3 +593,38 @@ def job_control_main(prog: str, method: str, done_verb: str, description: str) -
     add_job_id_arguments(parser)
     args = parser.parse_args()
     return job_control(args, collect_job_ids(parser, args), method, done_verb)
+# ------------------------------------------------------------- sandboxes
+def sandbox_main(prog: str, description: str, kind: str) -> int:
+    """``dirac-wms-job-get-output`` / ``-get-input``: download one kind of sandbox."""
+    from DIRAC.Interfaces.API.Dirac import Dirac
+
+    parser = make_parser(prog, description, epilog=(
+        "Exit status: 0 every sandbox downloaded, 1 any job failed, 2 usage error."))
+    add_job_id_arguments(parser)
+    parser.add_argument("-D", "--dir", default=".", metavar="DIR",
+                        help="where to put the jobs' directories (default: here)")
+    parser.add_argument("--no-job-dir", action="store_true",
+                        help="put the files straight into DIR, not DIR/<JobID>/")
+    args = parser.parse_args()
+    job_ids = collect_job_ids(parser, args)
+    setup(args)
+    dirac = Dirac()
+    done: dict[int, str] = {}
+    failed: dict[int, str] = {}
+    for job_id in job_ids:
+        if kind == "Output":
+            result = dirac.getOutputSandbox(job_id, outputDir=args.dir, noJobDir=args.no_job_dir)
+            where = Path(args.dir) if args.no_job_dir else Path(args.dir) / str(job_id)
+        else:
+            result = dirac.getInputSandbox(job_id, outputDir=args.dir, noJobDir=args.no_job_dir)
+            where = Path(args.dir) if args.no_job_dir else Path(args.dir) / f"InputSandbox{job_id}"
+        if result["OK"]:
+            done[job_id] = str(where)
+            if not args.json:
+                print(f"Job {kind.lower()} sandbox retrieved in {where}/")
+        else:
+            failed[job_id] = result["Message"]
+            error(f"job {job_id}: {result['Message']}")
+    if args.json:
+        print_json({"Successful": done, "Failed": failed})
+    return EXIT_FAILED if failed else EXIT_OK

@@ -1,6 +1,10 @@
 """Submit jobs to the WorkloadManagement System, one per JDL file (a parametric JDL,
 with 'Parameters = ...', makes several jobs). Prints 'JobID = N' for every job made.
 
+Local files the JDL's InputSandbox names (relative to the JDL file's folder; to the
+current directory for stdin) are uploaded to WorkloadManagement/SandboxStore first,
+as one sandbox, and replaced by its name (SB:...) in the JDL submitted.
+
 Several files (or one parametric JDL) are a bulk submission: its progress goes to
 stderr, one line per file ('[3/10] file.jdl -> JobID = 7'), then a summary. A file
 that fails (unreadable, malformed JDL) does not stop the others; losing the broker,
@@ -70,9 +74,9 @@ def main() -> int:
         usage_error("stdin ('-') can be given only once")
     setup(options)
 
-    from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
+    from DIRAC.WorkloadManagementSystem.Client.WMSClient import WMSClient
 
-    manager = JobManagerClient()
+    manager = WMSClient()
     total = len(jdl_files)
     submitted: dict[str, list[int]] = {}
     failed: dict[str, str] = {}
@@ -93,7 +97,8 @@ def main() -> int:
         if show and count is not None:
             print(f"{prefix}: submitting a parametric job of {count} jobs...", file=sys.stderr,
                   flush=True)
-        result = manager.submitJob(jdl)
+        base = Path.cwd() if name == "-" else Path(name).resolve().parent
+        result = manager.submitJob(jdl, baseDir=base)
         if not result["OK"]:
             failed[label] = result["Message"]
             _report_failure(prefix if show else None, label, result["Message"])

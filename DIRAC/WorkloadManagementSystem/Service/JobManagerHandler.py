@@ -14,6 +14,10 @@ from diracmq.broker.derrno import EVALUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from diracmq.workers.handler import RequestHandler
 
+from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import (
+    SandboxMetadataDB,
+    entityForJob,
+)
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     JobDBHandlerMixin,
     canManage,
@@ -21,6 +25,7 @@ from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     splitByRights,
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
+from DIRAC.WorkloadManagementSystem.Utilities.OptimizerQueue import getAnnouncer
 
 __all__ = ["JobManagerHandler"]
 
@@ -33,6 +38,7 @@ class JobManagerHandler(JobDBHandlerMixin, RequestHandler):
 
     #: Most jobs one parametric JDL may describe (DIRAC's MaxParametricJobs).
     maxParametricJobs: ClassVar[int] = int(os.environ.get("DIRAC_WMS_MAX_PARAMETRIC_JOBS", 20))
+    _sandboxDB: ClassVar[SandboxMetadataDB | None] = None
 
     # ------------------------------------------------------------- submit
     types_submitJob: ClassVar[list] = [str]
@@ -51,6 +57,8 @@ class JobManagerHandler(JobDBHandlerMixin, RequestHandler):
             maxParametricJobs=self.maxParametricJobs)
         if result["OK"]:
             result["JobID"] = result["Value"]
+            value = result["Value"]
+            getAnnouncer().announce(value if isinstance(value, list) else [value])
         return result
 
     # ------------------------------------------------------- job control
@@ -116,20 +124,50 @@ class JobManagerHandler(JobDBHandlerMixin, RequestHandler):
     def export_deleteJob(self, jobIDs: Any, force: bool = False) -> DReturnType:
         """Delete jobs (status Deleted; a running job is Killed first)."""
         force = self._force(force)
-        return self._control(jobIDs, "deleted",
-                             lambda job_id: self.db.deleteJob(job_id, force=force))
+
+        def delete(job_id: int) -> DReturnType:
+            result = self.db.deleteJob(job_id, force=force)
+            if result["OK"]:  # a deleted job's sandboxes go with it
+                removed = self.sandboxDB.unassignEntities([entityForJob(job_id)])
+                if not removed["OK"]:
+                    return removed
+            return result
+
+        return self._control(jobIDs, "deleted", delete)
+
+    @property
+    def sandboxDB(self) -> SandboxMetadataDB:
+        """The sandbox records (in the JobDB's database), opened on first use."""
+        cls = type(self)
+        if cls._sandboxDB is None:
+            db = SandboxMetadataDB(self.db)
+            result = db.initialize()
+            if not result["OK"]:
+                raise RuntimeError(result["Message"])
+            cls._sandboxDB = db
+        return cls._sandboxDB
 
     types_rescheduleJob: ClassVar[list] = [_JOB_IDS]
     auth_rescheduleJob: ClassVar[list] = ["authenticated"]
 
     def export_rescheduleJob(self, jobIDs: Any) -> DReturnType:
-        """Send jobs back to Received (through Rescheduled); Failed beyond the limit."""
-        return self._control(jobIDs, "rescheduled", lambda job_id: self.db.rescheduleJob(job_id))
+        """Send jobs back to Received (through Rescheduled); Failed beyond the limit.
+        The optimizers are told (the job goes through the chain again)."""
+        result = self._control(jobIDs, "rescheduled", lambda job_id: self.db.rescheduleJob(job_id))
+        self._announce(result)
+        return result
+
+    @staticmethod
+    def _announce(result: DReturnType) -> None:
+        done = result["Value"] if result["OK"] else result.get("SuccessfulJobIDs") or []
+        getAnnouncer().announce(done)
 
     types_resetJob: ClassVar[list] = [_JOB_IDS]
     auth_resetJob: ClassVar[list] = ["authenticated"]
 
     def export_resetJob(self, jobIDs: Any) -> DReturnType:
         """Reschedule jobs with their reschedule counter set back to zero."""
-        return self._control(jobIDs, "reset",
-                             lambda job_id: self.db.rescheduleJob(job_id, reset=True))
+        result = self._control(jobIDs, "reset",
+                               lambda job_id: self.db.rescheduleJob(job_id, reset=True))
+        self._announce(result)
+        return result

@@ -1,0 +1,1 @@
+"""DIRAC's user API: ``Job`` describes a job, ``Dirac`` submits and follows it."""

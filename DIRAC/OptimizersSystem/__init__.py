@@ -1,0 +1,1 @@
+"""The Optimizers System: ``dirac-worker Optimizers`` optimizes submitted jobs."""

@@ -1,0 +1,400 @@
+"""The job agent: asks the Matcher for jobs and runs them (DIRAC's JobAgent + JobWrapper).
+
+Any number of job agents, on any hosts, each a broker user whose group has the
+``GenericPilot`` property.  For every job it gets:
+
+1. ``Running`` / "Job Initialization"; a fresh working directory ``<workdir>/<jobID>``;
+   the input sandbox (``SB:`` entries of ``InputSandbox``) downloaded and unpacked there
+   ("Input Sandbox Download" failures -> ``Failed``);
+2. ``Running`` / "Application": the JDL's ``Executable`` with its ``Arguments`` (split
+   as a shell would, not run by a shell) and ``ExecutionEnvironment`` (``NAME=value``
+   items) plus ``DIRACJOBID``/``JOBID``, stdout and stderr into ``StdOutput``/
+   ``StdError`` (default ``std.out``/``std.err``), in a new process group;
+3. every ``heartbeat`` seconds ``JobStateUpdate.sendHeartBeat`` with CPU (s), memory
+   (MB) and wall-clock (s) figures and the end of stdout (``StandardOutput``, what
+   ``peekJob`` shows); a ``Kill`` command in the reply ends the process group;
+4. limits: CPU time over the JDL's ``CPUTime`` (default 86400 s) or wall-clock over
+   ``MaxWallClockTime`` (default: the agent's ``maxWallClock``) ends it, ``Failed``;
+5. ``Completing`` / "Uploading Output Sandbox": stdout, stderr and the files the JDL's
+   ``OutputSandbox`` names (glob patterns) present in the directory, as one sandbox;
+6. ``Done`` / "Execution Complete" (exit 0), else ``Failed`` with the reason
+   ("Application Finished With Errors" and the exit code, a limit, a sandbox error).
+
+SIGTERM (:meth:`JobAgent.stop`): no new jobs; the running payloads are ended, their
+output uploaded, and the jobs set ``Failed`` / "Job agent stopped": never left
+``Running``.  A job agent killed outright leaves its jobs to the StalledJobAgent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from diracmq.broker.derrno import EWMSNOMATCH
+from diracmq.broker.returnvalues import S_OK, DReturnType
+
+from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
+from DIRAC.WorkloadManagementSystem.Client.JobStateUpdateClient import JobStateUpdateClient
+from DIRAC.WorkloadManagementSystem.Client.MatcherClient import MatcherClient
+from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
+from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, JDLError, parseJDL
+
+__all__ = ["JobAgent"]
+
+log = logging.getLogger("dirac-job-agent")
+
+SOURCE = "JobAgent"
+#: Bytes of the end of stdout sent with each heartbeat (what peekJob shows).
+PEEK_BYTES = 16 * 1024
+DEFAULT_CPU_TIME = 86400
+
+
+def _tail(path: Path, size: int = PEEK_BYTES) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            end = fh.tell()
+            fh.seek(max(0, end - size))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+class _Payload:
+    """One running job: its process and what ended it."""
+
+    def __init__(self, jobID: int) -> None:
+        self.jobID = jobID
+        self.process: subprocess.Popen | None = None
+        self.reason: str | None = None  # set when the agent ends the process itself
+        self.killed = False  # the job was killed by its owner (heartbeat command)
+
+    def terminate(self, reason: str, killed: bool = False) -> None:
+        """End the payload's process group (TERM, then KILL after 5 s)."""
+        if self.reason is None:
+            self.reason = reason
+            self.killed = killed
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+
+        def hard_kill() -> None:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+        threading.Thread(target=hard_kill, daemon=True).start()
+
+
+class JobAgent:
+    """Match and run jobs until told to stop, out of jobs (``maxJobs``) or idle."""
+
+    def __init__(self, *, site: str = "DIRAC.Local.local", cpuTime: int = DEFAULT_CPU_TIME,
+                 tags: list[str] | None = None, slots: int = 1, maxJobs: int = 0,
+                 idleTimeout: float = 0.0, heartbeat: float = 30.0, pollInterval: float = 5.0,
+                 workDir: str | Path | None = None, maxWallClock: float = 3 * 86400,
+                 keepWorkDirs: bool = False, clientOptions: dict[str, Any] | None = None
+                 ) -> None:
+        self.site = site
+        self.cpuTime = int(cpuTime)
+        self.tags = list(tags or [])
+        self.slots = max(1, int(slots))
+        self.maxJobs = max(0, int(maxJobs))
+        self.idleTimeout = float(idleTimeout)
+        self.heartbeat = max(0.1, float(heartbeat))
+        self.pollInterval = max(0.05, float(pollInterval))
+        self.workDir = Path(workDir or Path.cwd() / "jobagent").resolve()
+        self.maxWallClock = float(maxWallClock)
+        self.keepWorkDirs = keepWorkDirs
+        options = clientOptions or {}
+        self.matcher = MatcherClient(**options)
+        self.state = JobStateUpdateClient(**options)
+        self.sandboxes = SandboxStoreClient(**options)
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._running: dict[int, _Payload] = {}
+        self._threads: list[threading.Thread] = []
+        self.started = 0
+        self.results: dict[int, str] = {}
+
+    # --------------------------------------------------------------- control
+    def stop(self, reason: str = "Job agent stopped") -> None:
+        """No new jobs; end the running payloads (their jobs end Failed with ``reason``)."""
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            payloads = list(self._running.values())
+        for payload in payloads:
+            payload.terminate(reason)
+
+    def resourceDescription(self) -> dict[str, Any]:
+        """What this agent offers the Matcher."""
+        with self._lock:
+            free = self.slots - len(self._running)
+        return {"Site": self.site, "CPUTime": self.cpuTime, "Tag": list(self.tags),
+                "NumberOfProcessors": max(1, free)}
+
+    def run(self) -> int:
+        """Serve until stopped, ``maxJobs`` reached or idle for ``idleTimeout``; exit code."""
+        self.workDir.mkdir(parents=True, exist_ok=True)
+        idle_since = time.monotonic()
+        failures = 0
+        while not self._stopping.is_set():
+            with self._lock:
+                busy = len(self._running)
+            if self.maxJobs and self.started >= self.maxJobs:
+                if busy == 0:
+                    break
+                self._wait(self.pollInterval)
+                continue
+            if busy >= self.slots:
+                self._wait(self.pollInterval)
+                idle_since = time.monotonic()
+                continue
+            result = self.matcher.requestJob(self.resourceDescription())
+            if result["OK"]:
+                failures = 0
+                idle_since = time.monotonic()
+                self._start(result["Value"])
+                continue
+            if result.get("Errno") != EWMSNOMATCH:
+                failures += 1
+                log.warning("requestJob failed: %s", result["Message"])
+                if failures >= 3 and result.get("Errno") == 1111:  # ENOAUTH: will not change
+                    log.error("the Matcher refuses this agent (is its group GenericPilot?)")
+                    self.stop()
+                    break
+            if busy == 0 and self.idleTimeout and \
+                    time.monotonic() - idle_since >= self.idleTimeout:
+                log.info("idle for %gs: stopping", self.idleTimeout)
+                break
+            self._wait(self.pollInterval)
+        for thread in list(self._threads):
+            thread.join()
+        return 0
+
+    def _wait(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _start(self, match: dict[str, Any]) -> None:
+        job_id = int(match["JobID"])
+        payload = _Payload(job_id)
+        with self._lock:
+            self._running[job_id] = payload
+        self.started += 1
+        thread = threading.Thread(target=self._runJob, args=(payload, match),
+                                  name=f"job-{job_id}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    # ------------------------------------------------------------------- a job
+    @staticmethod
+    def _now() -> str:
+        return datetime.datetime.now(datetime.UTC).isoformat()
+
+    def _status(self, jobID: int, status: str, minor: str, application: str = "",
+                earlier: list[tuple[str, str, str, str]] | None = None) -> None:
+        """Report a status change, and the ``earlier`` ones (status, minor, application,
+        ISO time) not sent yet, in one call: fewer round trips per job."""
+        updates: dict[str, dict[str, str]] = {}
+        for old_status, old_minor, old_app, when in earlier or []:
+            updates[when] = {"Status": old_status, "MinorStatus": old_minor,
+                             "Source": SOURCE}
+            if old_app:
+                updates[when]["ApplicationStatus"] = old_app
+        update = {"Status": status, "MinorStatus": minor, "Source": SOURCE}
+        if application:
+            update["ApplicationStatus"] = application
+        updates[self._now() if updates else ""] = update
+        result = self.state.setJobStatusBulk(jobID, updates)
+        if not result["OK"]:
+            log.warning("job %s: setJobStatus(%s, %s): %s", jobID, status, minor,
+                        result["Message"])
+
+    def _runJob(self, payload: _Payload, match: dict[str, Any]) -> None:
+        job_id = payload.jobID
+        try:
+            outcome = self._execute(payload, match)
+        except Exception as exc:  # never leave a job Running because of a bug here
+            log.exception("job %s: unexpected error", job_id)
+            self._status(job_id, JS.FAILED, "Job agent error", f"{type(exc).__name__}: {exc}")
+            outcome = JS.FAILED
+        finally:
+            with self._lock:
+                self._running.pop(job_id, None)
+            self._wake.set()
+        self.results[job_id] = outcome
+        log.info("job %s: %s", job_id, outcome)
+
+    def _execute(self, payload: _Payload, match: dict[str, Any]) -> str:
+        job_id = payload.jobID
+        try:
+            ad = parseJDL(match["JDL"])
+        except JDLError as exc:
+            self._status(job_id, JS.FAILED, "Job agent error", f"bad JDL: {exc}")
+            return JS.FAILED
+        sandboxes = [e for e in ad.getListFromExpression("InputSandbox") if e.startswith("SB:")]
+        initialization = (JS.RUNNING, "Job Initialization", "", self._now())
+        if sandboxes:  # a download takes time: say so now (else sent with "Application")
+            self._status(job_id, *initialization[:2])
+        workdir = self.workDir / str(job_id)
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        try:
+            for entry in sandboxes:
+                got = self.sandboxes.downloadSandbox(entry, str(workdir))
+                if not got["OK"]:
+                    self._status(job_id, JS.FAILED, "Input Sandbox Download",
+                                 got["Message"][:500])
+                    return JS.FAILED
+            if self._stopping.is_set():
+                self._status(job_id, JS.FAILED, "Job agent stopped")
+                return JS.FAILED
+            self._status(job_id, JS.RUNNING, "Application",
+                         earlier=[] if sandboxes else [initialization])
+            code = self._runPayload(payload, ad, workdir)
+            stdout = workdir / (ad.getAttributeString("StdOutput") or "std.out")
+            self.state.setJobParameters(job_id, [["ApplicationExitCode", str(code)],
+                                                 ["StandardOutput", _tail(stdout)]])
+            if payload.killed:
+                self._uploadOutput(job_id, ad, workdir)
+                return JS.KILLED
+            # Completing is reported with the final status (its own time in the history):
+            # one call less per job.
+            completing = [(JS.COMPLETING, "Uploading Output Sandbox", "", self._now())]
+            uploaded = self._uploadOutput(job_id, ad, workdir)
+            if payload.reason:
+                self._status(job_id, JS.FAILED, payload.reason, earlier=completing)
+                return JS.FAILED
+            if not uploaded["OK"]:
+                self._status(job_id, JS.FAILED, "Uploading Output Sandbox",
+                             uploaded["Message"][:500], earlier=completing)
+                return JS.FAILED
+            if code != 0:
+                self._status(job_id, JS.FAILED, "Application Finished With Errors",
+                             f"exit code {code}", earlier=completing)
+                return JS.FAILED
+            self._status(job_id, JS.DONE, "Execution Complete",
+                         "Application Finished Successfully", earlier=completing)
+            return JS.DONE
+        finally:
+            if not self.keepWorkDirs:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def _command(self, ad: ClassAd, workdir: Path) -> list[str]:
+        executable = str(ad.get("Executable", "")).strip()
+        local = workdir / executable
+        if "/" not in executable and local.is_file():
+            local.chmod(local.stat().st_mode | 0o111)
+            executable = str(local)
+        elif not os.path.isabs(executable) and local.is_file():
+            executable = str(local)
+        arguments = ad.get("Arguments", "")
+        return [executable, *shlex.split(str(arguments))] if arguments not in (None, "") \
+            else [executable]
+
+    def _runPayload(self, payload: _Payload, ad: ClassAd, workdir: Path) -> int:
+        job_id = payload.jobID
+        env = dict(os.environ)
+        for item in ad.getListFromExpression("ExecutionEnvironment"):
+            name, sep, value = item.partition("=")
+            if sep and name.strip():
+                env[name.strip()] = value
+        env.update({"DIRACJOBID": str(job_id), "JOBID": str(job_id)})
+        stdout = workdir / (ad.getAttributeString("StdOutput") or "std.out")
+        stderr = workdir / (ad.getAttributeString("StdError") or "std.err")
+        cpu_limit = ad.getAttributeInt("CPUTime") or DEFAULT_CPU_TIME
+        wall_limit = ad.getAttributeFloat("MaxWallClockTime") or self.maxWallClock
+        try:
+            command = self._command(ad, workdir)
+            with stdout.open("wb") as out, stderr.open("wb") as err:
+                payload.process = subprocess.Popen(
+                    command, cwd=workdir, env=env, stdout=out, stderr=err,
+                    stdin=subprocess.DEVNULL, start_new_session=True)
+        except (OSError, ValueError) as exc:
+            with stderr.open("a") as err:
+                err.write(f"cannot start {ad.get('Executable')!r}: {exc}\n")
+            return 127
+        if self._stopping.is_set():
+            payload.terminate("Job agent stopped")
+        started = time.monotonic()
+        next_beat = started + self.heartbeat
+        proc = payload.process
+        watched = psutil.Process(proc.pid)
+        cpu = 0.0
+        memory = 0.0
+        while True:
+            try:
+                code = proc.wait(timeout=min(0.2, self.heartbeat))
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            cpu, memory = self._usage(watched, cpu, memory)
+            wall = time.monotonic() - started
+            if cpu > cpu_limit:
+                payload.terminate(f"CPU time limit exceeded ({cpu:.0f} s > {cpu_limit} s)")
+            elif wall > wall_limit:
+                payload.terminate(f"Wall clock time limit exceeded ({wall:.0f} s > "
+                                  f"{wall_limit:g} s)")
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + self.heartbeat
+                reply = self.state.sendHeartBeat(
+                    job_id, {"CPUConsumed": round(cpu, 2), "MemoryUsed": round(memory, 1),
+                             "WallClockTime": round(wall, 2)},
+                    {"StandardOutput": _tail(stdout)})
+                if reply["OK"] and "Kill" in (reply["Value"] or {}):
+                    log.info("job %s: killed by its owner", job_id)
+                    payload.terminate("Job killed", killed=True)
+        return code
+
+    @staticmethod
+    def _usage(process: psutil.Process, cpu: float, memory: float) -> tuple[float, float]:
+        """CPU seconds (the process and its children) and resident MB; last values when
+        the process is gone."""
+        try:
+            with process.oneshot():
+                own = process.cpu_times()
+                total = own.user + own.system + own.children_user + own.children_system
+                rss = process.memory_info().rss
+            for child in process.children(recursive=True):
+                try:
+                    times = child.cpu_times()
+                    total += times.user + times.system
+                    rss += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            return max(cpu, total), rss / 1e6
+        except psutil.Error:
+            return cpu, memory
+
+    def _uploadOutput(self, jobID: int, ad: ClassAd, workdir: Path) -> DReturnType:
+        names = {ad.getAttributeString("StdOutput") or "std.out",
+                 ad.getAttributeString("StdError") or "std.err"}
+        present = {p.name for p in workdir.iterdir()}
+        for pattern in ad.getListFromExpression("OutputSandbox"):
+            names.update(fnmatch.filter(present, pattern.strip()))
+        files = [workdir / n for n in sorted(names) if (workdir / n).exists()]
+        if not files:
+            return S_OK()
+        return self.sandboxes.uploadFilesAsSandbox(files, assignTo={f"Job:{jobID}": "Output"})

@@ -1,0 +1,1 @@
+"""Agents of the WorkloadManagement System: the job agent and the StalledJobAgent."""

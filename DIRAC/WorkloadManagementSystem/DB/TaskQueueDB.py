@@ -1,0 +1,298 @@
+"""TaskQueueDB: waiting jobs grouped by what they need, and atomic matching.
+
+Lives in the JobDB's database (same URL, same engine, same transactions): a job moves
+from ``Waiting`` in the JobDB to its task queue, and from there to ``Matched``, in
+single transactions, so the two can never disagree.
+
+* A **task queue** is one set of requirements (owner, owner group, CPU time, sites,
+  banned sites, tags, processors): jobs with equal requirements share one.
+* **Matching** (:meth:`TaskQueueDB.matchAndGetJob`) filters the task queues a resource
+  can run, picks an owner group by its share (``DIRAC_WMS_GROUP_SHARES``, e.g.
+  ``"lhcb_user=2,dteam=1"``; every group 1 by default), then an owner of that group
+  uniformly (one user's 10,000 jobs do not starve another user's ten), then that
+  owner's job with the highest ``UserPriority`` (oldest first).  The job leaves its
+  task queue and becomes ``Matched`` in the same transaction: a conditional
+  ``DELETE`` whose row count says who got it (PostgreSQL also skips rows another
+  matcher has locked, ``FOR UPDATE SKIP LOCKED``; SQLite serialises writers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from diracmq.broker.derrno import EVALUE, EWMSNOMATCH
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
+from sqlalchemy.engine import Connection
+
+from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _returns, jobsTable
+
+__all__ = ["TaskQueueDB", "groupShares", "insertIgnore", "tqMetadata"]
+
+#: Minor status of a job the Matcher gave to a job agent (DIRAC's wording).
+ASSIGNED = "Assigned"
+#: CPU time (s) of a job whose JDL does not say (DIRAC's default).
+DEFAULT_CPU_TIME = 86400
+
+tqMetadata = sa.MetaData()
+
+taskQueuesTable = sa.Table(
+    "tq_TaskQueues", tqMetadata,
+    sa.Column("TQId", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("Hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("Owner", sa.String(255), nullable=False),
+    sa.Column("OwnerGroup", sa.String(255), nullable=False),
+    sa.Column("CPUTime", sa.BigInteger, nullable=False),
+    sa.Column("NumberOfProcessors", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("Sites", sa.Text, nullable=False, server_default=""),
+    sa.Column("BannedSites", sa.Text, nullable=False, server_default=""),
+    sa.Column("Tags", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_tq_TaskQueues_CPUTime", "CPUTime"),
+)
+
+taskQueueJobsTable = sa.Table(
+    "tq_Jobs", tqMetadata,
+    sa.Column("JobID", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("TQId", sa.Integer, nullable=False),
+    sa.Column("UserPriority", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_tq_Jobs_TQ_Priority", "TQId", "UserPriority", "JobID"),
+)
+
+
+def groupShares() -> dict[str, float]:
+    """Shares per owner group from ``DIRAC_WMS_GROUP_SHARES`` (``g1=2,g2=1``); others 1."""
+    shares: dict[str, float] = {}
+    for item in os.environ.get("DIRAC_WMS_GROUP_SHARES", "").split(","):
+        name, _, value = item.partition("=")
+        try:
+            if name.strip() and float(value) > 0:
+                shares[name.strip()] = float(value)
+        except ValueError:
+            continue
+    return shares
+
+
+def _names(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    items = value if isinstance(value, (list, tuple, set)) else str(value).split(",")
+    return sorted({str(v).strip() for v in items if str(v).strip()})
+
+
+def normalizeRequirements(requirements: dict[str, Any]) -> dict[str, Any]:
+    """Requirements in canonical form: ``Sites``, ``BannedSites``, ``Tags`` sorted lists,
+    ``CPUTime`` and ``NumberOfProcessors`` integers."""
+    sites = [s for s in _names(requirements.get("Sites")) if s.upper() != "ANY"]
+    return {
+        "CPUTime": int(requirements.get("CPUTime") or DEFAULT_CPU_TIME),
+        "NumberOfProcessors": max(1, int(requirements.get("NumberOfProcessors") or 1)),
+        "Sites": sites,
+        "BannedSites": _names(requirements.get("BannedSites")),
+        "Tags": _names(requirements.get("Tags")),
+    }
+
+
+def _resource(resource: Any) -> dict[str, Any]:
+    """A job agent's resource description, checked: Site, CPUTime, Tag(s), processors."""
+    if not isinstance(resource, dict):
+        raise SErrorException(S_ERROR(EVALUE, "resourceDescription must be a dict"))
+    site = resource.get("Site", "")
+    if not isinstance(site, str) or len(site) > 100:
+        raise SErrorException(S_ERROR(EVALUE, f"invalid Site {site!r}"))
+    try:
+        cpu = int(resource.get("CPUTime", DEFAULT_CPU_TIME))
+        procs = int(resource.get("NumberOfProcessors", 1) or 1)
+    except (TypeError, ValueError):
+        raise SErrorException(S_ERROR(EVALUE, "CPUTime and NumberOfProcessors must be "
+                                              "integers")) from None
+    tags = resource.get("Tag", resource.get("Tags", []))
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise SErrorException(S_ERROR(EVALUE, "Tag must be a list of names"))
+    return {"Site": site, "CPUTime": cpu, "NumberOfProcessors": max(1, procs),
+            "Tags": set(tags)}
+
+
+def insertIgnore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
+    """INSERT that does nothing when a unique key already holds the row: concurrent
+    transactions creating the same row (a task queue, a sandbox record) both succeed."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - other databases: plain insert
+        conn.execute(sa.insert(table).values(**values))
+        return
+    conn.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+
+def _split(text: str) -> list[str]:
+    return [s for s in text.split(";") if s]
+
+
+class TaskQueueDB:
+    """Task queues in the database of ``jobDB`` (thread-safe, like the JobDB)."""
+
+    def __init__(self, jobDB: JobDB) -> None:
+        self.jobDB = jobDB
+        self._ready = False
+
+    @_returns
+    def initialize(self) -> DReturnType:
+        """Create the task queue tables that do not exist yet."""
+        if not self._ready:
+            self.jobDB._run(lambda conn: tqMetadata.create_all(conn, checkfirst=True))
+            self._ready = True
+        return S_OK()
+
+    def dropTables(self) -> None:
+        """Drop the task queue tables (tests use it)."""
+        self.jobDB._run(lambda conn: tqMetadata.drop_all(conn, checkfirst=True))
+        self._ready = False
+
+    # ------------------------------------------------------------- insertion
+    def insertJobInConn(self, conn: Connection, jobID: int, requirements: dict[str, Any],
+                        owner: str, ownerGroup: str, priority: int = 0) -> int:
+        """Put a job in its task queue within the caller's transaction; the TQId."""
+        req = normalizeRequirements(requirements)
+        key = json.dumps([owner, ownerGroup, req], sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        t = taskQueuesTable.c
+        tq_id = conn.scalar(sa.select(t.TQId).where(t.Hash == digest))
+        if tq_id is None:
+            insertIgnore(conn, taskQueuesTable, dict(
+                Hash=digest, Owner=owner, OwnerGroup=ownerGroup, CPUTime=req["CPUTime"],
+                NumberOfProcessors=req["NumberOfProcessors"], Sites=";".join(req["Sites"]),
+                BannedSites=";".join(req["BannedSites"]), Tags=";".join(req["Tags"])))
+            tq_id = conn.scalar(sa.select(t.TQId).where(t.Hash == digest))
+        insertIgnore(conn, taskQueueJobsTable, dict(JobID=int(jobID), TQId=tq_id,
+                                                    UserPriority=int(priority)))
+        return int(tq_id)
+
+    @_returns
+    def insertJob(self, jobID: int, requirements: dict[str, Any], owner: str,
+                  ownerGroup: str = "", priority: int = 0) -> DReturnType:
+        """Put a job in its task queue (its own transaction): ``S_OK(TQId)``."""
+        return S_OK(self.jobDB._run(lambda conn: self.insertJobInConn(
+            conn, jobID, requirements, owner, ownerGroup, priority)))
+
+    @_returns
+    def deleteJobs(self, jobIDs: Iterable[int]) -> DReturnType:
+        """Take jobs out of their task queues (killed, deleted, rescheduled)."""
+        ids = [int(i) for i in jobIDs]
+        self.jobDB._run(lambda conn: conn.execute(
+            sa.delete(taskQueueJobsTable).where(taskQueueJobsTable.c.JobID.in_(ids))))
+        return S_OK()
+
+    # --------------------------------------------------------------- reading
+    @_returns
+    def getActiveTaskQueues(self) -> DReturnType:
+        """``S_OK({TQId: {Owner, OwnerGroup, CPUTime, Sites, ..., Jobs}})`` of non-empty TQs."""
+        t, j = taskQueuesTable.c, taskQueueJobsTable.c
+        stmt = (sa.select(taskQueuesTable, sa.func.count(j.JobID).label("Jobs"))
+                .join(taskQueueJobsTable, j.TQId == t.TQId).group_by(*taskQueuesTable.c))
+
+        def read(conn: Connection) -> dict[int, dict[str, Any]]:
+            out = {}
+            for row in conn.execute(stmt).mappings():
+                out[int(row["TQId"])] = {
+                    "Owner": row["Owner"], "OwnerGroup": row["OwnerGroup"],
+                    "CPUTime": int(row["CPUTime"]),
+                    "NumberOfProcessors": int(row["NumberOfProcessors"]),
+                    "Sites": _split(row["Sites"]), "BannedSites": _split(row["BannedSites"]),
+                    "Tags": _split(row["Tags"]), "Jobs": int(row["Jobs"])}
+            return out
+
+        return S_OK(self.jobDB._run(read, write=False))
+
+    @staticmethod
+    def _fits(tq: dict[str, Any], resource: dict[str, Any]) -> bool:
+        site = resource["Site"]
+        sites, banned = _split(tq["Sites"]), _split(tq["BannedSites"])
+        if sites and site not in sites:
+            return False
+        if site and site in banned:
+            return False
+        if tq["NumberOfProcessors"] > resource["NumberOfProcessors"]:
+            return False
+        return set(_split(tq["Tags"])) <= resource["Tags"]
+
+    def _candidates(self, conn: Connection, resource: dict[str, Any]) -> list[dict[str, Any]]:
+        t, j = taskQueuesTable.c, taskQueueJobsTable.c
+        stmt = (sa.select(taskQueuesTable)
+                .where(t.CPUTime <= resource["CPUTime"],
+                       sa.exists().where(j.TQId == t.TQId)))
+        return [dict(r) for r in conn.execute(stmt).mappings() if self._fits(r, resource)]
+
+    @_returns
+    def getMatchingTaskQueues(self, resourceDescription: dict) -> DReturnType:
+        """``S_OK({TQId: {...}})``: the non-empty task queues this resource could run."""
+        resource = _resource(resourceDescription)
+        rows = self.jobDB._run(lambda conn: self._candidates(conn, resource), write=False)
+        active = self.getActiveTaskQueues()
+        if not active["OK"]:
+            return active
+        return S_OK({r["TQId"]: active["Value"][r["TQId"]] for r in rows
+                     if r["TQId"] in active["Value"]})
+
+    # -------------------------------------------------------------- matching
+    @staticmethod
+    def _pick(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+        """Fair share: a group by share, an owner of it uniformly, one of its TQs."""
+        shares = groupShares()
+        groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for tq in candidates:
+            groups.setdefault(tq["OwnerGroup"], {}).setdefault(tq["Owner"], []).append(tq)
+        names = sorted(groups)
+        group = random.choices(names, weights=[shares.get(g, 1.0) for g in names])[0]
+        owner = random.choice(sorted(groups[group]))
+        return random.choice(groups[group][owner])
+
+    @_returns
+    def matchAndGetJob(self, resourceDescription: dict, source: str = "Matcher"
+                       ) -> DReturnType:
+        """Give one job this resource can run: ``S_OK({"JobID", "TQId"})``, the job now
+        ``Matched`` / "Assigned" (Site set to the resource's); nothing:
+        ``S_ERROR(EWMSNOMATCH)``."""
+        resource = _resource(resourceDescription)
+        db = self.jobDB
+        j = taskQueueJobsTable.c
+
+        def match(conn: Connection) -> dict[str, Any] | None:
+            candidates = self._candidates(conn, resource)
+            while candidates:
+                tq = self._pick(candidates)
+                pick = (sa.select(j.JobID).where(j.TQId == tq["TQId"])
+                        .order_by(j.UserPriority.desc(), j.JobID).limit(1))
+                if db.isPostgres:
+                    pick = pick.with_for_update(skip_locked=True)
+                job_id = conn.scalar(pick)
+                if job_id is None:
+                    candidates.remove(tq)
+                    continue
+                taken = conn.execute(sa.delete(taskQueueJobsTable).where(j.JobID == job_id))
+                if taken.rowcount != 1:
+                    continue  # another matcher was quicker
+                row = conn.execute(sa.select(jobsTable).where(jobsTable.c.JobID == job_id)
+                                   .with_for_update()).mappings().first()
+                if row is None or row["Status"] != JS.WAITING:
+                    continue  # killed or deleted while it waited: dropped from the TQ
+                job = dict(row)
+                extra = {"Site": resource["Site"][:100]} if resource["Site"] else None
+                db._change(conn, job, status=JS.MATCHED, minor=ASSIGNED, source=source,
+                           extra=extra)
+                return {"JobID": int(job_id), "TQId": int(tq["TQId"])}
+            return None
+
+        found = db._run(match)
+        if found is None:
+            return S_ERROR(EWMSNOMATCH, "No match found")
+        return S_OK(found)

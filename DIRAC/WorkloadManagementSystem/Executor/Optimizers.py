@@ -1,0 +1,291 @@
+"""DIRAC's optimizer chain: JobPath -> JobSanity -> JobScheduling, once per job.
+
+The JobDB is the record; the broker only says "look at these jobs".  Each step runs
+in one database transaction that first locks the job and checks it is still where
+this optimizer left it, so a job is optimized exactly once even with several
+Optimizers workers and broker redeliveries:
+
+1. **JobPath** claims the job: ``Received`` (or ``Checking`` left by an optimizer that
+   died: no change for :data:`CLAIM_LEASE` seconds) -> ``Checking`` / "JobSanity",
+   recording a claim token (job parameter ``OptimizerClaim``) and the chain
+   (``OptimizerChain``).  A job someone else holds, or that is no longer waiting for
+   optimization, is left alone.
+2. **JobSanity** (same claim) checks the JDL and the input sandbox: every ``SB:``
+   entry must be a sandbox of the job's owner, then assigned to ``Job:<id>``/Input.
+   -> ``Checking`` / "JobScheduling".
+3. **JobScheduling** (same claim) computes the requirements (requested sites minus
+   banned ones, tags, processors, CPU time), writes them into the JDL as
+   ``JobRequirements``, puts the job in its task queue and sets ``Waiting`` /
+   "Pilot Agent Submission", all in one transaction.
+
+A step that finds a problem sets ``Failed`` / "<step> optimizer" with the reason as
+the application status (so it shows in the logging info).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
+from sqlalchemy.engine import Connection
+
+from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, jdlTable, parametersTable
+from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import (
+    SandboxMetadataDB,
+    entityForJob,
+    entityTable,
+    sandboxesTable,
+)
+from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import (
+    DEFAULT_CPU_TIME,
+    TaskQueueDB,
+    insertIgnore,
+    normalizeRequirements,
+)
+from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, JDLError, parseJDL
+
+__all__ = ["CHAIN", "CLAIM_LEASE", "PILOT_AGENT_SUBMISSION", "JobOptimizer"]
+
+log = logging.getLogger(__name__)
+
+#: The optimizers every job goes through, in order (DIRAC's default chain).
+CHAIN = ("JobPath", "JobSanity", "JobScheduling")
+#: Minor status of a job waiting in a task queue (DIRAC's wording).
+PILOT_AGENT_SUBMISSION = "Pilot Agent Submission"
+#: Seconds after which a job left in Checking by an optimizer may be claimed again.
+CLAIM_LEASE = float(os.environ.get("DIRAC_WMS_OPTIMIZER_LEASE", 60))
+SOURCE = "Optimizers"
+
+
+class _Fail(Exception):
+    """A step refuses the job: ``reason`` goes into the logging info."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(reason)
+        self.step = step
+        self.reason = reason
+
+
+class _Lost(Exception):
+    """The job is no longer ours to optimize (killed, or claimed by another)."""
+
+
+def _sites(ad: ClassAd, *names: str) -> list[str]:
+    found: list[str] = []
+    for name in names:
+        for site in ad.getListFromExpression(name):
+            for part in str(site).split(","):
+                part = part.strip()
+                if part and part.upper() != "ANY" and part not in found:
+                    found.append(part)
+    return found
+
+
+def bannedSites() -> list[str]:
+    """Sites no job may go to (the site mask): ``DIRAC_WMS_BANNED_SITES``, comma-separated."""
+    return [s.strip() for s in os.environ.get("DIRAC_WMS_BANNED_SITES", "").split(",")
+            if s.strip()]
+
+
+def jobRequirements(ad: ClassAd) -> dict[str, Any]:
+    """What JobScheduling derives from a JDL (raises :class:`_Fail` when impossible)."""
+    requested = _sites(ad, "Site", "Destination")
+    banned = sorted(set(_sites(ad, "BannedSites", "BannedSite")) | set(bannedSites()))
+    allowed = [s for s in requested if s not in banned]
+    if requested and not allowed:
+        raise _Fail("JobScheduling", f"Impossible site requirement: every requested site "
+                                     f"({', '.join(requested)}) is banned")
+    cpu = ad.getAttributeInt("CPUTime") or ad.getAttributeInt("MaxCPUTime") or DEFAULT_CPU_TIME
+    if cpu <= 0:
+        raise _Fail("JobScheduling", f"invalid CPUTime {cpu}")
+    tags = sorted({*ad.getListFromExpression("Tags"), *ad.getListFromExpression("Tag")})
+    processors = ad.getAttributeInt("NumberOfProcessors") or \
+        ad.getAttributeInt("MinNumberOfProcessors") or 1
+    return normalizeRequirements({"Sites": allowed, "BannedSites": banned, "CPUTime": cpu,
+                                  "Tags": tags, "NumberOfProcessors": processors})
+
+
+class JobOptimizer:
+    """Runs the chain on jobs of one JobDB (thread-safe; one per process is enough)."""
+
+    def __init__(self, jobDB: JobDB, taskQueueDB: TaskQueueDB | None = None,
+                 sandboxDB: SandboxMetadataDB | None = None, lease: float | None = None
+                 ) -> None:
+        self.db = jobDB
+        self.tq = taskQueueDB or TaskQueueDB(jobDB)
+        self.sb = sandboxDB or SandboxMetadataDB(jobDB)
+        self.lease = CLAIM_LEASE if lease is None else lease
+
+    def initialize(self) -> DReturnType:
+        """Create the tables the chain uses."""
+        for db in (self.db, self.tq, self.sb):
+            result = db.initialize()
+            if not result["OK"]:
+                return result
+        return S_OK()
+
+    # --------------------------------------------------------------- helpers
+    def _claimed(self, conn: Connection, jobID: int, token: str, minor: str
+                 ) -> dict[str, Any]:
+        """The locked job if it is still ours at step ``minor``; else raise _Lost."""
+        job = self.db._lock(conn, jobID)
+        p = parametersTable.c
+        mine = conn.scalar(sa.select(p.Value).where(p.JobID == jobID,
+                                                    p.Name == "OptimizerClaim"))
+        if job["Status"] != JS.CHECKING or job["MinorStatus"] != minor or mine != token:
+            raise _Lost()
+        return job
+
+    def _fail(self, jobID: int, token: str, step: str, reason: str) -> None:
+        def fail(conn: Connection) -> None:
+            job = self._claimed(conn, jobID, token, step)
+            self.db._change(conn, job, status=JS.FAILED, minor=f"{step} optimizer",
+                            application=reason[:1000], source=step)
+        try:
+            self.db._run(fail)
+        except _Lost:
+            pass
+
+    # ------------------------------------------------------------------ steps
+    def _jobPath(self, jobID: int, token: str) -> bool:
+        lease_cutoff = _now() - dt.timedelta(seconds=self.lease)
+
+        def claim(conn: Connection) -> bool:
+            job = self.db._lock(conn, jobID)
+            if job["Status"] == JS.RECEIVED:
+                pass
+            elif job["Status"] == JS.CHECKING and job["MinorStatus"] in CHAIN and \
+                    (job["LastUpdateTime"] is None
+                     or job["LastUpdateTime"] < lease_cutoff):
+                pass  # left by an optimizer that stopped: take it over
+            else:
+                return False
+            self.db._upsert_parameters(conn, jobID, [("OptimizerClaim", token),
+                                                     ("OptimizerChain", ",".join(CHAIN))])
+            self.db._change(conn, job, status=JS.CHECKING, minor="JobSanity", source="JobPath")
+            return True
+
+        try:
+            return bool(self.db._run(claim))
+        except SErrorException as exc:
+            log.info("job %s: not optimized: %s", jobID, exc.result.get("Message"))
+            return False
+
+    def _jobSanity(self, jobID: int, token: str) -> None:
+        def sanity(conn: Connection) -> None:
+            job = self._claimed(conn, jobID, token, "JobSanity")
+            jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+            try:
+                ad = parseJDL(jdl or "")
+            except JDLError as exc:
+                raise _Fail("JobSanity", f"the stored JDL does not parse: {exc}") from None
+            if not str(ad.get("Executable", "")).strip():
+                raise _Fail("JobSanity", "the JDL has no Executable")
+            if ad.getListFromExpression("InputData"):
+                raise _Fail("JobSanity", "InputData is not supported by this WMS (no "
+                                         "InputData optimizer)")
+            t = sandboxesTable.c
+            entity = entityForJob(jobID)
+            for entry in ad.getListFromExpression("InputSandbox"):
+                entry = entry.strip()
+                if entry.startswith("SB:"):
+                    sb = conn.execute(sa.select(t.SBId, t.Owner).where(t.Name == entry)
+                                      ).first()
+                    if sb is None:
+                        raise _Fail("JobSanity", f"input sandbox {entry} does not exist")
+                    if sb.Owner != job["Owner"]:
+                        raise _Fail("JobSanity", f"input sandbox {entry} is not the job "
+                                                 f"owner's")
+                    insertIgnore(conn, entityTable, dict(SBId=sb.SBId, EntityId=entity,
+                                                         Type="Input"))
+                elif entry.upper().startswith("LFN:"):
+                    raise _Fail("JobSanity", f"input sandbox {entry}: LFNs are not supported "
+                                             f"by this WMS")
+                elif entry:
+                    raise _Fail("JobSanity", f"input sandbox file {entry!r} was not uploaded "
+                                             f"(submit with WMSClient, Dirac().submitJob or "
+                                             f"dirac-wms-job-submit, which upload local "
+                                             f"files)")
+            self.db._change(conn, job, status=JS.CHECKING, minor="JobScheduling",
+                            source="JobSanity")
+
+        self.db._run(sanity)
+
+    def _jobScheduling(self, jobID: int, token: str) -> None:
+        def schedule(conn: Connection) -> None:
+            job = self._claimed(conn, jobID, token, "JobScheduling")
+            jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+            ad = parseJDL(jdl or "")
+            requirements = jobRequirements(ad)
+            ad["JobRequirements"] = ClassAd({
+                "CPUTime": requirements["CPUTime"],
+                "NumberOfProcessors": requirements["NumberOfProcessors"],
+                "Sites": requirements["Sites"], "BannedSites": requirements["BannedSites"],
+                "Tags": requirements["Tags"], "OwnerGroup": job["OwnerGroup"]})
+            conn.execute(sa.update(jdlTable).where(jdlTable.c.JobID == jobID)
+                         .values(JDL=ad.asJDL()))
+            self.db._upsert_parameters(conn, jobID, [
+                ("JobRequirements", json.dumps(requirements, sort_keys=True))])
+            self.tq.insertJobInConn(conn, jobID, requirements, job["Owner"],
+                                    job["OwnerGroup"], job["UserPriority"])
+            self.db._change(conn, job, status=JS.WAITING, minor=PILOT_AGENT_SUBMISSION,
+                            source="JobScheduling")
+
+        self.db._run(schedule)
+
+    # ------------------------------------------------------------------ chain
+    def optimizeJob(self, jobID: int) -> DReturnType:
+        """Run the chain on one job: ``S_OK(final status)`` or ``S_OK(None)`` when the
+        job was not ours to optimize; S_ERROR only for database trouble (the job is
+        then retried later)."""
+        jobID = int(jobID)
+        token = uuid.uuid4().hex
+        if not self._jobPath(jobID, token):
+            return S_OK(None)
+        step = "JobSanity"
+        try:
+            self._jobSanity(jobID, token)
+            step = "JobScheduling"
+            self._jobScheduling(jobID, token)
+        except _Lost:
+            return S_OK(None)
+        except _Fail as exc:
+            log.info("job %s failed in %s: %s", jobID, exc.step, exc.reason)
+            self._fail(jobID, token, exc.step, exc.reason)
+            return S_OK(JS.FAILED)
+        except JDLError as exc:
+            self._fail(jobID, token, step, f"invalid JDL: {exc}")
+            return S_OK(JS.FAILED)
+        except SErrorException as exc:
+            log.warning("job %s: %s: %s", jobID, step, exc.result.get("Message"))
+            return exc.result
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("job %s: database error in %s: %s", jobID, step, exc)
+            return S_ERROR(f"database error in {step}: {exc}")
+        return S_OK(JS.WAITING)
+
+    def jobsToRecover(self, limit: int = 1000) -> DReturnType:
+        """Jobs waiting for optimization per the JobDB: Received, or Checking for longer
+        than the lease (their optimizer stopped)."""
+        received = self.db.selectJobs({"Status": JS.RECEIVED}, limit=limit)
+        if not received["OK"]:
+            return received
+        cutoff = _now() - dt.timedelta(seconds=self.lease)
+        checking = self.db.selectJobs({"Status": JS.CHECKING}, limit=limit)
+        if not checking["OK"]:
+            return checking
+        stale = []
+        if checking["Value"]:
+            attrs = self.db.getJobsAttributes(checking["Value"], ["LastUpdateTime"])
+            if not attrs["OK"]:
+                return attrs
+            stale = [i for i, a in attrs["Value"].items()
+                     if a["LastUpdateTime"] is None or a["LastUpdateTime"] < cutoff]
+        return S_OK(sorted(set(received["Value"]) | set(stale)))

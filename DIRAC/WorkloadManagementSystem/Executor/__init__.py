@@ -1,0 +1,1 @@
+"""DIRAC's optimizers (executors) of the WorkloadManagement System."""

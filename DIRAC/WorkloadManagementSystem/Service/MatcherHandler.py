@@ -1,0 +1,93 @@
+"""``WorkloadManagement/Matcher``: hands waiting jobs to job agents (DIRAC's Matcher).
+
+``requestJob(resourceDescription)`` is for callers with the ``GenericPilot`` (or
+``Pilot``) property: the job agents.  The match itself is TaskQueueDB.matchAndGetJob
+(atomic: two agents never get the same job).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.workers.handler import RequestHandler
+
+from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
+from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
+    GENERIC_PILOT,
+    JOB_ADMINISTRATOR,
+    PILOT,
+    JobDBHandlerMixin,
+)
+
+__all__ = ["MatcherHandler"]
+
+_PILOTS = [GENERIC_PILOT, PILOT]
+
+
+class MatcherHandler(JobDBHandlerMixin, RequestHandler):
+    """Matching of resources (job agents) with waiting jobs."""
+
+    taskQueueDB: ClassVar[TaskQueueDB | None] = None
+
+    @classmethod
+    def initializeHandler(cls, serviceInfoDict: dict[str, Any]) -> DReturnType:
+        """Open the JobDB and the TaskQueueDB."""
+        result = super().initializeHandler(serviceInfoDict)
+        if not result["OK"]:
+            return result
+        tq = TaskQueueDB(cls.jobDB)  # type: ignore[arg-type]
+        result = tq.initialize()
+        if not result["OK"]:
+            return S_ERROR(f"cannot open the TaskQueueDB: {result['Message']}")
+        cls.taskQueueDB = tq
+        return S_OK()
+
+    @property
+    def tqDB(self) -> TaskQueueDB:
+        """The TaskQueueDB (opened on first use)."""
+        if type(self).taskQueueDB is None:
+            type(self).initializeHandler({})
+        return type(self).taskQueueDB  # type: ignore[return-value]
+
+    types_requestJob: ClassVar[list] = [dict]
+    auth_requestJob: ClassVar[list] = _PILOTS
+
+    def export_requestJob(self, resourceDescription: dict) -> DReturnType:
+        """A job for this resource: ``S_OK({"JobID", "JDL", "Owner", "OwnerGroup",
+        "TQId", "matchingTime"})``, the job now Matched / "Assigned"; nothing to run:
+        ``S_ERROR(EWMSNOMATCH, "No match found")``.
+
+        ``resourceDescription``: ``Site``, ``CPUTime`` (seconds the resource can give),
+        ``Tag`` (list), ``NumberOfProcessors``.
+        """
+        import time
+
+        started = time.monotonic()
+        who = self.getRemoteCredentials().get("username", "?")
+        matched = self.tqDB.matchAndGetJob(resourceDescription, source=f"Matcher ({who})")
+        if not matched["OK"]:
+            return matched
+        job_id = matched["Value"]["JobID"]
+        jdl = self.db.getJobJDL(job_id)
+        attrs = self.db.getJobAttributes(job_id, ["Owner", "OwnerGroup"])
+        if not jdl["OK"] or not attrs["OK"]:
+            return jdl if not jdl["OK"] else attrs
+        return S_OK({"JobID": job_id, "JDL": jdl["Value"], "Owner": attrs["Value"]["Owner"],
+                     "OwnerGroup": attrs["Value"]["OwnerGroup"],
+                     "TQId": matched["Value"]["TQId"],
+                     "matchingTime": time.monotonic() - started})
+
+    types_getActiveTaskQueues: ClassVar[list] = []
+    auth_getActiveTaskQueues: ClassVar[list] = [*_PILOTS, JOB_ADMINISTRATOR]
+
+    def export_getActiveTaskQueues(self) -> DReturnType:
+        """``S_OK({TQId: {requirements..., "Jobs": n}})`` of the non-empty task queues."""
+        return self.tqDB.getActiveTaskQueues()
+
+    types_getMatchingTaskQueues: ClassVar[list] = [dict]
+    auth_getMatchingTaskQueues: ClassVar[list] = [*_PILOTS, JOB_ADMINISTRATOR]
+
+    def export_getMatchingTaskQueues(self, resourceDescription: dict) -> DReturnType:
+        """The non-empty task queues a resource like this one could take jobs from."""
+        return self.tqDB.getMatchingTaskQueues(resourceDescription)

@@ -1,0 +1,335 @@
+"""Jobs benchmark: submission, submission-to-Done, and the web summary over 100,000 jobs.
+
+    .venv/bin/python bench/jobs_bench.py [--backends sqlite,postgresql] [--jobs 2000]
+                                         [--agents 4] [--slots 2] [--summary-jobs 100000]
+
+Everything runs against the local broker in a vhost of its own (made and deleted with
+rabbitmqctl) and real ``dirac-worker`` / ``dirac-job-agent`` processes; PostgreSQL in a
+fresh database on 127.0.0.1:5432 (dropped after).  Prints one JSON line per measurement
+on stdout (progress on stderr); bench/RESULTS.md quotes them.
+
+* ``submit``: jobs/s of single submissions (``JobManagerClient.submitJob``, sequential,
+  one client) and the time of one parametric JDL of 1,000 jobs;
+* ``e2e``: ``--jobs`` trivial jobs (``/bin/true``, parametric bulks of 1,000) from the first
+  submission until all are Done, through a WorkloadManagement worker, an Optimizers worker
+  and ``--agents`` job agents; where the time goes from the jobs' logging records;
+* ``summary``: ``getJobPageSummaryWeb`` (sorted, filtered, paged) over ``--summary-jobs``
+  jobs inserted directly into the JobDB: latency percentiles through the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+CS = """\
+[Registry]
+DefaultGroup = ["dirac_user"]
+[Registry.Users.guest]
+BrokerUser = "guest"
+Groups = ["dirac_user", "dirac_pilot"]
+[Registry.Groups.dirac_user]
+Properties = ["NormalUser", "JobAdministrator"]
+[Registry.Groups.dirac_pilot]
+Properties = ["GenericPilot"]
+"""
+
+
+def say(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def pct(values, q):
+    values = sorted(values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q / 100 * len(values)))]
+
+
+def ctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def vhost():
+    name = f"diracmq-bench-jobs-{uuid.uuid4().hex[:8]}"
+    ctl("add_vhost", name)
+    ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+    finally:
+        ctl("delete_vhost", name)
+
+
+@contextlib.contextmanager
+def database(backend, tmp):
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'JobDB.sqlite'}"
+        return
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"diracmq_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(False)
+    finally:
+        from DIRAC.WorkloadManagementSystem.DB import JobDB as module
+
+        for engine in module._engines.values():
+            engine.dispose()
+        module._engines.clear()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+class Procs:
+    """Processes started by the benchmark, stopped by PID (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, env, tmp):
+        self.env, self.tmp, self.procs = env, tmp, []
+
+    def start(self, name, argv, ready=None, extra_env=None):
+        log = self.tmp / f"{name}-{len(self.procs)}.log"
+        with log.open("w") as fh:
+            proc = subprocess.Popen(argv, env=dict(self.env, **(extra_env or {})),
+                                    stdout=fh, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        deadline = time.monotonic() + 60
+        while ready and ready not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        return proc
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs = []
+
+
+@contextlib.contextmanager
+def deployment(backend, broker_url, processes=1):
+    with tempfile.TemporaryDirectory(prefix="jobs-bench-") as tmp, \
+            database(backend, Path(tmp)) as db_url:
+        tmp = Path(tmp)
+        (tmp / "cs.toml").write_text(CS)
+        env = dict(os.environ, DIRAC_BROKER_URL=broker_url, DIRAC_JOBDB_URL=db_url,
+                   DIRAC_DATA_DIR=str(tmp / "data"), DIRAC_CS_FILE=str(tmp / "cs.toml"),
+                   DIRAC_WMS_MAX_PARAMETRIC_JOBS="1000", DIRAC_GROUP="",
+                   DIRAC_LOG_LEVEL="WARNING", DIRAC_WMS_OPTIMIZER_SWEEP="5")
+        procs = Procs(env, tmp)
+        try:
+            procs.start("wms", [str(BIN / "dirac-worker"), "WorkloadManagement",
+                                "--processes", str(processes)], ready=None)
+            procs.start("opt", [str(BIN / "dirac-worker"), "Optimizers"], ready=None)
+            from diracmq.client import transport
+
+            from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import (
+                JobMonitoringClient,
+            )
+
+            transport.close_all()  # the previous measurement's vhost is gone
+            deadline = time.monotonic() + 60
+            while not JobMonitoringClient(settings=settings(broker_url)).ping()["OK"]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the WorkloadManagement worker did not answer")
+            time.sleep(2)  # the Optimizers worker (no RPC needed to be ready)
+            yield procs, db_url, tmp
+        finally:
+            procs.stop()
+
+
+def settings(broker_url):
+    from diracmq.broker.config import Settings
+
+    return Settings.load(url=broker_url, rpc_timeout=120.0, group="")
+
+
+def bench_submit(backend, broker_url, singles=300):
+    from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
+
+    with deployment(backend, broker_url):
+        manager = JobManagerClient(settings=settings(broker_url))
+        jdl = '[Executable = "/bin/true"; JobName = "bench-single"; Site = "Nowhere.org";]'
+        for _ in range(20):  # warm-up
+            manager.submitJob(jdl)
+        started = time.perf_counter()
+        latencies = []
+        for _ in range(singles):
+            t0 = time.perf_counter()
+            assert manager.submitJob(jdl)["OK"]
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+        emit({"bench": "jobs.submit.single", "backend": backend, "jobs": singles,
+              "jobs_per_s": round(singles / elapsed, 1),
+              "p50_ms": round(pct(latencies, 50) * 1e3, 2),
+              "p99_ms": round(pct(latencies, 99) * 1e3, 2)})
+        bulk = '[Executable = "/bin/echo"; Arguments = "%s"; Parameters = 1000; ' \
+               'Site = "Nowhere.org";]'
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            result = manager.submitJob(bulk, timeout=120)
+            times.append(time.perf_counter() - t0)
+            assert result["OK"] and len(result["Value"]) == 1000, result
+        emit({"bench": "jobs.submit.bulk1000", "backend": backend,
+              "seconds": [round(t, 3) for t in times],
+              "median_s": round(statistics.median(times), 3),
+              "jobs_per_s": round(1000 / statistics.median(times), 1)})
+
+
+def bench_e2e(backend, broker_url, jobs, agents, slots, processes):
+    from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
+    from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB
+
+    with deployment(backend, broker_url, processes) as (procs, db_url, tmp):
+        for n in range(agents):
+            procs.start(f"agent{n}", [str(BIN / "dirac-job-agent"), "--slots", str(slots),
+                                      "--poll", "0.2", "--heartbeat", "30", "--workdir",
+                                      str(tmp / f"agent{n}")],
+                        ready="job agent ready", extra_env={"DIRAC_GROUP": "dirac_pilot"})
+        manager = JobManagerClient(settings=settings(broker_url))
+        bulk = '[Executable = "/bin/true"; Parameters = {n}; JobName = "e2e-%n";]'
+        started = time.time()
+        ids = []
+        left = jobs
+        while left:
+            n = min(1000, left)
+            result = manager.submitJob(bulk.format(n=n), timeout=120)
+            assert result["OK"], result
+            ids += result["Value"]
+            left -= n
+        submitted = time.time()
+        db = JobDB(db_url)
+        while True:
+            counts = dict((k["Status"], v) for k, v in db.getCounters(
+                ["Status"], {"JobID": ids})["Value"])
+            if counts.get("Done", 0) + counts.get("Failed", 0) >= len(ids):
+                break
+            if time.time() - started > 1800:
+                raise RuntimeError(f"not done after 30 min: {counts}")
+            time.sleep(0.5)
+        ended = time.time()
+        # where the time goes, from the logging records
+        phases = {"optimize": [], "wait_match": [], "run": []}
+        sample = random.sample(ids, min(300, len(ids)))
+        first = {}
+        for job_id in sample:
+            log = db.getJobLoggingInfo(job_id)["Value"]
+            t = {}
+            for status, minor, _app, when, _src in log:
+                t.setdefault((status, minor), when.replace(tzinfo=None).timestamp())
+            rec = t[("Received", "Job accepted")]
+            wait = t[("Waiting", "Pilot Agent Submission")]
+            match = t[("Matched", "Assigned")]
+            done = t.get(("Done", "Execution Complete"), match)
+            phases["optimize"].append(wait - rec)
+            phases["wait_match"].append(match - wait)
+            phases["run"].append(done - match)
+            first[job_id] = wait
+        emit({"bench": "jobs.e2e", "backend": backend, "jobs": len(ids), "agents": agents,
+              "slots": slots, "wms_processes": processes,
+              "failed": counts.get("Failed", 0),
+              "submit_s": round(submitted - started, 2),
+              "total_s": round(ended - started, 2),
+              "jobs_per_s": round(len(ids) / (ended - started), 1),
+              "phases_p50_s": {k: round(pct(v, 50), 3) for k, v in phases.items()},
+              "phases_p90_s": {k: round(pct(v, 90), 3) for k, v in phases.items()}})
+
+
+def bench_summary(backend, broker_url, count, calls=60):
+    from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
+    from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB
+    from DIRAC.WorkloadManagementSystem.Utilities.JobDescription import PreparedJob, prepareJobs
+
+    with deployment(backend, broker_url) as (_procs, db_url, _tmp):
+        db = JobDB(db_url)
+        assert db.initialize()["OK"]
+        t0 = time.perf_counter()
+        sites = ["LCG.CERN.cern", "LCG.IN2P3.fr", "LCG.RAL.uk", "LCG.PIC.es"]
+        templates = [prepareJobs(f'[Executable = "x"; Site = "{site}";]')[0] for site in sites]
+        for start in range(0, count, 5000):
+            prepared = []
+            for i in range(start, min(count, start + 5000)):
+                template = templates[i % 4]
+                prepared.append(PreparedJob(
+                    dict(template.attributes, JobName=f"j{i}", JobGroup=f"g{i % 50}"),
+                    template.classAd))
+            assert db.insertNewJobs(prepared, f"user{start // 5000 % 10}", "users")["OK"]
+        say(f"{backend}: {count} jobs inserted in {time.perf_counter() - t0:.0f}s")
+        monitor = JobMonitoringClient(settings=settings(broker_url))
+        queries = [
+            ({"Site": "LCG.CERN.cern"}, [["JobID", "DESC"]], 0, 25),
+            ({"Owner": "user3", "Status": "Received"}, [["SubmissionTime", "DESC"]], 100, 50),
+            ({}, [["LastUpdateTime", "DESC"]], 5000, 25),
+            ({"JobGroup": ["g1", "g2"]}, [["JobName", "ASC"]], 0, 100),
+        ]
+        latencies = []
+        for n in range(calls):
+            select, sort, startItem, maxItems = queries[n % len(queries)]
+            t = time.perf_counter()
+            result = monitor.getJobPageSummaryWeb(select, sort, startItem, maxItems)
+            latencies.append(time.perf_counter() - t)
+            assert result["OK"], result
+        emit({"bench": "jobs.summary", "backend": backend, "jobs": count, "calls": calls,
+              "p50_ms": round(pct(latencies, 50) * 1e3, 1),
+              "p90_ms": round(pct(latencies, 90) * 1e3, 1),
+              "max_ms": round(max(latencies) * 1e3, 1)})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--only", default="submit,e2e,summary")
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--wms-processes", type=int, default=1)
+    parser.add_argument("--summary-jobs", type=int, default=100000)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    for backend in args.backends.split(","):
+        for what in args.only.split(","):
+            with vhost() as url:
+                say(f"== {what} on {backend}")
+                if what == "submit":
+                    bench_submit(backend, url)
+                elif what == "e2e":
+                    bench_e2e(backend, url, args.jobs, args.agents, args.slots,
+                              args.wms_processes)
+                elif what == "summary":
+                    bench_summary(backend, url, args.summary_jobs)
+
+
+if __name__ == "__main__":
+    main()
