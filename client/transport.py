@@ -54,6 +54,8 @@ from diracmq.broker.connection import (
 from diracmq.broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
 from diracmq.broker.properties import RequestProperties
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
+from diracmq.client import metrics as client_metrics  # metrics hook
+from diracmq.client.context import current_headers  # logging hook
 
 __all__ = ["RPCFuture", "RPCTransport", "get_transport"]
 
@@ -76,7 +78,7 @@ class _Call:
 
     __slots__ = ("service", "method", "corr_id", "body", "timeout", "deadline", "check_at",
                  "checked", "cond", "reply", "error", "done", "waiting", "published",
-                 "attempts", "consumers")
+                 "attempts", "consumers", "extra")
 
     def __init__(self, service: str, method: str, corr_id: str, body: bytes,
                  timeout: float, cond: threading.Condition) -> None:
@@ -98,6 +100,7 @@ class _Call:
         self.published = False
         self.attempts = 0
         self.consumers: int | None = None  # consumers of the service queue, if checked
+        self.extra = b""  # logging hook: header entries of client/context.py
 
 
 class RPCFuture:
@@ -241,8 +244,10 @@ class RPCTransport:
             cond = getattr(self._local, "cond", None)
             if cond is None:
                 cond = self._local.cond = threading.Condition(self._mutex)
-        return _Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
+        call = _Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
                      cond)
+        call.extra = current_headers()  # logging hook: traceparent / delegation headers
+        return call
 
     def _enqueue(self, call: _Call) -> DReturnType | None:
         """Register ``call`` and queue it for publishing (mutex held); an S_ERROR if closed."""
@@ -297,10 +302,14 @@ class RPCTransport:
     def _outcome(self, call: _Call) -> DReturnType:
         """The S_OK/S_ERROR of a finished call."""
         if call.error is not None:
-            return call.error
-        if call.reply is None:
-            return self._timeout_error(call)
-        return self._decode_reply(call)
+            result = call.error
+        elif call.reply is None:
+            result = self._timeout_error(call)
+        else:
+            result = self._decode_reply(call)
+        client_metrics.observe_call(call.service, call.method, result,  # metrics hook
+                                    time.monotonic() - (call.deadline - call.timeout))
+        return result
 
     def _timeout_error(self, call: _Call) -> DReturnType:
         """The S_ERROR for a call that got no reply, saying why when the broker can tell."""
@@ -510,8 +519,11 @@ class RPCTransport:
         if self._props_template is None:
             self._props_template = RequestProperties.template(
                 codec.CONTENT_TYPE, self._reply_to, self.user, self.settings.group)
+        template = self._props_template
+        if call.extra:  # logging hook: the call's own headers after the constant ones
+            template = (template[0], template[1] + call.extra, template[2], template[3])
         props = RequestProperties.build(
-            self._props_template, call.corr_id, max(1, int(call.timeout * 1000)),
+            template, call.corr_id, max(1, int(call.timeout * 1000)),
             int((time.time() + call.timeout) * 1000))  # x-deadline: epoch ms
         self._channel.basic_publish(topology.REQUEST_EXCHANGE, call.service, call.body,
                                     props, mandatory=True)
@@ -549,6 +561,7 @@ class RPCTransport:
     def _on_connection_lost(self, exc: BaseException, unsent: list[_Call]) -> None:
         """Drop the connection; fail the calls that were sent, resend the others later."""
         log.warning("connection to the broker lost: %r", exc)
+        client_metrics.count_reconnection()  # metrics hook
         conn, self._conn, self._channel = self._conn, None, None
         if conn is not None:
             close_quietly(conn)

@@ -49,6 +49,7 @@ from diracmq.broker.connection import (
 from diracmq.broker.derrno import EMQDEADLETTER, EMQDECODE, EMQENCODE
 from diracmq.broker.properties import ReplyProperties
 from diracmq.broker.returnvalues import S_ERROR, DReturnType
+from diracmq.workers import logformat, metrics  # metrics hook, logging hook
 from diracmq.workers.dedup import ReplyCache
 from diracmq.workers.handler import Request, RequestHandler, dispatch, find_export
 from diracmq.workers.identity import auth_rules_for, credentials_for, group_refusal, prepare
@@ -231,6 +232,7 @@ class Worker:
                     self._dispatch_ready(inline=True)
                 except CONNECTION_ERRORS as exc:
                     log.warning("connection to the broker lost (%r); reconnecting", exc)
+                    self._count("reconnections")  # metrics hook
                     self._drop_connection()
         except BrokerUnreachable as exc:
             log.error("%s", exc)
@@ -351,6 +353,7 @@ class Worker:
     def _count(self, name: str) -> None:
         with self._counter_lock:
             self.counters[name] += 1
+        metrics.count(name)  # metrics hook
 
     def _on_request(self, service: str, generation: int, _channel: Any,
                     method: Any, props: pika.BasicProperties, body: bytes) -> None:
@@ -479,17 +482,26 @@ class Worker:
             # Run only once the ack is on its way: a crash from here on loses the request.
             sent.wait(self.graceful_timeout)
 
-        reply = self._serve_safely(service, props, body, ack_early)
+        metrics.handler_busy(1)  # metrics hook
+        try:
+            reply = self._serve_safely(service, props, body, ack_early)
+        finally:
+            metrics.handler_busy(-1)  # metrics hook
         self._to_io(functools.partial(self._finish, generation, tag, props, reply, not acked))
 
     def _serve_safely(self, service: str, props: pika.BasicProperties, body: bytes,
                       ack_early: Callable[[], None], message: Any = None) -> bytes | None:
+        token = logformat.begin_request(service, props)  # logging hook
+        metrics.in_flight(service, 1)  # metrics hook
         try:
             return self._serve(service, props, body, ack_early, message)
         except Exception:  # a bug of ours must not lose the message or kill the thread
             log.exception("unexpected error serving a request to %s", service)
             self._count("internal_errors")
             return None
+        finally:
+            metrics.in_flight(service, -1)  # metrics hook
+            logformat.end_request(token)  # logging hook
 
     def _serve(self, service: str, props: pika.BasicProperties, body: bytes,
                ack_early: Callable[[], None], message: Any = None) -> bytes | None:
@@ -529,6 +541,7 @@ class Worker:
             return reply
         finally:
             self._replies.finish(key, reply)
+            metrics.reply_cache_size(self._replies.nbytes)  # metrics hook
 
     def _run(self, service: str, props: pika.BasicProperties, body: bytes,
              ack_early: Callable[[], None], message: Any = None) -> bytes:
@@ -551,10 +564,14 @@ class Worker:
         result = group_refusal(request.credentials) or dispatch(
             handler_cls, request,
             auth_rules_for(service, handler_cls, request.method) if export else None)
+        took = time.perf_counter() - started
+        metrics.observe_call(service, request.method if export else None, result,
+                             took)  # metrics hook
+        logformat.finish_request(request.method if export else None, request.credentials,
+                                 metrics.outcome_of(result), took)  # logging hook
         if export is not None and not at_most_once:
             # A moving average of real methods only (names from the wire are unbounded).
             key = (service, request.method)
-            took = time.perf_counter() - started
             previous = self._durations.get(key)
             self._durations[key] = took if previous is None else 0.7 * previous + 0.3 * took
         if not result.get("OK"):
