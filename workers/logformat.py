@@ -122,7 +122,7 @@ class RequestContextFilter(logging.Filter):
         context = _context.get()
         if context is not None:
             for key, value in context.items():
-                if value is not None and not hasattr(record, key):
+                if not hasattr(record, key):
                     setattr(record, key, value)
         return True
 
