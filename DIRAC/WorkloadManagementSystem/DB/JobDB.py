@@ -587,14 +587,16 @@ class JobDB:
 
     @_returns
     def getCounters(self, attrList: Iterable[str], condDict: dict | None = None,
-                    newer: Any = None) -> DReturnType:
-        """``S_OK([({attr: value, ...}, count), ...])`` grouped by ``attrList``."""
+                    newer: Any = None, restrict: dict | None = None) -> DReturnType:
+        """``S_OK([({attr: value, ...}, count), ...])`` grouped by ``attrList``;
+        ``restrict`` adds conditions the caller cannot lift (as in getSummaryWeb)."""
         names = self._attributes(attrList)
         if not names:
             return S_ERROR(EVALUE, "getCounters needs at least one attribute")
         columns = [jobsTable.c[n] for n in names]
         stmt = (sa.select(*columns, sa.func.count().label("n")).select_from(jobsTable)
-                .where(*self._where(condDict, newer)).group_by(*columns).order_by(*columns))
+                .where(*self._where(condDict, newer, restrict=restrict)).group_by(*columns)
+                .order_by(*columns))
 
         def read(conn: Connection) -> list[tuple[dict[str, Any], int]]:
             return [({n: row[n] for n in names}, int(row["n"]))
