@@ -136,9 +136,9 @@ def configure(level: str = "INFO", fmt: str = "plain") -> None:
         from pythonjsonlogger.json import JsonFormatter
 
         handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            timestamp=False))
+            "%(levelname)s %(process)d %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time"))  # ISO 8601, UTC
         _ACCESS_LEVEL[0] = logging.INFO
     else:
         handler.setFormatter(logging.Formatter(PLAIN_FORMAT))

@@ -192,6 +192,11 @@ def test_each_user_sees_filters_and_sorts_only_its_own_jobs(deployment, login):
     wait_until(lambda: rows(page) == [alice[2]], 10, "the JobID filter")
     page.click("#reset")
     wait_until(lambda: len(rows(page)) == 3, 10, "the reset")
+    page.fill("#f-FromDate", "2099-01-01T00:00")               # updated since: none
+    page.click("#apply")
+    wait_until(lambda: rows(page) == [], 10, "the time filter")
+    page.click("#reset")
+    wait_until(lambda: len(rows(page)) == 3, 10, "the reset")
     assert "LCG.CERN.cern" in page.inner_text("#chart-site")
     shot(page, "jobs")
 

@@ -60,7 +60,9 @@ async function loadJobs() {
       if (column === "JobID") {
         td.append(el("a", { href: "/jobs/" + row.JobID }, String(row.JobID)));
       } else {
-        td.textContent = row[column] === null || row[column] === undefined ? "" : row[column];
+        const value = row[column] === null || row[column] === undefined ? "" : String(row[column]);
+        // ISO times from the server are UTC: shown as "YYYY-MM-DD HH:MM:SS".
+        td.textContent = column.endsWith("Time") ? value.replace("T", " ").replace("+00:00", "") : value;
       }
       tr.append(td);
     }
