@@ -288,3 +288,12 @@ def test_unauthenticated_api_calls_are_refused(deployment):
             urllib.request.urlopen(deployment.base + path, timeout=5)
         assert raised.value.code == 401
 
+
+
+@pytest.mark.parametrize("args", [["--port", "0"], ["--refresh", "-1"],
+                                  ["--service", "no-slash"]])
+def test_dirac_webapp_usage_errors(args):
+    done = subprocess.run([str(Path(sys.executable).with_name("dirac-webapp")), *args],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert "error:" in done.stderr
