@@ -39,7 +39,7 @@ FORMATS = ("plain", "json")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 #: The request being served by this thread (None outside a request).
-_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+_context: contextvars.ContextVar[_Request | None] = contextvars.ContextVar(
     "dirac_request", default=None)
 access_log = logging.getLogger("diracmq.access")
 _ACCESS_LEVEL = [logging.DEBUG]
@@ -71,42 +71,60 @@ def _text(value: Any, limit: int = 255) -> str | None:
     return value[:limit]
 
 
+class _Request:
+    """One request's context: its properties are read into log fields only when a line
+    is actually logged (most requests log nothing but, at most, the access line)."""
+
+    __slots__ = ("credentials", "duration", "method", "outcome", "props", "service")
+
+    def __init__(self, service: str, props: Any) -> None:
+        self.service = service
+        self.props = props
+        self.method: str | None = None
+        self.credentials: dict[str, Any] | None = None
+        self.outcome: str | None = None
+        self.duration: float | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The log fields of this request, as far as they are known."""
+        props = self.props
+        fields: dict[str, Any] = {
+            "message_id": _text(props.message_id),
+            "correlation_id": _text(props.correlation_id),
+            "service": self.service,
+            "caller": _text(props.user_id),
+        }
+        headers = props.headers if isinstance(props.headers, dict) else {}
+        traceparent = headers.get("traceparent")
+        trace_id = parse_traceparent(traceparent) if traceparent is not None else None
+        if trace_id is not None:
+            fields["trace_id"] = trace_id
+            fields["traceparent"] = _text(traceparent)
+        if self.credentials is not None:
+            fields.update(method=self.method, user=self.credentials.get("username"),
+                          group=self.credentials.get("group") or "")
+        if self.outcome is not None:
+            fields.update(outcome=self.outcome, duration=round(self.duration or 0.0, 6))
+        return fields
+
+
 def begin_request(service: str, props: Any) -> contextvars.Token:
     """Start the context of one request from its AMQP properties; :func:`end_request` it."""
-    headers = props.headers if isinstance(props.headers, dict) else {}
-    context: dict[str, Any] = {
-        "message_id": _text(props.message_id),
-        "correlation_id": _text(props.correlation_id),
-        "service": service,
-        "caller": _text(props.user_id),
-    }
-    traceparent = headers.get("traceparent")
-    trace_id = parse_traceparent(traceparent)
-    if trace_id is not None:
-        context["trace_id"] = trace_id
-        context["traceparent"] = _text(traceparent)
-    return _context.set(context)
-
-
-def note(**fields: Any) -> None:
-    """Add fields to the current request's context (no-op outside a request)."""
-    context = _context.get()
-    if context is not None:
-        context.update(fields)
+    return _context.set(_Request(service, props))
 
 
 def finish_request(method: str | None, credentials: dict[str, Any], outcome: str,
                    seconds: float) -> None:
     """Record the request's method, identity, outcome and duration; log ``request served``."""
-    context = _context.get()
-    if context is None:
+    request = _context.get()
+    if request is None:
         return
-    context.update(method=method, user=credentials.get("username"),
-                   group=credentials.get("group") or "", outcome=outcome,
-                   duration=round(seconds, 6))
-    if access_log.isEnabledFor(_ACCESS_LEVEL[0]):
-        access_log.log(_ACCESS_LEVEL[0], "request served: %s.%s %s in %.6fs",
-                       context["service"], method, outcome, seconds)
+    request.method, request.credentials = method, credentials
+    request.outcome, request.duration = outcome, seconds
+    level = _ACCESS_LEVEL[0]
+    if access_log.isEnabledFor(level):
+        access_log.log(level, "request served: %s.%s %s in %.6fs", request.service, method,
+                       outcome, seconds)
 
 
 def end_request(token: contextvars.Token) -> None:
@@ -119,9 +137,9 @@ class RequestContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Always True: it only adds the fields."""
-        context = _context.get()
-        if context is not None:
-            for key, value in context.items():
+        request = _context.get()
+        if request is not None:
+            for key, value in request.fields().items():
                 if not hasattr(record, key):
                     setattr(record, key, value)
         return True

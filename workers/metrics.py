@@ -66,6 +66,8 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 enabled = False
 _metrics: dict[str, Any] = {}
+#: Labelled children already made (the label sets are bounded, see the module doc).
+_children: dict[Any, Any] = {}
 _multiproc_dir: str | None = None
 
 
@@ -158,16 +160,23 @@ def observe_call(service: str, method: str | None, result: Any, seconds: float) 
     """One request served: ``method`` None when the handler exports no such method."""
     if not enabled:
         return
-    system, _, name = service.partition("/")
-    _metrics["duration"].labels(system, name, method or "_unknown",
-                                outcome_of(result)).observe(seconds)
+    key = (service, method, outcome_of(result))
+    child = _children.get(key)
+    if child is None:  # labels() costs a lock and a few lookups: once per label set
+        system, _, name = service.partition("/")
+        child = _children[key] = _metrics["duration"].labels(system, name,
+                                                             method or "_unknown", key[2])
+    child.observe(seconds)
 
 
 def in_flight(service: str, delta: int) -> None:
     """A request to ``service`` started (+1) or ended (-1)."""
     if enabled:
-        system, _, name = service.partition("/")
-        _metrics["in_flight"].labels(system, name).inc(delta)
+        child = _children.get(service)
+        if child is None:
+            system, _, name = service.partition("/")
+            child = _children[service] = _metrics["in_flight"].labels(system, name)
+        child.inc(delta)
 
 
 def handler_busy(delta: int) -> None:
