@@ -63,6 +63,7 @@ DEFAULT_SERVICES = ["WorkloadManagement/JobMonitoring", "WorkloadManagement/JobM
                     "WorkloadManagement/JobStateUpdate", "Configuration/Server"]
 ACTIONS = {"kill": "killJob", "delete": "deleteJob", "reschedule": "rescheduleJob"}
 MAX_PAGE = 500
+MAX_VALUES = 200  # values one filter may select (a bound on the query the service builds)
 
 
 class WebSettings:
@@ -194,6 +195,8 @@ def _selection(request: Request) -> tuple[dict[str, Any], list]:
     select: dict[str, Any] = {}
     for name in FILTERS:
         values = [v for v in query.getlist(name) if v]
+        if len(values) > MAX_VALUES:
+            raise HTTPException(400, f"{name}: at most {MAX_VALUES} values")
         if values:
             select[name] = values
     ids = [part for part in query.get("JobID", "").replace(",", " ").split() if part]

@@ -297,3 +297,21 @@ def test_dirac_webapp_usage_errors(args):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2, done.stderr
     assert "error:" in done.stderr
+
+
+def test_bad_queries_get_a_clear_400(login):
+    page = login("alice")
+    page.wait_for_selector("#jobs tbody tr")
+    answers = page.evaluate("""async () => {
+        const out = {};
+        for (const q of ['sort=Nope', 'dir=UP', 'JobID=abc', 'limit=x', 'FromDate=yesterday',
+                         'Status=' + Array(201).fill('x').join('&Status=')]) {
+            const r = await fetch('/api/jobs?' + q);
+            out[q.slice(0, 20)] = [r.status, await r.text()];
+        }
+        const r = await fetch('/api/jobs/action', {method: 'POST', body: '{"action": "burn"}',
+                                                   headers: {'Content-Type': 'application/json'}});
+        out.action = [r.status, await r.text()];
+        return out; }""")
+    for query, (status, text) in answers.items():
+        assert status == 400 and text, (query, status, text)
