@@ -88,6 +88,15 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _display(value: Any) -> Any:
+    """A value as a page shows it: datetimes as ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return value
+
+
 def _url_for_user(url: str, user: str, password: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
@@ -334,26 +343,38 @@ def create_app(config: WebSettings) -> Starlette:
         return {n: _json_value(v) for n, v in zip(value["ParameterNames"],
                                                    value["Records"][0], strict=False)}
 
+    def job_details(user: str, job_id: int, keys: tuple[str, ...]) -> dict[str, Any]:
+        """What the job page shows (``keys`` among attributes, jdl, history, parameters)."""
+        methods = {"attributes": "getJobAttributes", "jdl": "getJobJDL",
+                   "history": "getJobLoggingInfo", "parameters": "getJobParameters"}
+        details: dict[str, Any] = {}
+        for key in keys:
+            result = services.as_user(user, services.monitoring, methods[key], job_id)
+            value = result.get("Value") if result.get("OK") else None
+            if key == "attributes":
+                value = {k: _display(v) for k, v in (value or {}).items()}
+            elif key == "history":
+                value = [[_display(v) for v in item] for item in value or []]
+            elif key == "parameters":
+                value = (value or {}).get(job_id, {})
+            details[key] = value
+        return details
+
     def job_page(request: Request) -> Response:
         if not request.session.get("user"):
             return RedirectResponse("/login", status_code=303)
         user = _user(request)
         job_id = request.path_params["job_id"]
         row = visible(user, job_id)
-        details = {}
-        for key, method in (("attributes", "getJobAttributes"), ("jdl", "getJobJDL"),
-                            ("history", "getJobLoggingInfo"),
-                            ("parameters", "getJobParameters")):
-            result = services.as_user(user, services.monitoring, method, job_id)
-            details[key] = result.get("Value") if result.get("OK") else None
-        parameters = (details["parameters"] or {}).get(job_id, {})
-        history = [[_json_value(v) for v in item] for item in details["history"] or []]
-        attributes = {k: _json_value(v) for k, v in (details["attributes"] or {}).items()}
-        return page(request, "job.html", job_id=job_id, row=row, attributes=attributes,
-                    jdl=details["jdl"], parameters=parameters, history=history)
+        details = job_details(user, job_id, ("attributes", "jdl", "history", "parameters"))
+        return page(request, "job.html", job_id=job_id, row=row, **details)
 
     def api_job(request: Request) -> Response:
-        return JSONResponse(visible(_user(request), request.path_params["job_id"]))
+        """The job's table row, attributes and status history (the job page refreshes)."""
+        user = _user(request)
+        job_id = request.path_params["job_id"]
+        row = visible(user, job_id)
+        return JSONResponse({**row, **job_details(user, job_id, ("attributes", "history"))})
 
     def services_page(request: Request) -> Response:
         if not request.session.get("user"):

@@ -245,6 +245,9 @@ def test_job_page_and_a_live_status_change(deployment, login, vhost_url):
         ok(updater.setJobStatus(job, status, f"{status} for the web test", "test"))
     page.wait_for_function(
         "document.getElementById('job-status').textContent === 'Waiting'")  # no reload
+    page.wait_for_function("document.querySelector('#history').textContent"
+                           ".includes('Waiting for the web test')")
+    assert page.inner_text("#attributes td[data-attr=Status]") == "Waiting"
     shot(page, "job")
     page.goto(deployment.base + "/")
     page.wait_for_selector(f"tr[data-job-id='{job}'][data-status='Waiting']")
