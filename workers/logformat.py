@@ -30,6 +30,7 @@ __all__ = [
     "RequestContextFilter",
     "begin_request",
     "configure",
+    "decoded_request",
     "end_request",
     "finish_request",
     "parse_traceparent",
@@ -101,7 +102,7 @@ class _Request:
             fields["trace_id"] = trace_id
             fields["traceparent"] = _text(traceparent)
         if self.credentials is not None:
-            fields.update(method=self.method, user=self.credentials.get("username"),
+            fields.update(method=_text(self.method), user=self.credentials.get("username"),
                           group=self.credentials.get("group") or "")
         if self.outcome is not None:
             fields.update(outcome=self.outcome, duration=round(self.duration or 0.0, 6))
@@ -111,6 +112,13 @@ class _Request:
 def begin_request(service: str, props: Any) -> contextvars.Token:
     """Start the context of one request from its AMQP properties; :func:`end_request` it."""
     return _context.set(_Request(service, props))
+
+
+def decoded_request(method: str, credentials: dict[str, Any]) -> None:
+    """The request is decoded: its method and the caller's identity join its log fields."""
+    request = _context.get()
+    if request is not None:
+        request.method, request.credentials = method, credentials
 
 
 def finish_request(method: str | None, credentials: dict[str, Any], outcome: str,

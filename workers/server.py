@@ -553,6 +553,7 @@ class Worker:
             log.warning("%s", exc)
             error = S_ERROR(EMQDECODE, str(exc))
             return encode_reply(error, service)
+        logformat.decoded_request(request.method, request.credentials)  # logging hook
         handler_cls = self.handlers[service]
         export = find_export(handler_cls, request.method)
         at_most_once = export is not None and export.at_most_once

@@ -101,18 +101,24 @@ def test_json_logs_carry_each_requests_context(observed, settings, raw):
     raw.call(service, "single", 5, headers={"traceparent": raw_trace}, user_id=raw.user)
     raw.call(service, "single", 6, headers={"traceparent": "not-a-trace"},  # ignored
              user_id=raw.user)
-    worker.wait_for_lines("request served", count=4, timeout=20)
+    assert not client.boom()["OK"]          # the handler raises: an ERROR line with a traceback
+    worker.wait_for_lines("request served", count=5, timeout=20)
     worker.stop()
     records = [json.loads(line) for line in worker.lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     served = [r for r in records if r["message"].startswith("request served")]
-    assert len(served) == 4
+    assert len(served) == 5
+    raised = [r for r in records if r["level"] == "ERROR"]
+    assert len(raised) == 1 and "boom" in raised[0]["message"] and "exc_info" in raised[0]
+    assert {f: raised[0][f] for f in ("service", "method", "caller", "group")} == {
+        "service": service, "method": "boom", "caller": url_user(settings.url), "group": ""}
+    assert raised[0]["message_id"] and raised[0]["correlation_id"]
     for record in served:
         missing = [f for f in REQUEST_FIELDS if f not in record]
         assert not missing, (missing, record)
         assert record["service"] == service and record["caller"] == url_user(settings.url)
         assert record["duration"] >= 0
-    by_method = {r["method"]: r for r in served if r["method"] != "single"}
+    by_method = {r["method"]: r for r in served if r["method"] not in ("single", "boom")}
     assert by_method["echoArgs"]["outcome"] == "OK"
     assert by_method["echoArgs"]["traceparent"] == traceparent
     assert by_method["echoArgs"]["trace_id"] == traceparent.split("-")[1]
