@@ -133,6 +133,7 @@ def _supervise(args: argparse.Namespace) -> int:
             metrics.serve_multiprocess(args.metrics_port, args.metrics_addr)
         except OSError as exc:
             log.error("cannot serve metrics on port %d: %s", args.metrics_port, exc)
+            metrics.cleanup_multiprocess()
             return 2
     try:
         return _run_children(args)
