@@ -198,8 +198,12 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def publish_request(self, exchange: str, routing_key: str, body: bytes, *,
                         reply_to: str, correlation_id: str, expiration_ms: int,
-                        deadline_ms: int, user_id: str, group: str | None) -> None:
-        """Queue a request (mandatory, transient) for the next :meth:`drive`."""
+                        deadline_ms: int, user_id: str, group: str | None,
+                        extra_headers: bytes = b"") -> None:
+        """Queue a request (mandatory, transient) for the next :meth:`drive`.
+
+        ``extra_headers``: header table entries, AMQP-encoded, added after the fixed
+        ones (a caller's trace context, client/context.py)."""
 
     @abc.abstractmethod
     def publish_reply(self, reply_to: str, correlation_id: Any, body: bytes,

@@ -208,12 +208,15 @@ class PikaDriver(Driver):
     # basic_publish does.
     def publish_request(self, exchange: str, routing_key: str, body: bytes, *,
                         reply_to: str, correlation_id: str, expiration_ms: int,
-                        deadline_ms: int, user_id: str, group: str | None) -> None:
+                        deadline_ms: int, user_id: str, group: str | None,
+                        extra_headers: bytes = b"") -> None:
         key = (reply_to, user_id, group)
         template = self._templates.get(key)
         if template is None:
             template = self._templates[key] = RequestProperties.template(
                 codec.CONTENT_TYPE, reply_to, user_id, group)
+        if extra_headers:
+            template = (template[0], template[1] + extra_headers, template[2], template[3])
         props = RequestProperties.build(template, correlation_id, expiration_ms, deadline_ms)
         self._publish(exchange, routing_key, body, props, True)
 

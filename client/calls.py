@@ -38,7 +38,7 @@ class Call:
 
     __slots__ = ("service", "method", "request_id", "body", "timeout", "deadline",
                  "check_at", "cond", "reply", "error", "done", "waiting", "published",
-                 "attempts", "consumers")
+                 "attempts", "consumers", "extra_headers")
 
     def __init__(self, service: str, method: str, request_id: str, body: bytes,
                  timeout: float, cond: threading.Condition, no_worker_after: float) -> None:
@@ -63,6 +63,8 @@ class Call:
         self.published = False
         self.attempts = 0
         self.consumers: int | None = None  # consumers of the service queue, if checked
+        #: Encoded header entries the caller's context adds (client/context.py).
+        self.extra_headers = b""
 
     @property
     def where(self) -> str:

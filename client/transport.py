@@ -60,7 +60,9 @@ from diracmq.broker.driver import (
     Returned,
 )
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, isReturnStructure
+from diracmq.client import metrics as client_metrics  # metrics hook
 from diracmq.client.calls import Call, CallRegistry, Leader
+from diracmq.client.context import current_headers  # logging hook
 
 __all__ = ["RPCFuture", "RPCTransport", "get_transport"]
 
@@ -233,8 +235,10 @@ class RPCTransport:
             cond = getattr(self._local, "cond", None)
             if cond is None:
                 cond = self._local.cond = threading.Condition(self.lock)
-        return Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
+        call = Call(service, method, f"{self._id_prefix}{next(self._ids):x}", body, timeout,
                     cond, self.settings.no_worker_after)
+        call.extra_headers = current_headers()  # logging hook: traceparent / delegation
+        return call
 
     def _enqueue(self, call: Call) -> DReturnType | None:
         """Register ``call`` and queue it for publishing (lock held); an S_ERROR if closed."""
@@ -309,10 +313,14 @@ class RPCTransport:
     def _outcome(self, call: Call) -> DReturnType:
         """The S_OK/S_ERROR of a finished call."""
         if call.error is not None:
-            return call.error
-        if call.reply is None:
-            return call.timeout_error()
-        return self._decode_reply(call)
+            result = call.error
+        elif call.reply is None:
+            result = call.timeout_error()
+        else:
+            result = self._decode_reply(call)
+        client_metrics.observe_call(call.service, call.method, result,  # metrics hook
+                                    time.monotonic() - (call.deadline - call.timeout))
+        return result
 
     @property
     def closed(self) -> bool:
@@ -450,7 +458,8 @@ class RPCTransport:
             topology.REQUEST_EXCHANGE, call.service, call.body, reply_to=self._reply_to,
             correlation_id=call.request_id, expiration_ms=max(1, int(call.timeout * 1000)),
             deadline_ms=int((time.time() + call.deadline - time.monotonic()) * 1000),
-            user_id=self.user, group=self.settings.group or None)
+            user_id=self.user, group=self.settings.group or None,
+            extra_headers=call.extra_headers)
         call.published = True
 
     # ----------------------------------------------------------- driver callbacks
@@ -470,6 +479,7 @@ class RPCTransport:
     def _on_connection_lost(self, exc: BaseException, unsent: list[Call]) -> None:
         """Drop the connection; fail the calls that were sent, resend the others later."""
         log.warning("connection to the broker lost: %s", exc)
+        client_metrics.count_reconnection()  # metrics hook
         self._driver.close()
         with self.lock:
             self._connected = False

@@ -121,3 +121,24 @@ start_local_rabbitmq() {
     done
     rabbitmqctl -q await_startup --timeout 60
 }
+
+# ensure_chromium: the browser tests (tests/integration/test_webapp.py) drive Debian's
+# `chromium` with Playwright.  Install it when missing and we may (root, apt-get), within
+# bounded time and quietly; otherwise say how, and let those tests fail saying so.
+ensure_chromium() {
+    [ -x "${DIRACMQ_CHROMIUM:-/usr/bin/chromium}" ] && return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "no chromium: the browser tests will fail (sudo apt-get install chromium)"
+        return 0
+    fi
+    say "installing chromium for the browser tests (apt-get install chromium)"
+    local out
+    out=$(mktemp "${TMPDIR:-/tmp}/diracmq-apt.XXXXXX")
+    if ! { timeout 300 apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
+               --no-install-recommends chromium; } >"$out" 2>&1; then
+        tail -20 "$out" >&2
+        say "could not install chromium; the browser tests will fail"
+    fi
+    rm -f "$out"
+}

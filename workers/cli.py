@@ -16,9 +16,11 @@ import os
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Sequence
 
-from diracmq.broker.config import Settings
+from diracmq.broker.config import Settings, config_file_path
+from diracmq.workers import logformat, metrics
 from diracmq.workers.dedup import ReplyCache
 from diracmq.workers.loader import HandlerNotFound, load_handlers, system_name
 from diracmq.workers.registry import RegistryNotFound, load_registry, use_registry
@@ -63,24 +65,42 @@ def build_parser() -> argparse.ArgumentParser:
                              "installed, DIRAC's, which reads the configuration)")
     parser.add_argument("--log-level", default=os.environ.get("DIRAC_LOG_LEVEL", "INFO"),
                         help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--log-format", choices=logformat.FORMATS, default=None,
+                        help="plain lines (default) or one JSON object per line with each "
+                             "request's context (default: $DIRAC_LOG_FORMAT, else the "
+                             "config file's [worker] log_format, else plain)")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve Prometheus metrics over HTTP on this port (default: off; "
+                             "with --processes N, one endpoint for all processes)")
+    parser.add_argument("--metrics-addr", default="0.0.0.0", metavar="ADDR",
+                        help="address the metrics endpoint listens on (default 0.0.0.0)")
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # pika logs every connect at INFO and every failed one as several ERROR lines with
-    # tracebacks; the worker logs one line per attempt itself.  DEBUG shows pika's too.
-    debug = getattr(logging, level.upper(), logging.INFO) <= logging.DEBUG
-    logging.getLogger("pika").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+def _log_format(args: argparse.Namespace) -> str:
+    """--log-format, else DIRAC_LOG_FORMAT, else the config file's [worker] log_format."""
+    if args.log_format:
+        return args.log_format
+    if os.environ.get("DIRAC_LOG_FORMAT"):
+        return os.environ["DIRAC_LOG_FORMAT"]
+    try:
+        path = config_file_path()
+    except FileNotFoundError:
+        return "plain"  # Settings.load reports the missing file
+    if path is None:
+        return "plain"
+    with path.open("rb") as fh:
+        table = tomllib.load(fh).get("worker", {})
+    return str(table.get("log_format", "plain")) if isinstance(table, dict) else "plain"
+
+
+def _configure_logging(level: str, fmt: str = "plain") -> None:
+    logformat.configure(level, fmt)
 
 
 def _run_one(args: argparse.Namespace) -> int:
     """Run one worker in this process; the exit status of the process."""
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.log_format)
     try:
         if args.extension:
             sys.path.insert(0, os.getcwd())  # extensions are often plain folders of the user
@@ -91,6 +111,14 @@ def _run_one(args: argparse.Namespace) -> int:
     except (HandlerNotFound, RegistryNotFound, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
+    if args.metrics_port is not None:  # metrics hook
+        try:
+            metrics.enable(None if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and
+                           args.processes > 1 else args.metrics_port, args.threads,
+                           args.metrics_addr)
+        except OSError as exc:
+            log.error("cannot serve metrics on port %d: %s", args.metrics_port, exc)
+            return 2
     worker = Worker(handlers, settings, threads=args.threads, prefetch=args.prefetch,
                     graceful_timeout=args.graceful_timeout,
                     reply_cache_bytes=int(args.reply_cache_mb * 2**20),
@@ -104,7 +132,22 @@ def _child(args: argparse.Namespace) -> None:
 
 def _supervise(args: argparse.Namespace) -> int:
     """Run ``args.processes`` children and keep them running until a signal stops us."""
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.log_format)
+    if args.metrics_port is not None:  # metrics hook: one endpoint for all children
+        metrics.prepare_multiprocess()
+        try:
+            metrics.serve_multiprocess(args.metrics_port, args.metrics_addr)
+        except OSError as exc:
+            log.error("cannot serve metrics on port %d: %s", args.metrics_port, exc)
+            metrics.cleanup_multiprocess()
+            return 2
+    try:
+        return _run_children(args)
+    finally:
+        metrics.cleanup_multiprocess()
+
+
+def _run_children(args: argparse.Namespace) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = []
 
@@ -130,6 +173,7 @@ def _supervise(args: argparse.Namespace) -> int:
             if proc.exitcode is None:
                 continue
             children.remove(proc)
+            metrics.child_exited(proc.pid)  # metrics hook
             if stopping:
                 status = max(status, proc.exitcode if proc.exitcode >= 0 else 1)
                 continue
@@ -155,6 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().error("--processes and --threads must be at least 1")
     if not args.reply_cache_mb >= 0:  # also refuses nan
         build_parser().error("--reply-cache-mb must be 0 or more")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        build_parser().error("--metrics-port must be between 1 and 65535")
+    try:
+        args.log_format = _log_format(args)
+        if args.log_format not in logformat.FORMATS:
+            raise ValueError(f"log format must be one of {', '.join(logformat.FORMATS)}, "
+                             f"not {args.log_format!r}")
+    except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
+        build_parser().error(str(exc))
     if args.processes == 1:
         return _run_one(args)
     return _supervise(args)

@@ -45,6 +45,11 @@ class ReplyCache:
         self._running: dict[Key, threading.Event | None] = {}
         self._lock = threading.Lock()
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the replies kept (with their per-entry overhead)."""
+        return self._bytes
+
     def begin(self, key: Key) -> bytes | threading.Event | None:
         """Claim ``key``: None (run it), the cached reply, or an Event to wait on."""
         with self._lock:

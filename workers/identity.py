@@ -44,7 +44,9 @@ from diracmq.workers.registry import ANONYMOUS, RegistryMode, RegistryView, get_
 
 __all__ = [
     "ANONYMOUS",
+    "DELEGATION_HEADER",
     "GROUP_HEADER",
+    "TRUSTED_HOST",
     "auth_rules_for",
     "credentials_for",
     "current_registry",
@@ -56,6 +58,10 @@ log = logging.getLogger(__name__)
 
 #: The message header in which a client asks for one of its groups.
 GROUP_HEADER = "x-dirac-group"
+#: The header naming the broker user a request acts for (delegation, see credentials_for).
+DELEGATION_HEADER = "x-dirac-delegated-user"
+#: The property that lets a sender act for another user (DIRAC's).
+TRUSTED_HOST = "TrustedHost"
 #: What a method needs when neither the configuration nor the handler says (DIRAC's rule).
 DEFAULT_RULES = ("authenticated",)
 
@@ -96,10 +102,10 @@ def current_registry() -> RegistryView | None:
     return None if view.mode is _OPEN else view
 
 
-def _requested_group(headers: dict[str, Any] | None) -> str | None:
+def _requested_group(headers: dict[str, Any] | None, name: str = GROUP_HEADER) -> str | None:
     if not headers:
         return None
-    value = headers.get(GROUP_HEADER)
+    value = headers.get(name)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
@@ -113,7 +119,17 @@ def credentials_for(broker_user: str | None, headers: dict[str, Any] | None = No
 
     ``broker_user`` is the message's broker-validated ``user_id``; ``headers`` may ask
     for a group (``x-dirac-group``), honoured only for a member of that group.
+
+    Delegation (DIRAC's rule): ``x-dirac-delegated-user`` names the broker user the
+    request acts for, e.g. the user logged in to ``dirac-webapp``.  It is honoured only
+    when the sender's own Registry entry has the ``TrustedHost`` property; the
+    credentials are then the named user's (with ``delegatedBy``: the sender).  From
+    anyone else, or for a user the Registry does not know, the request is refused
+    (``delegationRefused``; see :func:`group_refusal`).
     """
+    delegated = _requested_group(headers, DELEGATION_HEADER)
+    if delegated is not None:
+        return _delegated_credentials(broker_user, delegated, headers)
     if not broker_user:
         return {"username": ANONYMOUS, "group": "", "properties": []}
     registry = current_registry()
@@ -126,8 +142,32 @@ def credentials_for(broker_user: str | None, headers: dict[str, Any] | None = No
     return registry.credentials(broker_user, _requested_group(headers))
 
 
+def _delegated_credentials(sender: str | None, delegated: str,
+                           headers: dict[str, Any] | None) -> dict[str, Any]:
+    """The credentials of a delegated request (see :func:`credentials_for`)."""
+    refused = {"username": ANONYMOUS, "group": "", "properties": [],
+               "brokerUser": sender or ""}
+    registry = current_registry() if sender else None
+    if not isinstance(registry, RegistryIndex):
+        return {**refused, "delegationRefused": "no Registry: nobody may act for another user"}
+    own = registry.credentials(sender)  # type: ignore[arg-type]
+    if TRUSTED_HOST not in (own.get("properties") or ()):
+        return {**refused, "delegationRefused": f"{sender!r} lacks the {TRUSTED_HOST} property"}
+    creds = registry.credentials(delegated, _requested_group(headers))
+    if creds.get("username") == ANONYMOUS:
+        return {**refused, "delegationRefused": f"the Registry knows no user {delegated!r}"}
+    creds["delegatedBy"] = own.get("username")
+    return creds
+
+
 def group_refusal(credentials: dict[str, Any]) -> DReturnType | None:
-    """S_ERROR(ENOAUTH) for a caller that asked for a group it is not in; else None."""
+    """S_ERROR(ENOAUTH) for a caller that asked for a group it is not in, or that asked
+    to act for another user without the right to; else None."""
+    if "delegationRefused" in credentials:
+        log.warning("refused: broker user %s asked to act for another user: %s",
+                    credentials.get("brokerUser"), credentials["delegationRefused"])
+        return S_ERROR(ENOAUTH, f"delegation refused ({DELEGATION_HEADER}): "
+                                f"{credentials['delegationRefused']}")
     if credentials.get("validGroup") is False:
         log.warning("refused: %s (broker user %s) asked for group %r, not one of its groups",
                     credentials.get("username"), credentials.get("brokerUser"),

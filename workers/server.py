@@ -55,6 +55,7 @@ from diracmq.broker.driver import (
     Returned,
 )
 from diracmq.broker.returnvalues import S_ERROR
+from diracmq.workers import logformat, metrics  # metrics hook, logging hook
 from diracmq.workers.dedup import ReplyCache
 from diracmq.workers.handler import RequestHandler, dispatch, find_export
 from diracmq.workers.identity import auth_rules_for, group_refusal, prepare
@@ -211,6 +212,7 @@ class Worker:
                     self._io_turn(inline=True)
                 except ConnectionLost as exc:
                     log.warning("connection to the broker lost (%s); reconnecting", exc)
+                    self._count("reconnections")  # metrics hook
                     self._drop_connection()
         except BrokerUnreachable as exc:
             log.error("%s", exc)
@@ -332,6 +334,7 @@ class Worker:
     def _count(self, name: str) -> None:
         with self._counter_lock:
             self.counters[name] += 1
+        metrics.count(name)  # metrics hook
 
     def _on_delivery(self, delivery: Delivery) -> None:
         """I/O thread: queue the delivery; :meth:`_dispatch` decides who runs it."""
@@ -524,18 +527,28 @@ class Worker:
             # Run only once the ack is on its way: a crash from here on loses the request.
             sent.wait(self.graceful_timeout)
 
-        item.reply = self._serve_safely(item, ack_early)
+        metrics.handler_busy(1)  # metrics hook
+        try:
+            item.reply = self._serve_safely(item, ack_early)
+        finally:
+            metrics.handler_busy(-1)  # metrics hook
         self._finished.append(item)
         self._driver.wake()
 
     def _serve_safely(self, item: _Item, ack_early: Callable[[], None],
                       message: Any = None) -> bytes | None:
+        token = logformat.begin_request(item.service, item.delivery.properties)  # logging hook
+        metrics.in_flight(item.service, 1)  # metrics hook
         try:
             return self._serve(item, ack_early, message)
         except BaseException:  # a bug of ours (or a SystemExit) must not lose the message
             log.exception("unexpected error serving a request to %s", item.service)
             self._count("internal_errors")
             return None
+        finally:
+            metrics.in_flight(item.service, -1)  # metrics hook
+            logformat.end_request(token)  # logging hook
+            metrics.reply_cache_size(self._replies.nbytes)  # metrics hook
 
     def _serve(self, item: _Item, ack_early: Callable[[], None],
                message: Any = None) -> bytes | None:
@@ -582,6 +595,7 @@ class Worker:
             self._count("malformed")
             log.warning("%s", exc)
             return bad_request_reply(exc, service)
+        logformat.decoded_request(request.method, request.credentials)  # logging hook
         handler_cls = self.handlers[service]
         export = find_export(handler_cls, request.method)
         at_most_once = export is not None and export.at_most_once
@@ -593,10 +607,14 @@ class Worker:
         result = group_refusal(request.credentials) or dispatch(
             handler_cls, request,
             auth_rules_for(service, handler_cls, request.method) if export else None)
+        took = time.perf_counter() - started
+        metrics.observe_call(service, request.method if export else None, result,
+                             took)  # metrics hook
+        logformat.finish_request(request.method if export else None, request.credentials,
+                                 metrics.outcome_of(result), took)  # logging hook
         if export is not None and not at_most_once and not item.suspect:
             # A moving average of real methods only (names from the wire are unbounded).
             key = (service, request.method)
-            took = time.perf_counter() - started
             previous = self._durations.get(key)
             self._durations[key] = took if previous is None else 0.7 * previous + 0.3 * took
         if not result.get("OK"):

@@ -244,3 +244,27 @@ def test_broker_permissions():
     assert re.match(write, "amq.default") and not re.match(read, "dirac.reply.alice.h.1.x")
     with pytest.raises(ValueError):
         check_broker_user_name("al.ice")
+
+
+def test_only_a_trusted_host_may_act_for_another_user(registry):
+    # The wms host has TrustedHost: it acts for alice, with alice's identity and groups.
+    creds = identity.credentials_for("dirac-wms", {"x-dirac-delegated-user": "rmq-alice"})
+    assert creds["username"] == "alice" and creds["delegatedBy"] == "wms"
+    assert identity.group_refusal(creds) is None
+    chosen = identity.credentials_for("dirac-wms", {"x-dirac-delegated-user": b"rmq-alice",
+                                                    "x-dirac-group": "dirac_admin"})
+    assert chosen["group"] == "dirac_admin" and "JobAdministrator" in chosen["properties"]
+    # A user without TrustedHost may not, not even for itself; nor for an unknown user.
+    for sender, target in (("bob", "rmq-alice"), ("rmq-alice", "rmq-alice"),
+                           ("dirac-wms", "nobody"), (None, "rmq-alice")):
+        refused = identity.credentials_for(sender, {"x-dirac-delegated-user": target})
+        assert refused["username"] == "anonymous", (sender, target)
+        error = identity.group_refusal(refused)
+        assert error is not None and error["Errno"] == ENOAUTH, (sender, target)
+        assert "delegation refused" in error["Message"]
+
+
+def test_without_a_registry_nobody_may_delegate(no_registry):
+    refused = identity.credentials_for("guest", {"x-dirac-delegated-user": "alice"})
+    assert refused["username"] == "anonymous"
+    assert "no Registry" in identity.group_refusal(refused)["Message"]

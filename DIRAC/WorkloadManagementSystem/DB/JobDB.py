@@ -588,12 +588,14 @@ class JobDB:
     @_returns
     def getCounters(self, table: str, attrList: Iterable[str], condDict: dict | None = None,
                     older: Any = None, newer: Any = None,
-                    timeStamp: str = "LastUpdateTime") -> DReturnType:
+                    timeStamp: str = "LastUpdateTime",
+                    restrict: dict | None = None) -> DReturnType:
         """``S_OK([({attr: value, ...}, count), ...])`` grouped by ``attrList``.
 
         DIRAC's signature: ``table`` is ``"Jobs"`` (the only table with job attributes);
         ``newer``/``older``: ``timeStamp`` (a date attribute, default LastUpdateTime)
-        on or after / before them.
+        on or after / before them.  ``restrict`` (not DIRAC's) adds conditions the
+        caller cannot lift, as in getSummaryWeb.
         """
         if table != "Jobs":
             return S_ERROR(EVALUE, f"getCounters: unknown table {table!r} (only 'Jobs')")
@@ -603,7 +605,7 @@ class JobDB:
         stamp = jobsTable.c.get(canonicalAttribute(timeStamp))
         if stamp is None or not isinstance(stamp.type, sa.DateTime):
             return S_ERROR(EVALUE, f"getCounters: {timeStamp!r} is not a date attribute")
-        clauses = self._where(condDict)
+        clauses = self._where(condDict, restrict=restrict)
         if newer not in (None, ""):
             clauses.append(stamp >= toUTC(newer, "newer"))
         if older not in (None, ""):

@@ -304,3 +304,30 @@ class JobMonitoringHandler(JobDBHandlerMixin, RequestHandler):
             return S_ERROR(EVALUE, "startItem and maxItems must not be negative")
         return self.db.getSummaryWeb(conditions["Value"], sortList, startItem, maxItems,
                                      restrict=monitoringRestriction(self.getRemoteCredentials()))
+
+    types_getJobPageCountersWeb: ClassVar[list] = [_DICT_OR_NONE, [list, tuple]]
+    auth_getJobPageCountersWeb: ClassVar[list] = _AUTH
+
+    def export_getJobPageCountersWeb(self, selectDict: dict | None,
+                                     attrList: list) -> DReturnType:
+        """``{attribute: {value: count}}`` over the jobs the caller may see in the web
+        summary (the same restriction as getJobPageSummaryWeb): the values a job
+        monitor offers in its filters, and its charts (not in DIRAC).  A ``FromDate``
+        in ``selectDict`` counts only jobs updated since then."""
+        conditions = _conditions(selectDict, "selectDict")
+        if not conditions["OK"]:
+            return conditions
+        if not attrList or len(attrList) > 20 or not all(isinstance(a, str) for a in attrList):
+            return S_ERROR(EVALUE, "attrList must be a list of 1 to 20 attribute names")
+        selected = dict(conditions["Value"])
+        newer = next((selected.pop(k) for k in list(selected)
+                      if str(k).lower() in ("fromdate", "lastupdate")), None)
+        restrict = monitoringRestriction(self.getRemoteCredentials())
+        counters: dict[str, dict[Any, int]] = {}
+        for attribute in attrList:
+            result = self.db.getCounters("Jobs", [attribute], selected, newer=newer, restrict=restrict)
+            if not result["OK"]:
+                return result
+            counters[attribute] = {next(iter(values.values())): count
+                                   for values, count in result["Value"]}
+        return S_OK(counters)
