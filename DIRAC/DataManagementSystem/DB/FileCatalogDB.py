@@ -14,9 +14,9 @@ storage element, and user metadata: typed fields (``int``, ``float``, ``str``,
 
 Permissions (DIRAC's DFC rules, with ``0755``/``0644`` as the modes of what a user
 creates): anybody authenticated reads; writing in a directory needs its owner's, its
-group's or the others' write bit (``changePathMode`` sets them); a user may always create its own home ``/<vo>/user/<i>/<name>``
-and what lies on the way to it; the ``FileCatalogManagement`` property writes
-anywhere.  A file is removed by its owner or by whoever may write in its directory.
+group's or the others' write bit (``changePathMode`` sets them); a user may always
+create its own home ``/<vo>/user/<i>/<name>`` and what lies on the way to it; the
+``FileCatalogManagement`` property writes anywhere.  A file is removed by its owner or by whoever may write in its directory.
 
 Every bulk method takes ``{normalised lfn: params}`` and returns DIRAC's
 ``S_OK({"Successful": {...}, "Failed": {...}})``: a bad LFN lands in Failed, never

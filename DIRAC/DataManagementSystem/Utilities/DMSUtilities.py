@@ -29,6 +29,7 @@ __all__ = [
     "fileAdler",
     "getVOForCredentials",
     "normalizeLFN",
+    "parseMetaConditions",
     "sameChecksum",
     "seServiceName",
     "userHome",
@@ -202,3 +203,42 @@ def seServiceName(name: str) -> str:
     with every character other than a letter or digit written ``_``."""
     checkSEName(name)
     return "DataManagement/StorageElement_" + re.sub(r"[^A-Za-z0-9]", "_", name)
+
+
+_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
+
+
+def _typed(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parseMetaConditions(conditions: Iterable[str]) -> dict[str, Any]:
+    """A ``findFilesByMetadata`` query from command-line conditions, as DIRAC's
+    ``dirac-dms-find-lfns`` writes them: ``Energy>100``, ``Particle=muon``,
+    ``Particle=muon,electron`` (any of), ``Size<=1000``, ``Kind!=raw``.
+
+    Several conditions on one field combine (``Energy>100 Energy<300``); numbers are
+    sent as numbers.  ValueError names a condition that does not parse.
+    """
+    query: dict[str, Any] = {}
+    for condition in conditions:
+        match = _CONDITION.match(condition)
+        if not match or not match.group(3):
+            raise ValueError(f"cannot read condition {condition!r}: expected NAME OP VALUE "
+                             f"with OP one of = != < > <= >=")
+        name, op, text = match.groups()
+        values = [_typed(v.strip()) for v in text.split(",") if v.strip()]
+        if op in ("=", "!=") and len(values) > 1:
+            op, value = ("in" if op == "=" else "nin"), values
+        else:
+            value = _typed(text)
+        spec = query.setdefault(name, {})
+        if op in spec:
+            raise ValueError(f"condition {name}{op} given twice")
+        spec[op] = value
+    return query
