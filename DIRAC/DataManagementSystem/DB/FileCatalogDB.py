@@ -16,7 +16,8 @@ Permissions (DIRAC's DFC rules, with ``0755``/``0644`` as the modes of what a us
 creates): anybody authenticated reads; writing in a directory needs its owner's, its
 group's or the others' write bit (``changePathMode`` sets them); a user may always
 create its own home ``/<vo>/user/<i>/<name>`` and what lies on the way to it; the
-``FileCatalogManagement`` property writes anywhere.  A file is removed by its owner or by whoever may write in its directory.
+``FileCatalogManagement`` property writes anywhere.  A file is removed by its owner or
+by whoever may write in its directory.
 
 Every bulk method takes ``{normalised lfn: params}`` and returns DIRAC's
 ``S_OK({"Successful": {...}, "Failed": {...}})``: a bad LFN lands in Failed, never
