@@ -33,6 +33,7 @@ class DMS:
     names: dict[str, str]           # the same keys -> DIRAC user names (= broker users)
     pool: WorkerPool
     ses: dict[str, Path]            # SE name -> its BasePath
+    urls: dict[str, str]            # "alice", "bob", "admin" -> their broker URLs
 
     def home(self, who: str) -> str:
         name = self.names[who]
@@ -68,11 +69,12 @@ def running_dms(vhost_url: str, private_vhost: bool, workdir: Path, backend: str
         bob, pw_b = stack.enter_context(broker_user(vhost, "bob"))
         admin = url_user(vhost_url)
         names = {"alice": alice, "bob": bob, "admin": admin}
-        settings = {"admin": Settings.load(url=vhost_url, rpc_timeout=60.0,
-                                           connect_timeout=5.0)}
+        urls = {"admin": vhost_url}
         for key, name, password in (("alice", alice, pw_a), ("bob", bob, pw_b)):
-            url = url_with_vhost(f"amqp://{quote(name)}:{password}@127.0.0.1:5672/", vhost)
-            settings[key] = Settings.load(url=url, rpc_timeout=60.0, connect_timeout=5.0)
+            urls[key] = url_with_vhost(f"amqp://{quote(name)}:{password}@127.0.0.1:5672/",
+                                       vhost)
+        settings = {key: Settings.load(url=url, rpc_timeout=60.0, connect_timeout=5.0)
+                    for key, url in urls.items()}
         ses = se_options or {"SE-A": {}, "SE-B": {"MaxStorageSize": 1}}
         ses = {name: {"BasePath": str(workdir / name), **opts} for name, opts in ses.items()}
         cs = workdir / "cs.toml"
@@ -90,7 +92,7 @@ def running_dms(vhost_url: str, private_vhost: bool, workdir: Path, backend: str
             pool.start("DataManagement", processes=processes, pythonpath=[])
         try:
             yield DMS(backend, workdir, settings, names, pool,
-                      {name: Path(o["BasePath"]) for name, o in ses.items()})
+                      {name: Path(o["BasePath"]) for name, o in ses.items()}, urls)
         finally:
             problems = pool.stop_all()
             assert not problems, problems

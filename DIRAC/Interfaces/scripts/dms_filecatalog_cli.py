@@ -20,7 +20,10 @@ directory (relative paths start from it):
   meta get path           meta remove path name     meta show
   help [command]          exit (or Ctrl-D)
 
-Commands can also come from stdin: echo "ls /" | dirac-dms-filecatalog-cli
+Example:
+  dirac-dms-filecatalog-cli
+  dirac-dms-filecatalog-cli -c "ls -l /dirac/user"
+  echo "ls /" | dirac-dms-filecatalog-cli        (commands from stdin)
 """
 
 EPILOG = "Exit status: 0 when the shell ends, 1 if the broker cannot be reached, 2 usage error."
