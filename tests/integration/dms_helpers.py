@@ -34,6 +34,14 @@ class DMS:
     pool: WorkerPool
     ses: dict[str, Path]            # SE name -> its BasePath
     urls: dict[str, str]            # "alice", "bob", "admin" -> their broker URLs
+    env: dict[str, str]             # the environment the workers were started with
+
+    def start_worker(self, processes: int = 1) -> Any:
+        """Start one more ``dirac-worker DataManagement`` with the same environment."""
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in self.env.items():
+                mp.setenv(name, value)
+            return self.pool.start("DataManagement", processes=processes, pythonpath=[])
 
     def home(self, who: str) -> str:
         name = self.names[who]
@@ -86,13 +94,11 @@ def running_dms(vhost_url: str, private_vhost: bool, workdir: Path, backend: str
         else:
             env["DIRAC_FILECATALOGDB_URL"] = ""
         pool = WorkerPool(vhost_url, workdir, private_vhost)
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in env.items():
-                mp.setenv(name, value)
-            pool.start("DataManagement", processes=processes, pythonpath=[])
+        running = DMS(backend, workdir, settings, names, pool,
+                      {name: Path(o["BasePath"]) for name, o in ses.items()}, urls, env)
+        running.start_worker(processes)
         try:
-            yield DMS(backend, workdir, settings, names, pool,
-                      {name: Path(o["BasePath"]) for name, o in ses.items()}, urls)
+            yield running
         finally:
             problems = pool.stop_all()
             assert not problems, problems
