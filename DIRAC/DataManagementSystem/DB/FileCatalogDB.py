@@ -1114,6 +1114,43 @@ class FileCatalogDB:
                             "<=": column <= coerced, ">=": column >= coerced}[op])
         return clauses
 
+    def _dirsMatching(self, conn: Connection, name: str, kind: str, spec: Any,
+                      top: str) -> set[int]:
+        """IDs of the directories below ``top`` whose value of the directory field
+        ``name`` (their own, else the nearest ancestor's) satisfies ``spec``.
+
+        Done in two small steps instead of a per-file subquery: the directories that hold
+        the field (matching or not), then the directories below the matching ones, each
+        kept when its nearest holder is a matching one (a subdirectory overrides).
+        """
+        column = dirMetaTable.c[_VALUE_COLUMN[kind]]
+        base = sa.select(dirsTable.c.Path).join(
+            dirMetaTable, dirMetaTable.c.DirID == dirsTable.c.DirID).where(
+            dirMetaTable.c.Name == name)
+        holders = set(conn.execute(base).scalars())
+        matching = set(conn.execute(base.where(*self._conditions(column, kind, name, spec)))
+                       .scalars())
+        if not matching:
+            return set()
+        roots = sorted(matching)
+        if len(roots) <= 50:
+            under = sa.or_(*(self._subtree(root) for root in roots))
+        else:
+            under = sa.true()
+        found: set[int] = set()
+        query = sa.select(dirsTable.c.DirID, dirsTable.c.Path).where(
+            under, self._subtree(top))
+        for dir_id, dir_path in conn.execute(query):
+            probe = dir_path
+            while probe not in holders:
+                if probe == "/":
+                    probe = ""
+                    break
+                probe = posixpath.dirname(probe)
+            if probe in matching:
+                found.add(dir_id)
+        return found
+
     @_returns
     def findFilesByMetadata(self, metaDict: dict[str, Any], path: str = "/") -> DReturnType:
         """The LFNs under ``path`` whose metadata (their own ``-f`` fields, the ``-d``
@@ -1130,6 +1167,7 @@ class FileCatalogDB:
             query = sa.select(d_outer.c.Path, filesTable.c.FileName).join(
                 d_outer, d_outer.c.DirID == filesTable.c.DirID).where(
                 self._subtree(path, d_outer.c.Path))
+            allowed: set[int] | None = None  # directories passing every -d condition
             for name, spec in metaDict.items():
                 if name in FILE_ATTRIBUTES:
                     kind = FILE_ATTRIBUTES[name]
@@ -1145,22 +1183,15 @@ class FileCatalogDB:
                         fm.c.FileID == filesTable.c.FileID, fm.c.Name == name,
                         *self._conditions(column, kind, name, spec))))
                 else:
-                    # The nearest directory (the file's own or an ancestor) holding the
-                    # field decides: a subdirectory may override what it inherits.
-                    dm = dirMetaTable.alias()
-                    holder = dirsTable.alias()
-                    nearest = sa.select(dm.c[_VALUE_COLUMN[kind]]).join(
-                        holder, holder.c.DirID == dm.c.DirID).where(
-                        dm.c.Name == name,
-                        sa.or_(holder.c.Path == d_outer.c.Path, holder.c.Path == "/",
-                               sa.func.substr(d_outer.c.Path, 1,
-                                              sa.func.length(holder.c.Path) + 1)
-                               == holder.c.Path + "/")
-                    ).order_by(sa.func.length(holder.c.Path).desc()).limit(1)
-                    value = nearest.scalar_subquery()
-                    query = query.where(*self._conditions(value, kind, name, spec))
-            rows = conn.execute(query.order_by(d_outer.c.Path, filesTable.c.FileName))
-            return S_OK([posixpath.join(p, n) for p, n in rows])
+                    dirs = self._dirsMatching(conn, name, kind, spec, path)
+                    allowed = dirs if allowed is None else allowed & dirs
+            if allowed is None:
+                rows = list(conn.execute(query))
+            else:
+                rows = []
+                for chunk in _chunks(sorted(allowed)):
+                    rows += conn.execute(query.where(filesTable.c.DirID.in_(chunk)))
+            return S_OK(sorted(posixpath.join(p, n) for p, n in rows))
 
         try:
             return self._run(find, write=False)
