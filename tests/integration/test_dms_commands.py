@@ -152,3 +152,35 @@ def test_filecatalog_cli_in_a_terminal(dms, env, tmp_path):
     finally:
         shell.close()
     assert shell.exitstatus == 0
+
+
+def test_no_configuration_serves_se_user(fresh_vhost_url, private_vhost, tmp_path):
+    """With no configuration at all: the catalogue and SE-USER under the data directory,
+    and a new user's first dirac-dms-add-file works at once."""
+    from diracmq_testing import WorkerPool, url_user
+
+    data = tmp_path / "data"
+    pool = WorkerPool(fresh_vhost_url, tmp_path / "w", private_vhost)
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("DIRAC_CS_FILE", "DIRAC_FILECATALOGDB_URL", "DIRAC_CONFIG_FILE"):
+            mp.delenv(name, raising=False)
+        mp.setenv("DIRAC_DATA_DIR", str(data))
+        worker = pool.start("DataManagement", pythonpath=[])
+    try:
+        assert worker.services() == {"DataManagement/FileCatalog",
+                                     "DataManagement/StorageElement_SE_USER"}
+        user = url_user(fresh_vhost_url)
+        values = {k: v for k, v in os.environ.items()
+                  if not k.startswith(("DIRAC_", "DIRACTEST_", "PYTHONPATH"))}
+        values.update(DIRAC_BROKER_URL=fresh_vhost_url, HOME=str(tmp_path))
+        local = tmp_path / "hello.txt"
+        local.write_text("hello\n")
+        lfn = f"/dirac/user/{user[0]}/{user}/hello.txt"
+        added = run(values, "dirac-dms-add-file", lfn, local, "SE-USER")
+        assert added.returncode == 0, added.stderr
+        assert (data / "SE-USER" / "data" / lfn.lstrip("/")).read_text() == "hello\n"
+        assert (data / "FileCatalogDB.sqlite").exists()
+        mine = run(values, "dirac-dms-user-lfns")
+        assert mine.returncode == 0 and lfn in mine.stdout.splitlines(), mine
+    finally:
+        assert not pool.stop_all()
