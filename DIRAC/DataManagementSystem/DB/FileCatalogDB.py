@@ -370,20 +370,27 @@ class FileCatalogDB:
                 found[row.Path] = row
         return found
 
-    @staticmethod
-    def _files(conn: Connection, lfns: Iterable[str]) -> dict[str, Any]:
-        """``{lfn: row}`` (with the directory's Path as ``DirPath``) of the files that exist."""
+    @classmethod
+    def _files(cls, conn: Connection, lfns: Iterable[str]) -> dict[str, Any]:
+        """``{lfn: row}`` (with the directory's Path as ``DirPath``) of the files that exist.
+
+        The directories first, then the files by ``(DirID, FileName)``: the unique index
+        answers each lookup, however big the catalogue.
+        """
         byDir: dict[str, list[str]] = {}
         for lfn in lfns:
             byDir.setdefault(posixpath.dirname(lfn), []).append(posixpath.basename(lfn))
+        dirs = cls._dirs(conn, byDir)
         found: dict[str, Any] = {}
-        pairs = [(d, n) for d, names in byDir.items() for n in names]
-        for chunk in _chunks(pairs):
-            query = sa.select(filesTable, dirsTable.c.Path.label("DirPath")).join(
-                dirsTable, dirsTable.c.DirID == filesTable.c.DirID).where(
-                sa.tuple_(dirsTable.c.Path, filesTable.c.FileName).in_(list(chunk)))
-            for row in conn.execute(query):
-                found[posixpath.join(row.DirPath, row.FileName)] = row
+        for path, names in byDir.items():
+            row = dirs.get(path)
+            if row is None:
+                continue
+            for chunk in _chunks(sorted(set(names))):
+                query = sa.select(filesTable, sa.literal(path).label("DirPath")).where(
+                    filesTable.c.DirID == row.DirID, filesTable.c.FileName.in_(chunk))
+                for f in conn.execute(query):
+                    found[posixpath.join(path, f.FileName)] = f
         return found
 
     def _makeDirs(self, conn: Connection, who: _Who, paths: Iterable[str],
