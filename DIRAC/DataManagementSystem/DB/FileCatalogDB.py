@@ -36,7 +36,6 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,7 +43,7 @@ import sqlalchemy as sa
 from diracmq.broker.derrno import EDB
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from DIRAC.DataManagementSystem.Utilities.DMSUtilities import (
     getVOForCredentials,
@@ -52,8 +51,8 @@ from DIRAC.DataManagementSystem.Utilities.DMSUtilities import (
 )
 
 # The JobDB's engine set-up (SQLite pragmas, PostgreSQL pool, per-process engines
-# forgotten after fork) and its transient-error rule serve this database unchanged.
-from DIRAC.WorkloadManagementSystem.DB.JobDB import _engine_for, _transient
+# forgotten after fork) and its transactions serve this database unchanged.
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _engine_for
 
 __all__ = ["ADMIN_PROPERTY", "FileCatalogDB", "getFileCatalogDB", "getFileCatalogDBURL"]
 
@@ -308,30 +307,22 @@ class FileCatalogDB:
         return f"<FileCatalogDB {self.engine.url.render_as_string(hide_password=True)}>"
 
     # -------------------------------------------------------- transactions
-    @contextmanager
-    def _transaction(self, write: bool) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if write:
-                conn.execution_options(dirac_write=True)
-            with conn.begin():
-                yield conn
+    #: The JobDB's: one transaction per operation, writers flagged for SQLite's
+    #: ``BEGIN IMMEDIATE``, run again on a transient conflict.
+    _transaction = JobDB._transaction
 
     def _run(self, work: Callable[[Connection], Any], write: bool = True) -> Any:
-        """``work(conn)`` in one transaction, run again on a transient conflict."""
+        """``work(conn)`` in one transaction (JobDB's rules), run again after an
+        integrity conflict: two writers creating the same directory or file at once,
+        the loser then finds what the winner made."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with self._transaction(write) as conn:
-                    return work(conn)
+                return JobDB._run(self, work, write)  # type: ignore[arg-type]
             except IntegrityError as exc:
-                # Two writers creating the same directory or file at once: the loser
-                # runs again and finds what the winner made.
                 if attempt == MAX_ATTEMPTS:
                     raise
                 log.debug("integrity conflict (%s); running again", exc.orig)
-            except DBAPIError as exc:
-                if attempt == MAX_ATTEMPTS or not _transient(exc, write):
-                    raise
-            time.sleep(min(0.5, 0.01 * 2 ** attempt) * (0.5 + random.random()))
+                time.sleep(min(0.5, 0.01 * 2 ** attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
     @_returns

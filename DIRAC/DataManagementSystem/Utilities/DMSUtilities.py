@@ -79,24 +79,14 @@ def checkArgumentFormat(path: Any) -> DReturnType:
     items have no parameters (``{lfn: None}``).  The first bad LFN fails the argument
     (callers that must keep going past bad LFNs use :func:`splitLFNs`).
     """
-    if isinstance(path, str):
-        items: dict[Any, Any] = {path: None} if path.strip() else {}
-    elif isinstance(path, (list, tuple, set, frozenset)):
-        items = dict.fromkeys(path)
-    elif isinstance(path, dict):
-        items = path
-    else:
-        return S_ERROR(errno.EINVAL, f"Wrong argument type {type(path).__name__}: expected an "
-                                     f"LFN, a list of LFNs or a dict {{lfn: parameters}}")
-    if not items:
-        return S_ERROR(errno.EINVAL, "Empty LFN argument")
-    result: dict[str, Any] = {}
-    for lfn, params in items.items():
-        try:
-            result[normalizeLFN(lfn)] = params
-        except ValueError as exc:
-            return S_ERROR(errno.EINVAL, str(exc))
-    return S_OK(result)
+    split = splitLFNs(path)
+    if not split["OK"]:
+        return split
+    good, failed = split["Value"]
+    if failed:
+        lfn, reason = next(iter(failed.items()))
+        return S_ERROR(errno.EINVAL, reason if lfn in reason else f"{lfn}: {reason}")
+    return S_OK(good)
 
 
 def splitLFNs(path: Any) -> DReturnType:
