@@ -1,6 +1,6 @@
 """The DataManagement System end to end: DIRAC's clients -> RabbitMQ -> a real
-``dirac-worker DataManagement`` (the catalogue on SQLite, then PostgreSQL, and two
-storage elements SE-A and SE-B with a 1 MB quota) with real broker users.
+``dirac-worker DataManagement --processes 2`` (the catalogue on SQLite, then PostgreSQL,
+and two storage elements SE-A and SE-B with a 1 MB quota) with real broker users.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def dms(request, vhost_url, private_vhost, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"dms-{request.param}")
-    with running_dms(vhost_url, private_vhost, workdir, request.param) as running:
+    with running_dms(vhost_url, private_vhost, workdir, request.param,
+                     processes=2) as running:
         yield running
 
 
