@@ -61,6 +61,13 @@ def load_handlers(system: str, extensions: Iterable[str] = (),
             cls = getattr(module, info.name, None)
             if isinstance(cls, type) and issubclass(cls, RequestHandler):
                 found[service] = cls
+        # A System may also make services that are not one module each (DataManagement's
+        # storage elements, one per configured SE): its package's dynamicServices(system).
+        dynamic = getattr(package, "dynamicServices", None)
+        if callable(dynamic):
+            for service, cls in dynamic(system).items():
+                if isinstance(cls, type) and issubclass(cls, RequestHandler):
+                    found.setdefault(service, cls)
     if not found:
         raise HandlerNotFound(f"no handlers for System {system!r} in {', '.join(roots)} "
                               f"(looked for <package>.{system}System.Service.*Handler)")

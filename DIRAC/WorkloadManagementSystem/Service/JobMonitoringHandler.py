@@ -325,7 +325,8 @@ class JobMonitoringHandler(JobDBHandlerMixin, RequestHandler):
         restrict = monitoringRestriction(self.getRemoteCredentials())
         counters: dict[str, dict[Any, int]] = {}
         for attribute in attrList:
-            result = self.db.getCounters("Jobs", [attribute], selected, newer=newer, restrict=restrict)
+            result = self.db.getCounters("Jobs", [attribute], selected, newer=newer,
+                                         restrict=restrict)
             if not result["OK"]:
                 return result
             counters[attribute] = {next(iter(values.values())): count
