@@ -361,12 +361,12 @@ def _spend(items: int) -> None:
                           f"(container elements and table cells)")
 
 
-def _count_list(items: list) -> list:
+def _count_list(items: list[Any]) -> list[Any]:
     _spend(len(items) + 1)
     return items
 
 
-def _count_map(items: dict) -> dict:
+def _count_map(items: dict[Any, Any]) -> dict[Any, Any]:
     _spend(len(items) + 1)
     return items
 

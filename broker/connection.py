@@ -77,7 +77,7 @@ def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
 
 def broker_user(settings: Settings) -> str:
     """The broker user name the URL logs in as (what RabbitMQ puts in ``user_id``)."""
-    return pika.URLParameters(settings.url).credentials.username
+    return str(getattr(pika.URLParameters(settings.url).credentials, "username", ""))
 
 
 def connect(settings: Settings, name: str, timeout: float | None = None,
@@ -115,9 +115,10 @@ def connect(settings: Settings, name: str, timeout: float | None = None,
     try:
         return retrying(attempt)
     except FINAL as exc:
+        user = getattr(params.credentials, "username", "")
         raise BrokerUnreachable(
             f"broker {params.host}:{params.port} refused user "
-            f"{params.credentials.username!r} on vhost {params.virtual_host!r}: {exc!r}"
+            f"{user!r} on vhost {params.virtual_host!r}: {exc!r}"
         ) from exc
     except RETRYABLE as exc:
         raise BrokerUnreachable(

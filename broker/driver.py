@@ -176,7 +176,7 @@ class Driver(abc.ABC):
         """Delete a queue (the client's reply queue at close)."""
 
     @abc.abstractmethod
-    def consumer_count(self, queue: str) -> int | None:
+    def consumer_count(self, queue: str, timeout: float = 1.5) -> int | None:
         """Consumers of ``queue`` now, or None when it does not exist or cannot be
         asked.  Safe to call from a thread that does not own the I/O (it may use a
         short-lived connection of its own)."""

@@ -106,7 +106,9 @@ def consume_until_short(self: Any) -> None:
     while self._state == self._STATE_ACTIVE and consumed < self._MAX_CONSUME_BYTES:
         data = self._sock.recv(limit)
         if not data:
-            io_services_utils._LOGGER.error("Socket EOF; %s", self._sock)  # as pika logs it
+            # as pika logs it
+            io_services_utils._LOGGER.error(  # type: ignore[attr-defined]  # pika's private logger
+                "Socket EOF; %s", self._sock)
             raise self.RxEndOfFile()
         consumed += len(data)
         self._protocol.data_received(data)
@@ -129,5 +131,6 @@ def install() -> None:
         return
     _installed = True
     transport = io_services_utils._AsyncPlaintextTransport
-    transport._produce = produce_gathered
-    transport._consume = consume_until_short
+    # private methods of pika 1.x (pinned below 2), absent from the stubs
+    transport._produce = produce_gathered  # type: ignore[attr-defined]
+    transport._consume = consume_until_short  # type: ignore[attr-defined]

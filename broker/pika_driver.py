@@ -106,7 +106,9 @@ class PikaDriver(Driver):
             close_quietly(conn)
             raise _refused(exc) from exc
         channel.add_on_return_callback(self._on_return)
-        self._conn, self._channel, self._impl = conn, channel, channel._impl
+        # pika 1.x's channel implementation behind the blocking channel (pinned below 2)
+        self._impl = channel._impl  # type: ignore[attr-defined]  # private in the stubs
+        self._conn, self._channel = conn, channel
         self._timer_at = None
         self.generation += 1
 

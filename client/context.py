@@ -64,12 +64,11 @@ def call_context(traceparent: str | None = None,
     """
     extra = _extra.get()
     if traceparent is not None:
-        if not isinstance(traceparent, str) or not _TRACEPARENT.match(traceparent):
+        if not _TRACEPARENT.match(str(traceparent)):
             raise ValueError(f"not a W3C traceparent: {traceparent!r}")
         extra += _entry(TRACEPARENT_HEADER, traceparent)
     if on_behalf_of is not None:
-        if not isinstance(on_behalf_of, str) or not on_behalf_of.strip() \
-                or len(on_behalf_of.encode()) > 255:
+        if not str(on_behalf_of).strip() or len(str(on_behalf_of).encode()) > 255:
             raise ValueError(f"not a broker user name: {on_behalf_of!r}")
         extra += _entry(DELEGATION_HEADER, on_behalf_of)
     token = _extra.set(extra)

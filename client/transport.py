@@ -46,6 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from diracmq.broker import codec, topology
 from diracmq.broker.config import Settings, default_settings
@@ -172,7 +173,7 @@ class RPCTransport:
             self.lock.acquire()
 
     # ------------------------------------------------------------------ calling
-    def call(self, service: str, method: str, args: tuple | list,
+    def call(self, service: str, method: str, args: tuple[Any, ...] | list[Any],
              timeout: float | None = None) -> DReturnType:
         """Run ``method(*args)`` on ``service`` and return its S_OK/S_ERROR; never raises."""
         call = self._prepare(service, method, args, timeout, None)
@@ -185,7 +186,7 @@ class RPCTransport:
             self._wait(call, call.deadline)
         return self._outcome(call)
 
-    def submit(self, service: str, method: str, args: tuple | list,
+    def submit(self, service: str, method: str, args: tuple[Any, ...] | list[Any],
                timeout: float | None = None) -> RPCFuture:
         """Send ``method(*args)`` to ``service`` now and return at once with its future.
 
@@ -208,7 +209,7 @@ class RPCTransport:
                     self._step_down()
         return RPCFuture(self, call)
 
-    def _prepare(self, service: str, method: str, args: tuple | list,
+    def _prepare(self, service: str, method: str, args: tuple[Any, ...] | list[Any],
                  timeout: float | None, cond: threading.Condition | None
                  ) -> Call | DReturnType:
         """Check and encode one request: its :class:`Call`, or an S_ERROR saying why not."""
@@ -520,7 +521,7 @@ class RPCTransport:
         with self.lock:
             while not self._closed:
                 self._idle_cond.wait(_IDLE)
-                if (self._closed or self._leader is not Leader.NOBODY or not self._connected
+                if (self._leader is not Leader.NOBODY or not self._connected
                         or time.monotonic() - self._last_drive < _IDLE):
                     continue
                 self._leader = Leader.IDLE_THREAD

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _log_format(args: argparse.Namespace) -> str:
     """--log-format, else DIRAC_LOG_FORMAT, else the config file's [worker] log_format."""
     if args.log_format:
-        return args.log_format
+        return str(args.log_format)
     if os.environ.get("DIRAC_LOG_FORMAT"):
         return os.environ["DIRAC_LOG_FORMAT"]
     try:
@@ -173,7 +173,8 @@ def _run_children(args: argparse.Namespace) -> int:
             if proc.exitcode is None:
                 continue
             children.remove(proc)
-            metrics.child_exited(proc.pid)  # metrics hook
+            if proc.pid is not None:
+                metrics.child_exited(proc.pid)  # metrics hook
             if stopping:
                 status = max(status, proc.exitcode if proc.exitcode >= 0 else 1)
                 continue

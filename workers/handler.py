@@ -248,4 +248,4 @@ def dispatch(handler_cls: type[RequestHandler], request: Request,
         return S_ERROR(f"Method {method} for action RPC does not return a S_OK/S_ERROR!")
     if "ExecInfo" in result:  # convertToReturnValue's exception: local, like CallStack
         result = {k: v for k, v in result.items() if k != "ExecInfo"}
-    return result
+    return dict(result)

@@ -150,7 +150,7 @@ def _delegated_credentials(sender: str | None, delegated: str,
     registry = current_registry() if sender else None
     if registry is None or registry.mode is not _ENFORCED or not sender:
         return {**refused, "delegationRefused": "no Registry: nobody may act for another user"}
-    own = registry.credentials(sender)
+    own = registry.credentials(sender, None)
     if TRUSTED_HOST not in (own.get("properties") or ()):
         return {**refused, "delegationRefused": f"{sender!r} lacks the {TRUSTED_HOST} property"}
     creds = registry.credentials(delegated, _requested_group(headers))

@@ -109,7 +109,7 @@ class _Request:
         return fields
 
 
-def begin_request(service: str, props: Any) -> contextvars.Token:
+def begin_request(service: str, props: Any) -> contextvars.Token[Any]:
     """Start the context of one request from its AMQP properties; :func:`end_request` it."""
     return _context.set(_Request(service, props))
 
@@ -135,7 +135,7 @@ def finish_request(method: str | None, credentials: dict[str, Any], outcome: str
                        outcome, seconds)
 
 
-def end_request(token: contextvars.Token) -> None:
+def end_request(token: contextvars.Token[Any]) -> None:
     """Leave the request's context."""
     _context.reset(token)
 

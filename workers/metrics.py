@@ -130,7 +130,7 @@ def serve_multiprocess(port: int, addr: str = "0.0.0.0") -> None:
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
     start_http_server(port, addr=addr, registry=registry)
 
 
@@ -139,7 +139,7 @@ def child_exited(pid: int) -> None:
     if _multiproc_dir is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
 
 def cleanup_multiprocess() -> None:

@@ -194,5 +194,5 @@ def _is_pid_term(term: bytes) -> bool:
         return False
     if term[1] == _PID_EXT:
         pid_id, serial = struct.unpack_from(">II", term, at)
-        return pid_id < 1 << 15 and serial < 1 << 13 and term[at + 8] < 4
+        return bool(pid_id < 1 << 15 and serial < 1 << 13 and term[at + 8] < 4)
     return True

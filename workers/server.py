@@ -185,7 +185,8 @@ class Worker:
                     "startTime": time.time(), "counters": self.counters}
             cls.serviceInfoDict = info
             result = cls.initializeHandler(info)
-            if isinstance(result, dict) and result.get("OK") is False:
+            # user code may return anything (None...), whatever its annotation says
+            if isinstance(result, dict) and result.get("OK") is False:  # type: ignore[redundant-expr]
                 log.error("initializeHandler of %s failed: %s", service, result.get("Message"))
                 return 1
         prepare(self.settings)  # identity: the Registry, via this worker's broker settings
@@ -402,7 +403,7 @@ class Worker:
         self._running += 1
         self._pool.submit(self._handle, item)
 
-    def _fast_message(self, item: _Item) -> dict | None:
+    def _fast_message(self, item: _Item) -> dict[str, Any] | None:
         """The decoded request if its method is fast enough to run inline, else None."""
         body = item.delivery.body
         if self.inline_threshold <= 0 or len(body) > 65536:
@@ -417,7 +418,7 @@ class Worker:
         duration = self._durations.get((item.service, method))
         return message if duration is not None and duration < self.inline_threshold else None
 
-    def _run_inline(self, item: _Item, message: dict) -> None:
+    def _run_inline(self, item: _Item, message: dict[str, Any]) -> None:
         """Run one request on the I/O thread, letting the watchdog drive I/O meanwhile."""
         self._inline_since = time.monotonic()
         self._io_lock.release()
