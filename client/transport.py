@@ -65,7 +65,7 @@ from diracmq.client import metrics as client_metrics  # metrics hook
 from diracmq.client.calls import Call, CallRegistry, Leader
 from diracmq.client.context import current_headers  # logging hook
 
-__all__ = ["RPCFuture", "RPCTransport", "get_transport"]
+__all__ = ["RPCFuture", "RPCTransport", "get_transport", "use_transport"]
 
 log = logging.getLogger(__name__)
 
@@ -577,6 +577,17 @@ def get_transport(settings: Settings | None = None) -> RPCTransport:
         if transport is None or transport.closed:
             transport = _transports[settings] = RPCTransport(settings)
         return transport
+
+
+def use_transport(transport: RPCTransport) -> None:
+    """Make ``transport`` the one :func:`get_transport` returns for its settings.
+
+    For a transport over another driver (the in-memory one of
+    :mod:`diracmq.workers.testing`): every ``Client(settings=transport.settings)`` of
+    this process then calls through it.
+    """
+    with _transports_lock:
+        _transports[transport.settings] = transport
 
 
 def close_all() -> None:
