@@ -5,17 +5,17 @@ The serving half of the request path (the client half is client/transport.py):
 1. The main thread owns the driver's I/O (the *I/O thread*, broker/driver.py).  It
    consumes every service queue of the System with ``prefetch`` unacknowledged
    deliveries at most, and queues each delivery as ready (:meth:`Worker._on_delivery`).
-2. The scheduler (:meth:`Worker._dispatch`) starts ready requests: on the I/O thread
-   itself when their method is known to be fast, else on the pool of ``threads``
-   handler threads.  A *suspect* (a request whose previous worker died,
-   workers/poison.py) runs alone.
+2. The scheduler (workers/scheduler.py) says which ready request starts next and
+   where: on the I/O thread itself when its method is known to be fast, else on the
+   pool of ``threads`` handler threads; a *suspect* (a request whose previous worker
+   died, workers/poison.py) runs alone.
 3. Running a request (:meth:`Worker._serve`) checks where its reply may go
    (workers/requests.py), drops it if its deadline passed, answers a repeat from the
    reply cache (workers/dedup.py), and otherwise decodes it and runs the handler
    (workers/handler.py).
 4. The reply comes back to the I/O thread, which publishes it and only *then* acks the
-   request (:meth:`Worker._finish`): a worker that dies before that leaves the
-   request to another worker.
+   request (workers/replies.py): a worker that dies before that leaves the request to
+   another worker.
 
 The fast path, and why: handing a request to a thread and back costs two thread
 wake-ups, most of a worker's overhead over a plain pika loop.  So a method whose
@@ -32,7 +32,6 @@ driver; handler threads never do, they hand their results over through
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import os
 import signal
@@ -42,9 +41,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from diracmq.broker import allocator, codec, topology
+from diracmq.broker import allocator, topology
 from diracmq.broker.config import Settings
-from diracmq.broker.derrno import EMQDEADLETTER
 from diracmq.broker.driver import (
     BrokerRefused,
     BrokerUnreachable,
@@ -52,14 +50,13 @@ from diracmq.broker.driver import (
     Delivery,
     Driver,
     QueueKind,
-    Returned,
 )
-from diracmq.broker.returnvalues import S_ERROR
 from diracmq.workers import logformat, metrics  # metrics hook, logging hook
 from diracmq.workers.dedup import ReplyCache
 from diracmq.workers.handler import RequestHandler, dispatch, find_export
 from diracmq.workers.identity import auth_rules_for, group_refusal, prepare
 from diracmq.workers.poison import HOST_SLACK, AloneFiles
+from diracmq.workers.replies import ReplyPublisher
 from diracmq.workers.requests import (
     MAX_DECODED_ITEMS,
     BadRequest,
@@ -69,6 +66,7 @@ from diracmq.workers.requests import (
     parse_request,
     reply_refusal,
 )
+from diracmq.workers.scheduler import Placement, Scheduler, Work
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -89,24 +87,6 @@ _RESENT_KEEP = 1024
 
 class TopologyMismatch(RuntimeError):
     """The broker holds a queue of ours declared with other arguments."""
-
-
-@dataclasses.dataclass(slots=True, eq=False)
-class _Item:
-    """One delivered request on its way through the worker."""
-
-    service: str
-    delivery: Delivery
-    #: It came back through the retry loop after a worker died holding it: run alone.
-    suspect: bool = False
-    #: Set by a handler thread: the reply bytes (None: no reply) and whether to ack.
-    reply: bytes | None = None
-    ack: bool = True
-
-    @property
-    def key(self) -> tuple[str, str]:
-        props = self.delivery.properties
-        return (str(props.user_id or ""), str(props.message_id or ""))
 
 
 class Worker:
@@ -144,25 +124,21 @@ class Worker:
             from diracmq.broker.pika_driver import PikaDriver
             driver = PikaDriver(settings, f"diracmq {name}")
         self._driver = driver
-        driver.on_return = self._on_reply_returned
+        self._replier = ReplyPublisher(driver, self._count)
         self._queues: dict[str, str] = {}  # queue name -> service
         self._in_flight = 0  # delivered on the current connection, not yet acked
-        self._running = 0  # started and not finished (any connection)
-        self._alone: _Item | None = None  # the suspect running by itself
         self._alone_files = AloneFiles(alone_dir)
         self._stopping = False
         self._force = False
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handler")
-        #: Run a method on the I/O thread when its recent runs took less (seconds; 0: never).
-        #: Not with one handler thread: that thread alone then serves requests in order.
-        self.inline_threshold = inline_threshold if threads > 1 else 0.0
+        # Not inline with one handler thread: that thread alone then serves requests in order.
+        self._scheduler = Scheduler(inline_threshold if threads > 1 else 0.0,
+                                    max_decoded_items, self._alone_files)
         #: Seconds an inline handler may hold the I/O thread before the watchdog drives I/O.
         self.steal_after = 0.1
-        self._durations: dict[tuple[str, str], float] = {}  # moving average per method
-        self._ready: collections.deque[_Item] = collections.deque()
         #: Handler threads put finished items here; the I/O thread publishes and acks them.
-        self._finished: collections.deque[_Item] = collections.deque()
-        self._early_acks: collections.deque[tuple[_Item, threading.Event]] = collections.deque()
+        self._finished: collections.deque[Work] = collections.deque()
+        self._early_acks: collections.deque[tuple[Work, threading.Event]] = collections.deque()
         # Held by whoever may call the driver: the main thread, except while it runs a
         # handler inline, when the watchdog may take it.
         self._io_lock = threading.Lock()
@@ -223,7 +199,7 @@ class Worker:
             return 2
         finally:
             self._exiting.set()
-            unfinished = self._running
+            unfinished = self._scheduler.running
             self._drop_connection()
             self._io_lock.release()
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -302,7 +278,7 @@ class Worker:
 
     def _drop_connection(self) -> None:
         self.ready.clear()
-        self._ready.clear()  # deliveries of a dead connection go back to the queue
+        self._scheduler.drop_ready()  # deliveries of a dead connection went back
         self._lost = None
         self._driver.close()
 
@@ -343,13 +319,13 @@ class Worker:
         if service is None:
             return
         if delivery.undecodable is not None:
-            self._park_undecodable(service, delivery)
+            self._replier.park_undecodable(service, delivery)
             return
         if delivery.redelivered and self._give_up_or_retry(service, delivery):
             return
         self._in_flight += 1
         suspect = topology.rejected_count(delivery.properties.headers, delivery.queue) > 0
-        self._ready.append(_Item(service, delivery, suspect))
+        self._scheduler.add(Work(service, delivery, suspect))
 
     def _io_turn(self, inline: bool) -> None:
         """I/O lock held: finish what handler threads returned, then start ready requests."""
@@ -367,58 +343,24 @@ class Worker:
             self._finish(self._finished.popleft())
 
     def _dispatch(self, inline: bool) -> None:
-        """Start ready requests: fast ones here (``inline``), the others in the pool.
+        """Start what the scheduler says: inline here (``inline``), else in the pool.
 
         Replies of inline runs are queued and leave with the loop's next turn, so a
         burst's replies share a few sendmsg() calls; a batch that runs past 1 ms sends
         what it has queued so far, so early replies do not wait for the whole batch.
         """
         flushed_at = time.monotonic()
-        while self._ready and self._alone is None:
-            item = self._ready[0]
-            if item.suspect:
-                if self._running:
-                    return  # a suspect starts only when nothing else runs here
-                self._ready.popleft()
-                self._start_alone(item)
-                return
-            self._ready.popleft()
-            self._running += 1
-            message = self._fast_message(item) if inline else None
-            if message is None:
-                self._pool.submit(self._handle, item)
+        while (chosen := self._scheduler.next(inline)) is not None:
+            work, placement, message = chosen
+            if placement is not Placement.INLINE:
+                self._pool.submit(self._handle, work)
                 continue
-            self._run_inline(item, message)
-            if self._ready and time.monotonic() - flushed_at > 0.001:
+            self._run_inline(work, message)
+            if self._scheduler and time.monotonic() - flushed_at > 0.001:
                 self._driver.flush()
                 flushed_at = time.monotonic()
 
-    def _start_alone(self, item: _Item) -> None:
-        user, request_id = item.key
-        log.warning("request %s to %s came back after a worker died holding it: running it "
-                    "alone", request_id or "(no id)", item.service)
-        self._alone = item
-        if request_id:
-            self._alone_files.running(user, request_id)
-        self._running += 1
-        self._pool.submit(self._handle, item)
-
-    def _fast_message(self, item: _Item) -> dict[str, Any] | None:
-        """The decoded request if its method is fast enough to run inline, else None."""
-        body = item.delivery.body
-        if self.inline_threshold <= 0 or len(body) > 65536:
-            return None
-        try:
-            message = codec.unpackb(body, max_items=self.max_decoded_items)
-        except codec.DecodeError:
-            return None  # the pool path reports it
-        method = message.get("method") if isinstance(message, dict) else None
-        if not isinstance(method, str):
-            return None  # malformed: the pool path reports it (never raise on the I/O thread)
-        duration = self._durations.get((item.service, method))
-        return message if duration is not None and duration < self.inline_threshold else None
-
-    def _run_inline(self, item: _Item, message: dict[str, Any]) -> None:
+    def _run_inline(self, item: Work, message: dict[str, Any] | None) -> None:
         """Run one request on the I/O thread, letting the watchdog drive I/O meanwhile."""
         self._inline_since = time.monotonic()
         self._io_lock.release()
@@ -479,7 +421,7 @@ class Worker:
         convicted = bool(props.message_id) and self._alone_files.convicted(*key)
         if (convicted and deaths >= self.poison_after) \
                 or deaths >= self.poison_after + HOST_SLACK:
-            self._park(service, delivery, deaths)
+            self._replier.park(service, delivery, deaths)
             return True
         self._count("retried")
         log.warning("request %s to %s redelivered (a worker died or lost its connection "
@@ -487,38 +429,8 @@ class Worker:
         self._driver.reject(delivery, requeue=False)
         return True
 
-    def _park(self, service: str, delivery: Delivery, deaths: int) -> None:
-        props = delivery.properties
-        self._count("parked")
-        log.error("request %s to %s given up: it was running when %d workers died or lost "
-                  "their connection; parked in %s", props.message_id, service, deaths,
-                  topology.PARKING_QUEUE)
-        headers = dict(props.headers) if isinstance(props.headers, dict) else {}
-        headers.update({"x-dirac-user": props.user_id or "", "x-dirac-service": service})
-        self._driver.publish_raw(topology.PARKING_QUEUE, delivery.body,
-                                 content_type=props.content_type,
-                                 message_id=props.message_id,
-                                 correlation_id=props.correlation_id, headers=headers)
-        if reply_refusal(props.user_id, props.reply_to) is None:
-            error = S_ERROR(EMQDEADLETTER, f"request {props.message_id} to {service} was given "
-                                           f"up after {deaths} workers died or lost their "
-                                           f"connection while running it (a poison "
-                                           f"message?); it was not run again")
-            self._publish_reply(delivery, encode_reply(error, service))
-        self._driver.ack(delivery)
-
-    def _park_undecodable(self, service: str, delivery: Delivery) -> None:
-        """A delivery whose properties could not be decoded: park it, keep the connection."""
-        self._count("undecodable")
-        log.warning("request to %s with properties that cannot be decoded (%s): parked in "
-                    "%s", service, delivery.undecodable, topology.PARKING_QUEUE)
-        self._driver.publish_raw(topology.PARKING_QUEUE, delivery.body, headers={
-            "x-dirac-service": service,
-            "x-dirac-undecodable": str(delivery.undecodable)[:200]})
-        self._driver.ack(delivery)
-
     # ------------------------------------------------------------------ serving
-    def _handle(self, item: _Item) -> None:
+    def _handle(self, item: Work) -> None:
         """Handler thread: produce the reply bytes (or None), hand them to the I/O thread."""
         def ack_early() -> None:
             item.ack = False
@@ -536,7 +448,7 @@ class Worker:
         self._finished.append(item)
         self._driver.wake()
 
-    def _serve_safely(self, item: _Item, ack_early: Callable[[], None],
+    def _serve_safely(self, item: Work, ack_early: Callable[[], None],
                       message: Any = None) -> bytes | None:
         token = logformat.begin_request(item.service, item.delivery.properties)  # logging hook
         metrics.in_flight(item.service, 1)  # metrics hook
@@ -551,7 +463,7 @@ class Worker:
             logformat.end_request(token)  # logging hook
             metrics.reply_cache_size(self._replies.nbytes)  # metrics hook
 
-    def _serve(self, item: _Item, ack_early: Callable[[], None],
+    def _serve(self, item: Work, ack_early: Callable[[], None],
                message: Any = None) -> bytes | None:
         self._count("requests")
         props = item.delivery.properties
@@ -586,7 +498,7 @@ class Worker:
         finally:
             self._replies.finish(key, reply)
 
-    def _run(self, item: _Item, ack_early: Callable[[], None], message: Any = None) -> bytes:
+    def _run(self, item: Work, ack_early: Callable[[], None], message: Any = None) -> bytes:
         """Decode, dispatch and encode one request: the reply bytes."""
         service = item.service
         try:
@@ -614,51 +526,18 @@ class Worker:
         logformat.finish_request(request.method if export else None, request.credentials,
                                  metrics.outcome_of(result), took)  # logging hook
         if export is not None and not at_most_once and not item.suspect:
-            # A moving average of real methods only (names from the wire are unbounded).
-            key = (service, request.method)
-            previous = self._durations.get(key)
-            self._durations[key] = took if previous is None else 0.7 * previous + 0.3 * took
+            self._scheduler.record(service, request.method, took)
         if not result.get("OK"):
             self._count("errors")
         return encode_reply(result, f"{service}.{request.method}",
                             self.settings.max_message_bytes)
 
     # ---------------------------------------------------------------- replying
-    def _finish(self, item: _Item) -> None:
-        """I/O thread: publish the reply, then ack the request (in that order).
-
-        Both are queued and leave together with the loop's next turn: the broker sees
-        them in this order.
-        """
-        self._running -= 1
-        if item is self._alone:
-            self._alone = None
-            user, request_id = item.key
-            if request_id:
-                self._alone_files.done(user, request_id)
+    def _finish(self, item: Work) -> None:
+        """I/O thread: a request is done; its reply, then its ack, leave with the next turn."""
+        self._scheduler.finished(item)
         delivery = item.delivery
         if delivery.generation != self._driver.generation or not self._driver.is_open:
             return  # delivered on a connection that has since died: already requeued
         self._in_flight -= 1
-        if item.reply is not None:
-            self._publish_reply(delivery, item.reply)
-        if item.ack:
-            self._driver.ack(delivery)
-
-    def _publish_reply(self, delivery: Delivery, reply: bytes) -> None:
-        props = delivery.properties
-        try:
-            self._driver.publish_reply(
-                props.reply_to, props.correlation_id, reply,
-                # RabbitMQ 3.10 returns mandatory messages sent to Direct Reply-to
-                # even though it delivers them: ask only for named reply queues.
-                mandatory=not props.reply_to.startswith(topology.DIRECT_REPLY_TO))
-            self._count("replies")
-        except (ValueError, TypeError) as exc:  # e.g. a correlation_id pika cannot encode
-            self._count("unreplyable")
-            log.warning("cannot reply to %r: %s", props.reply_to, exc)
-
-    def _on_reply_returned(self, returned: Returned) -> None:
-        self._count("reply_unroutable")
-        log.warning("reply to %r returned by the broker (%s): the caller is gone",
-                    returned.routing_key, returned.reply_text)
+        self._replier.finish(delivery, item.reply, item.ack)
