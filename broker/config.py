@@ -14,6 +14,7 @@ docs/configuration.md lists every option; keep it in step with ``_OPTIONS``.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import tomllib
 from pathlib import Path
@@ -23,6 +24,16 @@ __all__ = ["DEFAULT_BROKER_URL", "Settings", "config_file_path", "default_settin
            "set_default_settings"]
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+class ReplyMode(enum.Enum):
+    """Where a client gets its replies (the ``reply_mode`` setting)."""
+
+    #: A named reply queue per client process, ``dirac.reply.<user>.…`` (survives a
+    #: short reconnect).
+    QUEUE = "queue"
+    #: RabbitMQ's Direct Reply-to pseudo-queue (no queue to declare).
+    DIRECT = "direct"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +89,7 @@ class Settings:
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work."""
-        if self.reply_mode not in ("queue", "direct"):
+        if self.reply_mode not in {mode.value for mode in ReplyMode}:
             raise ValueError(f"reply_mode must be 'queue' or 'direct', not {self.reply_mode!r}")
         if self.rpc_timeout <= 0:
             raise ValueError("rpc_timeout must be positive")

@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from diracmq.broker import codec, topology
-from diracmq.broker.config import Settings, default_settings
+from diracmq.broker.config import ReplyMode, Settings, default_settings
 from diracmq.broker.derrno import EMQCONN, EMQDECODE, EMQENCODE, EMQNOQUEUE, EMQNOWORKER
 from diracmq.broker.driver import (
     BrokerUnreachable,
@@ -143,7 +143,8 @@ class RPCTransport:
         self._connected = False
         self._reply_to = ""
         self._reply_queue = (
-            topology.reply_queue_name(self.user) if settings.reply_mode == "queue" else ""
+            topology.reply_queue_name(self.user)
+            if ReplyMode(settings.reply_mode) is ReplyMode.QUEUE else ""
         )
         self._last_drive = time.monotonic()
         self._closed = False
