@@ -231,17 +231,18 @@ class Worker:
                 "broker unreachable (attempt %d): %s; next attempt in %.1fs",
                 state.attempt_number, state.outcome.exception() if state.outcome else "?",
                 state.next_action.sleep if state.next_action else 0.0))
-        try:
-            for attempt in retrying:
-                with attempt:
-                    if self._stopping:
-                        return False
-                    self._driver.open(timeout=5.0, retry=False)
+        for attempt in retrying:
+            with attempt:
+                if self._stopping:
+                    return False
+                self._driver.open(timeout=5.0, retry=False)
+                try:
                     self._start_consuming()
-        except ConnectionLost as exc:  # dropped while setting up: the loop tries again
-            log.warning("connection lost while setting up (%s); retrying", exc)
-            self._driver.close()
-            self._sleep(1.0)
+                except ConnectionLost as exc:
+                    # Dropped, or refused (no permission on a queue), while setting up:
+                    # another attempt, after the same back-off.
+                    self._driver.close()
+                    raise BrokerUnreachable(f"connection lost while setting up: {exc}") from exc
         return True
 
     def _sleep(self, seconds: float) -> None:
