@@ -81,9 +81,11 @@ def _certificateSecondsLeft() -> tuple[str | None, int | None]:
         if not path or not os.path.isfile(path):
             continue
         try:
+            # CPython's own PEM decoder (what ssl uses for getpeercert): no extra package
+            # for one date; a Python without it treats the certificate as unreadable
             decoded = ssl._ssl._test_decode_cert(path)  # type: ignore[attr-defined]
             not_after = ssl.cert_time_to_seconds(decoded["notAfter"])
-        except (ssl.SSLError, OSError, KeyError, ValueError):
+        except (ssl.SSLError, OSError, KeyError, ValueError, AttributeError):
             return path, 0  # unreadable: treated as expired, as DIRAC does
         return path, max(int(not_after - time.time()), 0)
     return None, None
