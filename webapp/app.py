@@ -205,6 +205,8 @@ class Services:
                             total[1] += sample.value
         now = time.monotonic()
         for row in rows:
+            if row.get("consumers") is None:
+                continue  # no queue: nothing served it
             requests, errors = totals.get(row["service"], [0.0, 0.0])
             row.update(requests=int(requests), errors=int(errors),
                        counted_by=f"metrics of {answered}/{len(self.config.worker_metrics)} "
