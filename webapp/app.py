@@ -16,7 +16,8 @@ user name only.
 Pages: ``/`` job monitor (table paged, sorted and filtered on the server, bulk
 actions, charts, refreshed every few seconds by polling ``/api/jobs``), ``/jobs/{id}``
 (JDL, attributes, parameters, status history), ``/services`` (queue depth, consumers,
-requests and errors of the worker that answered a ping, ping time).
+ping time, and requests and errors: summed over the workers' metrics endpoints when
+``--worker-metrics`` names them, else those of the worker process that answered the ping).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import secrets
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -71,13 +73,16 @@ class WebSettings:
 
     def __init__(self, broker: Settings, *, secret_key: str | None = None,
                  services: list[str] | None = None, refresh_seconds: float = 3.0,
-                 call_timeout: float = 30.0) -> None:
+                 call_timeout: float = 30.0, worker_metrics: list[str] | None = None) -> None:
         self.broker = broker
         #: Signs the session cookie; a random one (sessions end at restart) by default.
         self.secret_key = secret_key or secrets.token_urlsafe(32)
         self.services = services or list(DEFAULT_SERVICES)
         self.refresh_seconds = refresh_seconds
         self.call_timeout = call_timeout
+        #: Workers' metrics endpoints (``dirac-worker --metrics-port``): when given, the
+        #: services page counts requests and errors over all of them.
+        self.worker_metrics = worker_metrics or []
 
 
 def _json_value(value: Any) -> Any:
@@ -168,7 +173,51 @@ class Services:
         for row in rows:
             if row.get("consumers"):
                 self._ping(row)
+        if self.config.worker_metrics:
+            self._from_metrics(rows)
         return rows
+
+    def _from_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Requests and errors per service summed over the workers' metrics endpoints."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        totals: dict[str, list[float]] = {}
+        answered = 0
+        for url in self.config.worker_metrics:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    text = response.read(16 * 2**20).decode("utf-8", "replace")
+                families = list(text_string_to_metric_families(text))
+            except (OSError, ValueError) as exc:
+                log.warning("cannot read worker metrics at %s: %s", url, exc)
+                continue
+            answered += 1
+            for family in families:
+                if family.name != "rpc_server_call_duration_seconds":
+                    continue
+                for sample in family.samples:
+                    if sample.name.endswith("_count"):
+                        labels = sample.labels
+                        key = f"{labels.get('system')}/{labels.get('service')}"
+                        total = totals.setdefault(key, [0.0, 0.0])
+                        total[0] += sample.value
+                        if labels.get("outcome") != "OK":
+                            total[1] += sample.value
+        now = time.monotonic()
+        for row in rows:
+            if row.get("consumers") is None:
+                continue  # no queue: nothing served it
+            requests, errors = totals.get(row["service"], [0.0, 0.0])
+            row.update(requests=int(requests), errors=int(errors),
+                       counted_by=f"metrics of {answered}/{len(self.config.worker_metrics)} "
+                                  f"worker endpoint(s)")
+            row.pop("rate", None)
+            key = "metrics:" + row["service"]
+            with self._lock:
+                previous = self._rates.get(key)
+                self._rates[key] = (now, row["requests"])
+            if previous is not None and now > previous[0]:
+                row["rate"] = round((row["requests"] - previous[1]) / (now - previous[0]), 2)
 
     def _ping(self, row: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -181,7 +230,8 @@ class Services:
         counters = info.get("counters") or {}
         row.update(host=info.get("hostname"), pid=info.get("pid"),
                    uptime=info.get("service uptime"), requests=counters.get("requests", 0),
-                   errors=counters.get("errors", 0))
+                   errors=counters.get("errors", 0),
+                   counted_by=f"{info.get('hostname')} pid {info.get('pid')} (one process)")
         key = f"{row['service']}@{row['host']}:{row['pid']}"
         now = time.monotonic()
         with self._lock:

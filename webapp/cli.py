@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--service", action="append", default=[],
                         help="a System/Service for the services page (repeatable; default: "
                              "the WorkloadManagement services and Configuration/Server)")
+    parser.add_argument("--worker-metrics", action="append", default=[], metavar="URL",
+                        help="a worker's metrics endpoint (dirac-worker --metrics-port), e.g. "
+                             "http://wms-1:9100/metrics; the services page then sums requests "
+                             "and errors over these (repeatable)")
     parser.add_argument("--refresh", type=float, default=3.0, metavar="SECONDS",
                         help="how often pages refresh their data (default 3)")
     parser.add_argument("--log-level", default=os.environ.get("DIRAC_LOG_LEVEL", "INFO"),
@@ -62,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for service in args.service:
             check_service_name(service)
+        for url in args.worker_metrics:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"--worker-metrics: not an http(s) URL: {url!r}")
         settings = Settings.load(url=args.broker_url)
         settings.validate()
     except (ValueError, FileNotFoundError) as exc:
@@ -73,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = create_app(WebSettings(settings, secret_key=os.environ.get("DIRAC_WEBAPP_SECRET"),
                                  services=args.service or None,
-                                 refresh_seconds=args.refresh))
+                                 refresh_seconds=args.refresh,
+                                 worker_metrics=args.worker_metrics))
     log.info("dirac-webapp on http://%s:%d/", args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None,
                 log_level=args.log_level.lower(), access_log=False)

@@ -83,7 +83,9 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
             mp.setenv("DIRAC_CS_FILE", str(cs))
             mp.setenv("DIRAC_DATA_DIR", str(workdir / "data"))
             mp.setenv("DIRAC_JOBDB_URL", "")
-            pool.start("WorkloadManagement", pythonpath=[])
+            metrics_port = free_closed_port()
+            pool.start("WorkloadManagement", pythonpath=[],
+                       args=["--metrics-port", str(metrics_port), "--metrics-addr", "127.0.0.1"])
         stack.callback(lambda: pool.stop_all())
         jobs = {}
         for who, sites in (("alice", ["LCG.CERN.cern", "LCG.CERN.cern", "LCG.IN2P3.fr"]),
@@ -98,7 +100,8 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
         webapp = subprocess.Popen(
             [str(Path(sys.executable).with_name("dirac-webapp")), "--port", str(port),
              "--refresh", "1", "--service", "WorkloadManagement/JobMonitoring",
-             "--service", "WorkloadManagement/JobManager", "--service", "Nowhere/Nothing"],
+             "--service", "WorkloadManagement/JobManager", "--service", "Nowhere/Nothing",
+             "--worker-metrics", f"http://127.0.0.1:{metrics_port}/metrics"],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
         def stop_webapp() -> None:
@@ -255,7 +258,10 @@ def test_job_page_and_a_live_status_change(deployment, login, vhost_url):
     page.wait_for_selector(f"tr[data-job-id='{job}'][data-status='Matched']")
 
 
-def test_services_page(deployment, login):
+def test_services_page(deployment, login, vhost_url):
+    # one refused call, so that JobManager has an error to show
+    manager = JobManagerClient(settings=deployment.settings("alice", url_vhost(vhost_url)))
+    assert manager.killJob(deployment.jobs["bob"][1])["OK"] is False
     page = login("bob")
     page.click("#nav-services")
     row = "#services tr[data-service='WorkloadManagement/JobMonitoring']"
@@ -263,6 +269,10 @@ def test_services_page(deployment, login):
     assert int(page.inner_text(f"{row} .col-consumers")) >= 1
     assert page.inner_text(f"{row} .col-status") == "OK"
     assert page.inner_text(f"{row} .col-ping_ms").endswith("ms")
+    assert page.inner_text(f"{row} .col-answered") == "metrics of 1/1 worker endpoint(s)"
+    assert int(page.inner_text(f"{row} .col-requests")) >= 1
+    manager_row = "#services tr[data-service='WorkloadManagement/JobManager']"
+    assert int(page.inner_text(f"{manager_row} .col-errors")) >= 1
     missing = "#services tr[data-service='Nowhere/Nothing']"
     assert "no queue" in page.inner_text(f"{missing} .col-status")
     shot(page, "services")

@@ -10,7 +10,7 @@ async function refresh() {
   for (const row of data.services) {
     const tr = document.createElement("tr");
     tr.dataset.service = row.service;
-    row.answered = row.host ? `${row.host} pid ${row.pid}` : "";
+    row.answered = row.counted_by || "";
     row.ping_ms = row.ping_ms === undefined ? "" : row.ping_ms + " ms";
     row.status = row.error ? row.error : (row.consumers ? "OK" : "no worker");
     for (const key of cells) {
