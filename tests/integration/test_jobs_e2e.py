@@ -158,6 +158,15 @@ def wait_status(dirac: Dirac, job_id: int, wanted: set[str], timeout: float = 60
                       timeout, f"job {job_id} in {wanted}")
 
 
+SLEEPER = "-c 'echo $$; exec sleep 120'"  # prints its pid, then sleeps
+
+
+def payload_pid(dirac: Dirac, job_id: int) -> int:
+    """The pid a SLEEPER job printed (seen through peekJob once it runs)."""
+    wait_until(lambda: dirac.peekJob(job_id).get("Value"), 60, f"job {job_id} to run")
+    return int(ok(dirac.peekJob(job_id)).split()[0])
+
+
 def make_job(site: str, executable: str, arguments: str = "", **extra) -> Job:
     job = Job()
     ok(job.setExecutable(executable, arguments=arguments))
@@ -236,10 +245,9 @@ def test_failures_of_the_payload_end_failed_with_the_reason(deployment):
 def test_killing_a_running_job_stops_its_process_within_a_heartbeat(deployment):
     dirac = deployment.dirac("alice")
     site = site_name()
-    job_id = ok(dirac.submitJob(make_job(site, "/bin/sh", "-c 'echo $$; exec sleep 120'")))
+    job_id = ok(dirac.submitJob(make_job(site, "/bin/sh", SLEEPER)))
     with agents(deployment, site, 1, "--max-jobs", "1") as (agent,):
-        wait_until(lambda: dirac.peekJob(job_id).get("Value"), 60, "the job's pid in peek")
-        pid = int(ok(dirac.peekJob(job_id)).split()[0])
+        pid = payload_pid(dirac, job_id)
         assert psutil.pid_exists(pid)
         ok(dirac.killJob(job_id))
         killed_at = time.monotonic()
@@ -272,10 +280,9 @@ def test_concurrent_agents_never_run_a_job_twice(deployment, tmp_path, count):
 def test_sigkilled_agent_leaves_its_job_stalled_then_failed(deployment):
     dirac = deployment.dirac("alice")
     site = site_name()
-    job_id = ok(dirac.submitJob(make_job(site, "/bin/sh", "-c 'echo $$; exec sleep 120'")))
+    job_id = ok(dirac.submitJob(make_job(site, "/bin/sh", SLEEPER)))
     with agents(deployment, site, 1) as (agent,):
-        wait_until(lambda: dirac.peekJob(job_id).get("Value"), 60, "the job to run")
-        pid = int(ok(dirac.peekJob(job_id)).split()[0])
+        pid = payload_pid(dirac, job_id)
         os.killpg(agent.pid, signal.SIGKILL)
         agent.wait(10)
         with contextlib.suppress(ProcessLookupError):
@@ -289,10 +296,9 @@ def test_sigkilled_agent_leaves_its_job_stalled_then_failed(deployment):
 def test_sigterm_agent_fails_its_running_job_cleanly(deployment):
     dirac = deployment.dirac("alice")
     site = site_name()
-    job_id = ok(dirac.submitJob(make_job(site, "/bin/sh", "-c 'echo $$; exec sleep 120'")))
+    job_id = ok(dirac.submitJob(make_job(site, "/bin/sh", SLEEPER)))
     with agents(deployment, site, 1) as (agent,):
-        wait_until(lambda: dirac.peekJob(job_id).get("Value"), 60, "the job to run")
-        pid = int(ok(dirac.peekJob(job_id)).split()[0])
+        pid = payload_pid(dirac, job_id)
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(30) == 0
     final = status(dirac, job_id)
