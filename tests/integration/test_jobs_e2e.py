@@ -106,7 +106,10 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
                "DIRAC_JOBDB_URL": "", "DIRAC_WMS_OPTIMIZER_SWEEP": "0.5",
                "DIRAC_WMS_OPTIMIZER_LEASE": "3", "DIRAC_WMS_STALLED_TIME": "3",
                "DIRAC_WMS_FAILED_TIME": "3", "DIRAC_WMS_MAX_PARAMETRIC_JOBS": "1000",
-               "DIRAC_GROUP": None}
+               "DIRAC_GROUP": None,
+               # glibc's own thresholds (no freed memory kept per arena, see
+               # broker/allocator.py): the 200 MB test measures what is held, not kept.
+               "DIRAC_MALLOC_KEEP_MB": "0"}
         pool = WorkerPool(vhost_url, workdir, private_vhost)
         start_system(pool, "WorkloadManagement", env)
         optimizers = start_system(pool, "Optimizers", env)
@@ -349,7 +352,8 @@ ROUND_TRIP = textwrap.dedent("""\
     from diracmq.broker.config import Settings
     from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
     url, src, dst = sys.argv[1:4]
-    client = SandboxStoreClient(settings=Settings.load(url=url, rpc_timeout=60.0))
+    client = SandboxStoreClient(settings=Settings.load(url=url, rpc_timeout=60.0,
+                                                      malloc_keep_mb=0))
     name = client.uploadFile(src)
     assert name["OK"], name
     got = client.downloadToFile(name["Value"], Path(dst))
@@ -373,9 +377,11 @@ def test_a_200_mb_sandbox_round_trip_stays_within_bounded_memory(deployment, tmp
                               if line.startswith("VmHWM:"))) // 1024
     assert src.stat().st_size == dst.stat().st_size == 200 << 20
     assert src.read_bytes() == dst.read_bytes()
-    # neither side ever held the 200 MB (chunks of 1 MiB, 4 in flight)
-    assert client_peak_mb < 150, client_peak_mb
-    assert worker_peak_mb < 190, worker_peak_mb
+    # neither side ever held the 200 MB (chunks of 1 MiB, 4 in flight); both processes
+    # run with DIRAC_MALLOC_KEEP_MB=0, so their peak is what they held, not freed memory
+    # glibc kept per thread arena
+    assert client_peak_mb < 120, client_peak_mb
+    assert worker_peak_mb < 160, worker_peak_mb
 
 
 # ------------------------------------------------------------------ optimizers
