@@ -294,6 +294,15 @@ def test_sandbox_upload_checks_size_checksum_and_ownership(dbs):
                                                                  "Sandbox": name}
     # bob uploading the same content gets his own record (and learns nothing)
     assert ok(sb.initiateUpload(sha, len(data), "bob", ""))["Exists"] is False
+    # a user cannot open uploads without end (each may grow to the size limit on disk)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DIRAC_SANDBOX_MAX_UPLOADS", "3")
+        for _ in range(2):
+            ok(sb.initiateUpload(sha, len(data), "carol", ""))
+        ok(sb.initiateUpload(sha, len(data), "mallory", ""))
+        ok(sb.initiateUpload(sha, len(data), "carol", ""))
+        assert "uploads in progress" in error(sb.initiateUpload(sha, 10, "carol", ""))[
+            "Message"]
     job = submit(db)
     assert error(sb.assignSandboxesToEntities({f"Job:{job}": [(name, "Input")]}, owner="bob"))
     ok(sb.assignSandboxesToEntities({f"Job:{job}": [(name, "Input")]}, owner="alice"))

@@ -18,6 +18,8 @@ from DIRAC.WorkloadManagementSystem.DB.JobDB import JOB_ATTRIBUTES, JobDB
 from DIRAC.WorkloadManagementSystem.Service.JobManagerHandler import JobManagerHandler
 from DIRAC.WorkloadManagementSystem.Service.JobMonitoringHandler import JobMonitoringHandler
 from DIRAC.WorkloadManagementSystem.Service.JobStateUpdateHandler import JobStateUpdateHandler
+from DIRAC.WorkloadManagementSystem.Service.MatcherHandler import MatcherHandler
+from DIRAC.WorkloadManagementSystem.Service.SandboxStoreHandler import SandboxStoreHandler
 
 from . import wms_conftest_helpers as helpers
 from .wms_conftest_helpers import error, ok
@@ -28,6 +30,8 @@ postgres_url = helpers.postgres_url
 
 HANDLERS = {"JobManager": JobManagerHandler, "JobMonitoring": JobMonitoringHandler,
             "JobStateUpdate": JobStateUpdateHandler}
+#: With the services of the job path (issue 13; tested in test_jobs_*.py).
+ALL_HANDLERS = {**HANDLERS, "Matcher": MatcherHandler, "SandboxStore": SandboxStoreHandler}
 JDL = '[ Executable = "/bin/true"; JobName = "{name}"; ]'
 
 
@@ -65,13 +69,13 @@ def submit(who: dict = ALICE, name: str = "j") -> int:
 
 
 # ------------------------------------------------------------------ structure
-def test_loader_finds_the_three_services():
+def test_loader_finds_the_services():
     found = load_handlers("WorkloadManagement")
     assert {name: cls.__name__ for name, cls in found.items()} == {
-        f"WorkloadManagement/{n}": f"{n}Handler" for n in HANDLERS}
+        f"WorkloadManagement/{n}": f"{n}Handler" for n in ALL_HANDLERS}
 
 
-@pytest.mark.parametrize("cls", HANDLERS.values(), ids=HANDLERS)
+@pytest.mark.parametrize("cls", ALL_HANDLERS.values(), ids=ALL_HANDLERS)
 def test_every_export_has_types_and_auth(cls):
     exports = [name[7:] for name in dir(cls) if name.startswith("export_")]
     assert len(exports) > 3

@@ -39,6 +39,7 @@ DIRAC_CODES = {
     "EWMSJDL": 1501,
     "EWMSSUBM": 1503,
     "EWMSSTATUS": 1505,
+    "EWMSNOMATCH": 1510,
 }
 
 

@@ -150,15 +150,16 @@ class Dirac:
         return self.wms.resetJob(jobID)
 
     # ------------------------------------------------------------ sandboxes
-    def _sandbox(self, jobID: Any, kind: str, outputDir: str | None, noJobDir: bool
-                 ) -> DReturnType:
+    def _sandbox(self, jobID: Any, kind: str, outputDir: str | None, noJobDir: bool,
+                 prefix: str = "") -> DReturnType:
+        """Download one kind of sandbox of each job into ``outputDir/<prefix><jobID>/``."""
         ids = self._ids(jobID)
         if not ids["OK"]:
             return ids
         for job_id in ids["Value"]:
             where = Path(outputDir or os.getcwd())
             if not noJobDir:
-                where = where / str(job_id)
+                where = where / f"{prefix}{job_id}"
             result = self.sandboxes.downloadSandboxForJob(job_id, kind, str(where))
             if not result["OK"]:
                 return result
@@ -174,14 +175,4 @@ class Dirac:
     def getInputSandbox(self, jobID: Any, outputDir: str | None = None, noJobDir: bool = False
                         ) -> DReturnType:
         """Download the input sandbox into ``outputDir/InputSandbox<jobID>/``."""
-        ids = self._ids(jobID)
-        if not ids["OK"]:
-            return ids
-        for job_id in ids["Value"]:
-            where = Path(outputDir or os.getcwd())
-            if not noJobDir:
-                where = where / f"InputSandbox{job_id}"
-            result = self.sandboxes.downloadSandboxForJob(job_id, "Input", str(where))
-            if not result["OK"]:
-                return result
-        return S_OK(ids["Value"] if isinstance(jobID, list) else ids["Value"][0])
+        return self._sandbox(jobID, "Input", outputDir, noJobDir, prefix="InputSandbox")

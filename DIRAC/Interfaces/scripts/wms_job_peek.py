@@ -7,7 +7,7 @@ from DIRAC.Interfaces.scripts.common import (
     EXIT_OK,
     add_job_id_arguments,
     collect_job_ids,
-    error,
+    fetch_per_job,
     make_parser,
     print_json,
     run_command,
@@ -39,18 +39,8 @@ def main() -> int:
     from DIRAC.Interfaces.API.Dirac import Dirac
 
     dirac = Dirac()
-    failed = False
-    found = {}
-    for job_id in job_ids:
-        result = dirac.peekJob(job_id)
-        if not result["OK"]:
-            error(f"job {job_id}: {result['Message']}")
-            failed = True
-        elif not result["Value"]:
-            error(f"job {job_id}: no output yet")
-            failed = True
-        else:
-            found[job_id] = result["Value"]
+    found, failed = fetch_per_job(job_ids, dirac.peekJob,
+                                  lambda job_id: f"job {job_id}: no output yet")
     if args.json:
         print_json(found)
     else:

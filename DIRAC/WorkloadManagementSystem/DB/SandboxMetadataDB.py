@@ -96,6 +96,15 @@ def maxSandboxSize() -> int:
         return DEFAULT_MAX_SIZE
 
 
+def maxUploads() -> int:
+    """Uploads one owner may have in progress at once (``DIRAC_SANDBOX_MAX_UPLOADS``, 20):
+    each may grow to the size limit on disk."""
+    try:
+        return int(os.environ.get("DIRAC_SANDBOX_MAX_UPLOADS") or 20)
+    except ValueError:
+        return 20
+
+
 def sandboxName(owner: str, sha256: str) -> str:
     """``SB:SandboxSE|/SandBox/<owner>/<sha256>.tar``."""
     return f"SB:{SANDBOX_SE}|/SandBox/{owner}/{sha256}.tar"
@@ -145,6 +154,9 @@ class SandboxMetadataDB:
                     path.unlink()
             except OSError:
                 continue
+        started = _now() - dt.timedelta(seconds=PARTIAL_TTL)
+        self.jobDB._run(lambda conn: conn.execute(
+            sa.delete(uploadsTable).where(uploadsTable.c.Started < started)))
 
     # ---------------------------------------------------------------- uploads
     @_returns
@@ -168,6 +180,14 @@ class SandboxMetadataDB:
         if existing is not None and self.blobPath(sha256).exists():
             return S_OK({"Exists": True, "Sandbox": name})
         self._purge_partials()
+        u = uploadsTable.c
+        busy = self.jobDB._run(lambda conn: conn.scalar(
+            sa.select(sa.func.count()).select_from(uploadsTable).where(u.Owner == owner)),
+            write=False)
+        if busy >= maxUploads():
+            return S_ERROR(EVALUE, f"{owner} has {busy} uploads in progress already (at most "
+                                   f"{maxUploads()}, DIRAC_SANDBOX_MAX_UPLOADS): finish them, "
+                                   f"or wait a day for them to expire")
         upload_id = uuid.uuid4().hex
         self._partial(upload_id).touch()
         self.jobDB._run(lambda conn: conn.execute(sa.insert(uploadsTable).values(
