@@ -487,18 +487,20 @@ class FileCatalogDB:
                     done[lfn] = True
                     if params["SE"]:
                         replicas.append((lfn, params))
-            if rows:
-                for chunk in _chunks(rows):
-                    conn.execute(sa.insert(filesTable), list(chunk))
-            if replicas:
-                ids = {lfn: row.FileID for lfn, row in
-                       self._files(conn, [lfn for lfn, _ in replicas]).items()}
-                present = self._replicaKeys(conn, ids.values())
-                new = [{"FileID": ids[lfn], "SE": p["SE"], "PFN": p["PFN"],
-                        "Status": ACTIVE_REPLICA}
-                       for lfn, p in replicas if (ids[lfn], p["SE"]) not in present]
-                for chunk in _chunks(new):
-                    conn.execute(sa.insert(replicasTable), list(chunk))
+            ids = {lfn: existing[lfn].FileID for lfn, _ in replicas if lfn in existing}
+            present = self._replicaKeys(conn, ids.values())  # only known files have any
+            newLFNs = [lfn for lfn in good if lfn not in existing and lfn in done]
+            made: list[int] = []
+            insert = sa.insert(filesTable).returning(filesTable.c.FileID,
+                                                     sort_by_parameter_order=True)
+            for chunk in _chunks(rows):
+                made += conn.execute(insert, list(chunk)).scalars().all()
+            ids.update(zip(newLFNs, made, strict=True))
+            new = [{"FileID": ids[lfn], "SE": p["SE"], "PFN": p["PFN"],
+                    "Status": ACTIVE_REPLICA}
+                   for lfn, p in replicas if (ids[lfn], p["SE"]) not in present]
+            for chunk in _chunks(new):
+                conn.execute(sa.insert(replicasTable), list(chunk))
             return done, failed_here
 
         done, failed_here = self._run(add) if good else ({}, {})
