@@ -115,12 +115,23 @@ TOML
 # earlier runs, or an announcement the broker lost.
 export DIRAC_WMS_OPTIMIZER_SWEEP=${DIRAC_WMS_OPTIMIZER_SWEEP:-2}
 
-for system in WorkloadManagement Optimizers; do
+# wait_for_answer SYSTEM SERVICE: ready when the service answers a ping, whatever the
+# worker's log level (DIRAC_LOG_LEVEL=WARNING hides its INFO "worker ready" line).
+wait_for_answer() {
+    local deadline=$((SECONDS + READY_TIMEOUT)) pid=${pids[${#pids[@]}-1]}
+    until "$VENV/bin/dirac-framework-ping-service" "$1" "$2" --timeout 2 >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || die "the $1 worker exited before it was ready"
+        [ "$SECONDS" -lt "$deadline" ] || die "$1/$2 did not answer within ${READY_TIMEOUT}s"
+        sleep 0.2
+    done
+    say "worker ready: $1/$2 answers (pid $pid)"
+}
+
+for pair in WorkloadManagement/JobMonitoring Optimizers/OptimizationMind; do
+    system=${pair%/*}
     say "starting: dirac-worker $system (log: $log_dir/$system.log)"
-    # --log-level INFO whatever DIRAC_LOG_LEVEL says: the demo waits for "worker ready"
-    start "the $system worker" "$log_dir/$system.log" "$VENV/bin/dirac-worker" "$system" \
-        --log-level INFO
-    wait_for_line "worker ready" "$log_dir/$system.log" "the $system worker"
+    start "the $system worker" "$log_dir/$system.log" "$VENV/bin/dirac-worker" "$system"
+    wait_for_answer "$system" "${pair#*/}"
 done
 # The clients below are not workers: they take their identity from the Registry the
 # Configuration service serves, or, with none running, from their broker login.

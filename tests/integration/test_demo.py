@@ -19,5 +19,5 @@ def test_demo_works_with_a_warning_log_level(vhost_url, tmp_path):
     done = subprocess.run(["./demo.sh"], cwd=REPO_DIR, env=env, capture_output=True,
                           text=True, timeout=280, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    assert f"Job IDs for {url_user(vhost_url)} are: [1, 2, 3]" in done.stdout, done.stdout
+    assert f"Job IDs for {url_user(vhost_url)} are: [1, 2, 3, 4]" in done.stdout, done.stdout
     assert "worker ready: WorkloadManagement/JobMonitoring answers" in done.stdout + done.stderr
