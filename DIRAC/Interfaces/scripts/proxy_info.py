@@ -89,10 +89,11 @@ def _whoami(requested: str | None, timeout: float) -> tuple[str, dict[str, Any]]
 
     from diracmq.broker.derrno import EMQNOQUEUE, EMQNOWORKER
 
-    from DIRAC.ConfigurationSystem.Client.ConfigurationData import ABSENT, gConfigurationData
+    from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
 
     tried = []
-    if gConfigurationData.state != ABSENT:  # initialize() found no CS queue: do not ask again
+    # initialize() found no CS queue, or no Configuration worker on it: do not wait for it
+    if not gConfigurationData.serviceKnownDown():
         result = _ask(CONFIGURATION, min(timeout, PROBE_TIMEOUT))
         if result["OK"]:
             return CONFIGURATION, result["Value"]
