@@ -61,6 +61,8 @@ def test_case01_undecodable_headers_cost_one_reconnect_at_most(hnode, node_pool,
                             topology.service_queue_name(service))
     assert queued == 0, f"the poison message is still in the service queue ({queued})"
     logged = worker.lines[lines_before:]
+    reconnects = sum("worker ready" in line for line in logged)
+    assert reconnects <= 1, f"{reconnects} reconnects for one poison message"
     assert len(logged) < MAX_LINES, (f"{len(logged)} log lines about one poison message:\n"
                                      + "\n".join(logged[:20]))
     assert client.echo("after")["OK"]

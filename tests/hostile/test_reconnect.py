@@ -125,7 +125,7 @@ def test_case10_refusing_broker_after_serving_backs_off_then_recovers(node_pool)
         lines = _watch(worker, WINDOW)
         _check_quiet(lines, proxy.accepted - before, WINDOW)
         proxy.refuse(False)
-        worker.wait_ready(count=2, timeout=20)
+        worker.wait_ready(count=2, timeout=40)
         assert client.ping()["OK"]
         assert_alive(worker, "the worker died")
         worker.stop()
