@@ -165,7 +165,10 @@ def _supervise(args: argparse.Namespace) -> int:
                 # A child still starting when the signal came dies of it (it had no
                 # handler yet): that is the stop asked for, not a failure.
                 stopped = code == 0 or -code in stopping or (why and code == -signal.SIGTERM)
-                status = max(status, 0 if stopped else code if code > 0 else 1)
+                if not stopped:
+                    log.warning("worker process %d ended while stopping (%s)", proc.pid,
+                                _describe_exit(code))
+                status = max(status, 0 if stopped else 1)  # 1: requests may be unfinished
                 continue
             if code == 2 and not served.is_set():
                 why = (f"worker process {proc.pid} could not start ({_describe_exit(code)}: "

@@ -101,6 +101,7 @@ def test_case08_crash_parks_only_the_request_that_kills(hpool, vhost_url, round_
     assert not bad, f"ordinary calls beside the crash did not get their reply: {bad}"
     assert crashed.get("Errno") == EMQDEADLETTER, crashed
     assert_alive(worker, "the supervisor died")
+    worker.wait_for_lines("ended while serving", count=2, timeout=10)  # both replaced
 
 
 def test_case09_child_exiting_with_status_2_while_serving_is_restarted(hpool, vhost_url):
