@@ -97,11 +97,11 @@ def test_case08_crash_parks_only_the_request_that_kills(hpool, vhost_url, round_
     crash = client.submit("osExit", f"r{round_}-crash", 17)
     results = {tag: future.result(timeout=60) for tag, future in futures.items()}
     crashed = crash.result(timeout=60)
+    assert_alive(worker, "the supervisor died")
+    worker.wait_for_lines("ended while serving", count=2, timeout=10)  # both replaced
     bad = {tag: r.get("Message") for tag, r in results.items() if not r["OK"]}
     assert not bad, f"ordinary calls beside the crash did not get their reply: {bad}"
     assert crashed.get("Errno") == EMQDEADLETTER, crashed
-    assert_alive(worker, "the supervisor died")
-    worker.wait_for_lines("ended while serving", count=2, timeout=10)  # both replaced
 
 
 def test_case09_child_exiting_with_status_2_while_serving_is_restarted(hpool, vhost_url):
