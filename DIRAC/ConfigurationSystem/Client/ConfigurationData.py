@@ -47,6 +47,7 @@ __all__ = [
     "decode_compressed",
     "encode_compressed",
     "gConfigurationData",
+    "service_consumers",
 ]
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ class ConfigurationData:
                                                               settings.rpc_timeout)
         # Not loaded yet (a command starting, or the service was down last time): a
         # stopped service must cost a command a connection, not the whole fetch timeout.
-        if self.state != LOADED and _consumers(settings) == 0:
+        if self.state != LOADED and service_consumers(settings) == 0:
             result = S_ERROR(EMQNOWORKER, f"{CONFIGURATION_SERVICE}: its queue has no "
                                           f"consumer (is `dirac-worker Configuration` "
                                           f"stopped?); asking again every {RETRY_FAILED:g} s")
@@ -374,9 +375,13 @@ class ConfigurationData:
             self._changed.notify_all()
 
 
-def _consumers(settings: Settings) -> int | None:
+def service_consumers(settings: Settings) -> int | None:
     """Consumers of the Configuration service's queue; None when that cannot be told
-    (no such queue, broker unreachable): the fetch itself then reports why."""
+    (no such queue, broker unreachable): the fetch itself then reports why.
+
+    One short-lived connection (at most :data:`PROBE_TIMEOUT` s): how a caller learns
+    at once that the service is stopped, instead of waiting for a call's timeout.
+    """
     from diracmq.broker import topology
     from diracmq.broker.connection import (
         CONNECTION_ERRORS,
