@@ -10,14 +10,17 @@ worker of a service consumes the same queue, and the broker spreads the requests
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from diracmq.broker.config import Settings, config_file_path
 from diracmq.workers import logformat, metrics
@@ -98,8 +101,12 @@ def _configure_logging(level: str, fmt: str = "plain") -> None:
     logformat.configure(level, fmt)
 
 
-def _run_one(args: argparse.Namespace) -> int:
-    """Run one worker in this process; the exit status of the process."""
+def _run_one(args: argparse.Namespace, on_ready: Callable[[], None] | None = None) -> int:
+    """Run one worker in this process; the exit status of the process.
+
+    ``on_ready`` is called (from a helper thread) once the worker consumes its queues:
+    the supervisor uses it to tell a start-up failure from a crash while serving.
+    """
     _configure_logging(args.log_level, args.log_format)
     try:
         if args.extension:
@@ -123,15 +130,33 @@ def _run_one(args: argparse.Namespace) -> int:
                     graceful_timeout=args.graceful_timeout,
                     reply_cache_bytes=int(args.reply_cache_mb * 2**20),
                     name=f"{system_name(args.system)} worker")
+    if on_ready is not None:
+        def report_ready() -> None:
+            worker.ready.wait()
+            on_ready()
+
+        threading.Thread(target=report_ready, name="report-ready", daemon=True).start()
     return worker.run()
 
 
-def _child(args: argparse.Namespace) -> None:
-    sys.exit(_run_one(args))
+def _child(args: argparse.Namespace, served: Any) -> None:
+    """A supervised worker process; ``served`` (a multiprocessing Event) is set once it serves."""
+    sys.exit(_run_one(args, on_ready=served.set))
+
+
+
+
+def _describe_exit(exitcode: int) -> str:
+    if exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
 
 
 def _supervise(args: argparse.Namespace) -> int:
-    """Run ``args.processes`` children and keep them running until a signal stops us."""
+    """Run ``args.processes`` children (:func:`_run_children`), with one metrics endpoint."""
     _configure_logging(args.log_level, args.log_format)
     if args.metrics_port is not None:  # metrics hook: one endpoint for all children
         metrics.prepare_multiprocess()
@@ -148,48 +173,84 @@ def _supervise(args: argparse.Namespace) -> int:
 
 
 def _run_children(args: argparse.Namespace) -> int:
+    """Run ``args.processes`` children and keep them running until a signal stops us.
+
+    A child that exits with status 2 before it ever served is a start-up configuration
+    error (unknown System, bad settings, a queue declared with other arguments):
+    restarting will not help, so the supervisor stops the others and exits 2.  Any
+    other exit of a child, including status 2 once it has served (a handler may call
+    ``os._exit(2)``), is a crash: the child is replaced, up to ``5 x processes``
+    restarts in 60 s.  Whenever the supervisor stops, it logs why.
+    """
     context = multiprocessing.get_context("spawn")
-    stopping = []
+    stopping: list[int] = []
+    children: dict[multiprocessing.process.BaseProcess, Any] = {}  # process -> served Event
+
+    def stop_children(signum: int) -> None:
+        for proc in children:
+            if proc.is_alive() and proc.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signum)
 
     def on_signal(signum: int, _frame: object) -> None:
         stopping.append(signum)
-        for proc in children:
-            if proc.is_alive() and proc.pid:
-                os.kill(proc.pid, signum)
+        stop_children(signum)
 
-    def start() -> multiprocessing.process.BaseProcess:
-        proc = context.Process(target=_child, args=(args,), name="dirac-worker-child")
+    def start() -> None:
+        served = context.Event()
+        proc = context.Process(target=_child, args=(args, served), name="dirac-worker-child")
         proc.start()
-        return proc
+        children[proc] = served
 
-    children = [start() for _ in range(args.processes)]
+    for _ in range(args.processes):
+        start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     status = 0
+    why = ""
     restarts: list[float] = []
     while children:
-        for proc in list(children):
+        for proc, served in list(children.items()):
             proc.join(timeout=0.2)
             if proc.exitcode is None:
                 continue
-            children.remove(proc)
+            del children[proc]
+            code = proc.exitcode
             if proc.pid is not None:
                 metrics.child_exited(proc.pid)  # metrics hook
-            if stopping:
-                status = max(status, proc.exitcode if proc.exitcode >= 0 else 1)
+            if stopping or why:
+                # A child still starting when the signal came dies of it (it had no
+                # handler yet): that is the stop asked for, not a failure.
+                stopped = code == 0 or -code in stopping or (why and code == -signal.SIGTERM)
+                if not stopped:
+                    log.warning("worker process %d ended while stopping (%s)", proc.pid,
+                                _describe_exit(code))
+                status = max(status, 0 if stopped else 1)  # 1: requests may be unfinished
                 continue
-            if proc.exitcode == 2:
-                return 2  # a usage/configuration error: restarting will not help
+            if code == 2 and not served.is_set():
+                why = (f"worker process {proc.pid} could not start ({_describe_exit(code)}: "
+                       f"a configuration error, see its log above); restarting would not help")
+                log.error("%s: stopping the other worker processes", why)
+                stop_children(signal.SIGTERM)
+                status = 2
+                continue
             now = time.monotonic()
             restarts = [t for t in restarts if now - t < 60] + [now]
-            log.warning("worker process %d exited with %s; starting another",
-                        proc.pid, proc.exitcode)
             if len(restarts) > 5 * args.processes:
-                log.error("workers keep dying (%d restarts in 60 s); giving up", len(restarts))
-                on_signal(signal.SIGTERM, None)
+                why = (f"worker processes keep dying ({len(restarts)} exits in 60 s, the "
+                       f"last: {_describe_exit(code)}); giving up")
+                log.error("%s: stopping the other worker processes", why)
+                stop_children(signal.SIGTERM)
                 status = 1
                 continue
-            children.append(start())
+            when = "while serving" if served.is_set() else "before serving"
+            log.warning("worker process %d ended %s (%s); starting another", proc.pid, when,
+                        _describe_exit(code))
+            start()
+    if not why:
+        names = ", ".join(signal.Signals(s).name for s in dict.fromkeys(stopping)) or "none"
+        why = f"stopped by signal ({names}); worker processes exited"
+    log.info("supervisor exiting with status %d: %s", status, why)
     return status
 
 

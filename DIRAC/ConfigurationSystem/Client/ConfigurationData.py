@@ -30,7 +30,7 @@ from typing import Any
 
 from diracmq.broker import codec
 from diracmq.broker.config import Settings, default_settings
-from diracmq.broker.derrno import ECONF, EMQNOQUEUE
+from diracmq.broker.derrno import ECONF, EMQNOQUEUE, EMQNOWORKER
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 
 from DIRAC.ConfigurationSystem.Client.ConfigurationFile import (
@@ -47,6 +47,7 @@ __all__ = [
     "decode_compressed",
     "encode_compressed",
     "gConfigurationData",
+    "service_consumers",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ DEFAULT_REFRESH = 300.0
 FETCH_TIMEOUT = 10.0
 #: Seconds between retries while the Configuration service does not answer.
 RETRY_FAILED = 10.0
+#: Seconds the "is a Configuration worker consuming?" check before a first load may take.
+PROBE_TIMEOUT = 2.0
 #: Seconds between two ``stat`` calls on a local configuration file.
 FILE_CHECK = 1.0
 
@@ -110,6 +113,8 @@ class ConfigurationData:
         self.source = ""
         #: The last load or refresh error ("" after a success).
         self.error = ""
+        #: The ``Errno`` of that error (0: none, or none given).
+        self.errno = 0
         self._file: ConfigurationFile | None = None
         self._next_file_check = 0.0
         self._settings: Settings | None = None
@@ -169,6 +174,17 @@ class ConfigurationData:
         self.ensureLoaded()
         return self._served
 
+    def serviceKnownDown(self) -> bool:
+        """Whether asking ``Configuration/Server`` now is known to be pointless.
+
+        True when the broker has no such service (``absent``), or the last attempt to
+        load found its queue without a consumer: commands then skip it at once instead
+        of waiting for a timeout.  The refresher keeps asking (every
+        :data:`RETRY_FAILED` s), so this turns False once the service is back.
+        """
+        self.ensureLoaded()
+        return self.state == ABSENT or (self.state == FAILED and self.errno == EMQNOWORKER)
+
     def getVersion(self) -> str:
         """The version of the served tree ("" when none was loaded)."""
         self.ensureLoaded()
@@ -202,7 +218,7 @@ class ConfigurationData:
             message = str(exc) if isinstance(exc, ConfigurationError) else \
                 f"cannot read the configuration file {source.path}: {exc}"
             with self._lock:
-                self.error = message
+                self.error, self.errno = message, ECONF
                 if self.state != LOADED:
                     # keep watching the file: it is used as soon as it becomes good
                     self._file, self.state = source, FAILED
@@ -236,8 +252,15 @@ class ConfigurationData:
         settings = self._get_settings()
         rpc_timeout = timeout if timeout is not None else min(FETCH_TIMEOUT,
                                                               settings.rpc_timeout)
-        result = Client(url=CONFIGURATION_SERVICE, timeout=rpc_timeout,
-                        settings=settings).getCompressedDataIfNewer(known_version)
+        # Not loaded yet (a command starting, or the service was down last time): a
+        # stopped service must cost a command a connection, not the whole fetch timeout.
+        if self.state != LOADED and service_consumers(settings) == 0:
+            result = S_ERROR(EMQNOWORKER, f"{CONFIGURATION_SERVICE}: its queue has no "
+                                          f"consumer (is `dirac-worker Configuration` "
+                                          f"stopped?); asking again every {RETRY_FAILED:g} s")
+        else:
+            result = Client(url=CONFIGURATION_SERVICE, timeout=rpc_timeout,
+                            settings=settings).getCompressedDataIfNewer(known_version)
         tree = None
         if result["OK"]:
             try:
@@ -254,9 +277,10 @@ class ConfigurationData:
             if result["OK"]:
                 if tree is not None:
                     self._set_served(tree, result["Value"], "service")
-                self.error = ""
+                self.error, self.errno = "", 0
                 return result
             self.error = result["Message"]
+            self.errno = result.get("Errno") or 0
             if self.state == LOADED:
                 log.warning("configuration refresh failed (keeping version %s): %s",
                             self.version, result["Message"])
@@ -277,6 +301,7 @@ class ConfigurationData:
         self._served = tree
         self._merged = deep_merge(tree, self._overlay) if self._overlay else tree
         self.version, self.source, self.state, self.error = version, source, LOADED, ""
+        self.errno = 0
         if changed:
             log.info("configuration version %s (from %s)", version, source)
         self._changed.notify_all()
@@ -341,12 +366,43 @@ class ConfigurationData:
         with self._lock:
             self._served, self._overlay, self._merged = {}, {}, {}
             self.version, self.state, self.source, self.error = "", UNLOADED, "", ""
+            self.errno = 0
             self._file = None
             self._settings = None
             self._interval = None
             self._auto_refresh = True
             self._generation += 1
             self._changed.notify_all()
+
+
+def service_consumers(settings: Settings) -> int | None:
+    """Consumers of the Configuration service's queue; None when that cannot be told
+    (no such queue, broker unreachable): the fetch itself then reports why.
+
+    One short-lived connection (at most :data:`PROBE_TIMEOUT` s): how a caller learns
+    at once that the service is stopped, instead of waiting for a call's timeout.
+    """
+    from diracmq.broker import topology
+    from diracmq.broker.connection import (
+        CONNECTION_ERRORS,
+        BrokerUnreachable,
+        close_quietly,
+        connect,
+    )
+
+    try:
+        conn = connect(settings, "diracmq configuration check",
+                       timeout=min(PROBE_TIMEOUT, settings.connect_timeout))
+    except BrokerUnreachable:
+        return None
+    try:
+        frame = conn.channel().queue_declare(
+            topology.service_queue_name(CONFIGURATION_SERVICE), passive=True)
+        return int(frame.method.consumer_count)
+    except CONNECTION_ERRORS:  # 404: no queue (dev mode), or the connection dropped
+        return None
+    finally:
+        close_quietly(conn)
 
 
 class _Refresher:

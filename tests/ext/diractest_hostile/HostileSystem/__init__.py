@@ -1,0 +1,1 @@
+"""Handlers that misbehave on purpose, for the hostile-input tests (tests/hostile)."""
