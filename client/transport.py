@@ -410,17 +410,24 @@ class RPCTransport:
                     # yet): send them now rather than after a turn of the I/O loop.
                     outbox.extend(self._outbox)
                     self._outbox.clear()
-            for sent, pending in enumerate(outbox):  # noqa: B007 - `sent` used below
+            queued = []
+            for pending in outbox:
                 if pending.request_id in self._registry:  # skip calls that timed out
                     try:
                         self._publish(pending)
+                        queued.append(pending)
                     except (ValueError, TypeError) as exc:  # this message, not the connection
                         with self.lock:
                             self._registry.fail(pending, S_ERROR(
                                 EMQENCODE, f"cannot publish {pending.where}: {exc!r}"))
+            # Written now: a connection that died before (a cut the driver has not seen
+            # yet) shows here, and its calls go out again on the next one (same request
+            # ids) instead of failing as "may or may not have run".
+            self._driver.flush()
+            for pending in queued:
+                pending.published = True
             sent = len(outbox)
             if publish_only:
-                self._driver.flush()
                 return  # replies are read by whoever waits for them next
             self._driver.drive(min(remaining, _IDLE))
         except BrokerUnreachable as exc:
@@ -462,7 +469,6 @@ class RPCTransport:
             deadline_ms=int((time.time() + call.deadline - time.monotonic()) * 1000),
             user_id=self.user, group=self.settings.group or None,
             extra_headers=call.extra_headers)
-        call.published = True
 
     # ----------------------------------------------------------- driver callbacks
     def _on_reply(self, delivery: Delivery) -> None:
