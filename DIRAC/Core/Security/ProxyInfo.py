@@ -53,10 +53,11 @@ def whoami(service: str | None = None, timeout: float | None = None
 
     if service:
         return service, ask(service, timeout)
-    from DIRAC.ConfigurationSystem.Client.ConfigurationData import ABSENT, gConfigurationData
+    from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
 
     tried = []
-    if gConfigurationData.state != ABSENT:  # no CS queue on this broker: do not ask again
+    # No CS queue on this broker, or no Configuration worker on it: do not wait for it.
+    if not gConfigurationData.serviceKnownDown():
         probe = PROBE_TIMEOUT if timeout is None else min(timeout, PROBE_TIMEOUT)
         result = ask(CONFIGURATION, probe)
         if result["OK"]:
