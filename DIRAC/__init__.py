@@ -117,9 +117,16 @@ def _check_identity(settings: Settings) -> tuple[bool, dict[str, Any] | None]:
     from diracmq.broker.connection import broker_user
     from diracmq.client.base import Client
 
+    from DIRAC.ConfigurationSystem.Client.ConfigurationData import service_consumers
+
+    user = broker_user(settings)
+    if service_consumers(settings) == 0:  # its queue exists, but nothing serves it now
+        raise DIRACInitError(
+            f"cannot initialize DIRAC: {CONFIGURATION_SERVICE} did not confirm who broker user "
+            f"{user!r} is: its queue has no consumer. Is `dirac-worker Configuration` "
+            f"running? (initialize(require_auth=False) goes on without it)")
     timeout = min(FETCH_TIMEOUT, settings.rpc_timeout)
     result = Client(url=CONFIGURATION_SERVICE, timeout=timeout, settings=settings).whoami()
-    user = broker_user(settings)
     if not result["OK"]:
         if result.get("Errno") == EMQNOQUEUE:
             log.warning("no Configuration service on this broker: running without a "
