@@ -6,10 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY broker ./broker
 COPY client ./client
 COPY workers ./workers
+COPY webapp ./webapp
 COPY DIRAC ./DIRAC
 RUN pip install --no-cache-dir ".[postgres]" && rm -rf /app/build
 
