@@ -127,7 +127,7 @@ def test_upload_cut_before_commit_is_never_visible(dms):
 
 
 CLIENT_SCRIPT = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     from diracmq.broker.config import Settings
     from DIRAC.Resources.Storage.StorageElement import StorageElement
     url, lfn, source, target = sys.argv[1:5]
@@ -137,7 +137,10 @@ CLIENT_SCRIPT = textwrap.dedent("""
     t1 = time.monotonic()
     got = se.getOne(lfn, target)
     t2 = time.monotonic()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM of this process's own memory: ru_maxrss would include the RSS of the
+    # parent (pytest) at fork time, which Linux carries over through exec.
+    peak = int(next(line.split()[1] for line in open("/proc/self/status")
+                    if line.startswith("VmHWM:"))) / 1024
     print(json.dumps({"put": put, "get": got, "put_s": t1 - t0, "get_s": t2 - t1,
                       "peak_mb": peak}))
 """)
