@@ -363,6 +363,13 @@ def test_transfer_protocol_refuses_bad_input(dms):
     # exists overwrite rules
     assert client.openTransfer(lfn, 1)["Errno"] == errno.EEXIST
 
+    # an open upload reserves its size in the quota (SE-B holds 1 MB) until it ends
+    seb = Client(url="DataManagement/StorageElement_SE_B", settings=dms.settings["alice"])
+    first = ok(seb.openTransfer(lfn + "q1", 600_000))["TransferID"]
+    assert seb.openTransfer(lfn + "q2", 600_000)["Errno"] == errno.ENOSPC
+    ok(seb.abortTransfer(first))
+    ok(seb.abortTransfer(ok(seb.openTransfer(lfn + "q2", 600_000))["TransferID"]))
+
 
 def test_front_classes(dms):
     catalog = FileCatalog(settings=dms.settings["alice"])
