@@ -75,6 +75,7 @@ def test_catalogue_bulk_conventions(dms):
     # str, list and dict arguments; a missing LFN fails alone
     assert bulk_ok(cat.getReplicas(lfn1), lfn1) == {lfn1: {"SE-A": f"diracmq://SE-A{lfn1}"}}
     assert bulk_ok(cat.getReplicas([lfn1, lfn2]), lfn1, lfn2)[lfn2] == {}
+    assert bulk_ok(cat.getReplicasForJobs([lfn1]))[lfn1] == {"SE-A": f"diracmq://SE-A{lfn1}"}
     assert "No such file" in bulk_failed(cat.getReplicas({lfn1: None, "/no/such": None}),
                                          "/no/such")["/no/such"]
     meta = bulk_ok(cat.getFileMetadata(lfn1), lfn1)[lfn1]
