@@ -75,6 +75,7 @@ def test_catalogue_bulk_conventions(dms):
     # str, list and dict arguments; a missing LFN fails alone
     assert bulk_ok(cat.getReplicas(lfn1), lfn1) == {lfn1: {"SE-A": f"diracmq://SE-A{lfn1}"}}
     assert bulk_ok(cat.getReplicas([lfn1, lfn2]), lfn1, lfn2)[lfn2] == {}
+    assert bulk_ok(cat.getReplicasForJobs([lfn1]))[lfn1] == {"SE-A": f"diracmq://SE-A{lfn1}"}
     assert "No such file" in bulk_failed(cat.getReplicas({lfn1: None, "/no/such": None}),
                                          "/no/such")["/no/such"]
     meta = bulk_ok(cat.getFileMetadata(lfn1), lfn1)[lfn1]
@@ -362,6 +363,13 @@ def test_transfer_protocol_refuses_bad_input(dms):
     assert ok(client.readChunk(lfn, 2, 3)) == b"cde"
     # exists overwrite rules
     assert client.openTransfer(lfn, 1)["Errno"] == errno.EEXIST
+
+    # an open upload reserves its size in the quota (SE-B holds 1 MB) until it ends
+    seb = Client(url="DataManagement/StorageElement_SE_B", settings=dms.settings["alice"])
+    first = ok(seb.openTransfer(lfn + "q1", 600_000))["TransferID"]
+    assert seb.openTransfer(lfn + "q2", 600_000)["Errno"] == errno.ENOSPC
+    ok(seb.abortTransfer(first))
+    ok(seb.abortTransfer(ok(seb.openTransfer(lfn + "q2", 600_000))["TransferID"]))
 
 
 def test_front_classes(dms):

@@ -113,6 +113,14 @@ class FileCatalogHandler(RequestHandler):
         """``{lfn: {SE: PFN}}``."""
         return self._bulk(lfns, self.db.getReplicas, bool(allStatus))
 
+    types_getReplicasForJobs: ClassVar[list] = [_LFNS]
+    auth_getReplicasForJobs: ClassVar[list] = _AUTH
+
+    def export_getReplicasForJobs(self, lfns: Any, allStatus: bool = False) -> DReturnType:
+        """``{lfn: {SE: PFN}}`` of the replicas a job may read (DIRAC's InputData
+        optimizer asks this): the active ones unless ``allStatus``."""
+        return self._bulk(lfns, self.db.getReplicas, bool(allStatus))
+
     types_getFileMetadata: ClassVar[list] = [_LFNS]
     auth_getFileMetadata: ClassVar[list] = _AUTH
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -145,7 +146,8 @@ class StorageElementHandler(RequestHandler):
             for name in files:
                 with contextlib.suppress(OSError):
                     used += os.lstat(os.path.join(root, name)).st_size
-        for path in (cls.basePath / "transfers").glob("*.json"):
+        transfers = cls.basePath / "transfers"
+        for path in [*transfers.glob("*.json"), *transfers.glob("*.committing")]:
             with contextlib.suppress(OSError, ValueError):
                 used += int(json.loads(path.read_text())["Size"])
         return used
@@ -154,6 +156,8 @@ class StorageElementHandler(RequestHandler):
     def _expireTransfers(cls) -> None:
         limit = time.time() - cls.transferTimeout
         for path in (cls.basePath / "transfers").iterdir():
+            if path.name.startswith("."):
+                continue  # the quota lock
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < limit:
                     path.unlink()
@@ -189,22 +193,27 @@ class StorageElementHandler(RequestHandler):
                 return S_ERROR(errno.EACCES, f"Permission denied: {lfn} on {self.seName} "
                                              f"belongs to another user")
         self._expireTransfers()
-        if self.maxBytes and self._usedBytes() + size > self.maxBytes:
-            return S_ERROR(errno.ENOSPC, f"{self.seName} is full: {size} more bytes would "
-                                         f"exceed its quota of {self.maxBytes} bytes")
-        free = shutil.disk_usage(self.basePath).free
-        if size > free:
-            return S_ERROR(errno.ENOSPC, f"{self.seName}: only {free} bytes free on disk")
         transferID = uuid.uuid4().hex
         info = {"LFN": lfn, "Size": size, "Checksum": checksum.lower(),
                 "Overwrite": bool(overwrite),
                 "Owner": self.getRemoteCredentials().get("username"),
                 "Opened": time.time()}
         part = self._transfer(transferID, ".part")
-        assert part is not None
-        with open(part, "wb") as fh:
-            fh.truncate(0)
-        self._transfer(transferID, ".json").write_text(json.dumps(info))  # type: ignore[union-attr]
+        ticket = self._transfer(transferID, ".json")
+        assert part is not None and ticket is not None
+        # Check and reserve under one lock: the processes serving this SE must not both
+        # see room for the last free bytes.
+        with open(self.basePath / "transfers" / ".quota.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.maxBytes and self._usedBytes() + size > self.maxBytes:
+                return S_ERROR(errno.ENOSPC, f"{self.seName} is full: {size} more bytes "
+                                             f"would exceed its quota of {self.maxBytes} bytes")
+            free = shutil.disk_usage(self.basePath).free
+            if size > free:
+                return S_ERROR(errno.ENOSPC, f"{self.seName}: only {free} bytes free on disk")
+            with open(part, "wb") as fh:
+                fh.truncate(0)
+            ticket.write_text(json.dumps(info))
         return S_OK({"TransferID": transferID, "ChunkSize": CHUNK_SIZE, "MaxChunk": MAX_CHUNK})
 
     def _openInfo(self, transferID: Any) -> DReturnType:

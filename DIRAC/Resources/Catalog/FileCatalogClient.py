@@ -49,6 +49,11 @@ class FileCatalogClient(Client):
         """``{lfn: {SE: PFN}}``."""
         return self.executeRPC("getReplicas", lfns, allStatus, timeout=timeout)
 
+    def getReplicasForJobs(self, lfns: Any, allStatus: bool = False,
+                           timeout: float | None = None) -> DReturnType:
+        """``{lfn: {SE: PFN}}`` of the replicas jobs may read (active ones)."""
+        return self.executeRPC("getReplicasForJobs", lfns, allStatus, timeout=timeout)
+
     def listDirectory(self, lfns: Any, verbose: bool = False,
                       timeout: float | None = None) -> DReturnType:
         """``{path: {"Files": {...}, "SubDirs": {...}, "Links": {}}}``."""
