@@ -30,11 +30,11 @@ pytestmark = pytest.mark.timeout(600)
 BIG_MB = int(os.environ.get("DIRACMQ_TEST_BIG_MB", "2048"))
 #: Peak resident memory allowed to the client process and to the worker (MiB): far
 #: below the 2 GB file, so holding the file (or a growing part of it) fails.  The chunks
-#: in flight are a few tens of MB and alone the peaks measure about 70 and 130 MiB, but
-#: the client once peaked at 650 MiB during a full-suite run on a loaded machine (not
-#: understood yet: suspected glibc keeping freed 4 MiB buffers), hence the margin.
-CLIENT_LIMIT_MB = 1024
-WORKER_LIMIT_MB = 1024
+#: in flight are a few tens of MB and the peaks measure about 70 and 130 MiB.  (A
+#: 650 MiB client "peak" seen in full-suite runs was pytest's own RSS: ru_maxrss carries
+#: the parent's over fork and exec; the client now reads its own VmHWM.)
+CLIENT_LIMIT_MB = 300
+WORKER_LIMIT_MB = 300
 
 
 @pytest.fixture(scope="module")
