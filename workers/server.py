@@ -106,7 +106,8 @@ def parse_request(service: str, props: pika.BasicProperties, body: bytes,
         request_id=str(props.message_id or props.correlation_id or ""),
         # Redelivered requests come back through the retry loop, which the broker
         # records in x-death (its own redelivered flag is gone by then).
-        redelivered=headers is not None and "x-death" in headers and topology.rejected_count(
+        # cluster hook: x-death (classic retry loop) or x-delivery-count (quorum).
+        redelivered=headers is not None and topology.death_count(
             headers, topology.service_queue_name(service)) > 0,
         credentials=credentials_for(user, headers),
     )
@@ -295,7 +296,8 @@ class Worker:
         self._in_flight = 0  # deliveries of the old connection went back to the queue
         for service in self.handlers:
             try:
-                queue = topology.declare_service_queue(channel, service)
+                queue = topology.declare_service_queue(  # cluster hook: queue type
+                    channel, service, self.settings.queue_type)
             except pika.exceptions.ChannelClosedByBroker as exc:
                 close_quietly(conn)
                 raise TopologyMismatch(
@@ -439,7 +441,16 @@ class Worker:
         key = (str(props.user_id or ""), str(props.message_id or ""))
         if props.message_id and self._replies.begin_peek(key):
             return False  # answered here before: the reply cache answers it again
-        deaths = 1 + topology.rejected_count(props.headers, topology.service_queue_name(service))
+        queue = topology.service_queue_name(service)
+        if self.settings.queue_type == "quorum":  # cluster hook
+            # Quorum queues count the deliveries that came back themselves
+            # (x-delivery-count, this death included): no retry loop; a request still
+            # under the limit is simply served again.
+            deaths = max(1, topology.death_count(props.headers, queue, "quorum"))
+            if deaths < self.poison_after:
+                return False
+        else:
+            deaths = 1 + topology.death_count(props.headers, queue, "classic")
         if deaths < self.poison_after:
             self._count("retried")
             log.warning("request %s to %s redelivered (a worker died holding it): sent "
