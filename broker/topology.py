@@ -21,6 +21,7 @@ __all__ = [
     "QUORUM_DELIVERY_LIMIT",
     "check_service_name",
     "death_count",
+    "is_reply_queue_of",
     "declare_service_queue",
     "reply_queue_name",
     "service_queue_arguments",
@@ -92,6 +93,13 @@ def reply_queue_name(user: str) -> str:
     """
     host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
     return f"dirac.reply.{user_token(user)}.{host}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+
+
+def is_reply_queue_of(user: object, queue: str) -> bool:
+    """Whether ``queue`` is one of broker user ``user``'s reply queues (by its name)."""
+    if not isinstance(user, str) or not user:
+        return False
+    return queue.startswith(f"dirac.reply.{user_token(user)}.")
 
 
 def declare_request_exchange(channel) -> None:  # noqa: ANN001 - a pika channel

@@ -129,13 +129,13 @@ def encode_reply(result: DReturnType, where: str) -> bytes:
 def _may_reply_to(user: object, reply_to: str) -> bool:
     """Whether a caller may have replies sent to ``reply_to``.
 
-    Reply queues of our clients are named ``dirac.reply.<user>.…``: a caller may
+    Reply queues of our clients are named ``dirac.reply.<user token>.…``: a caller may
     not direct a worker to feed another user's reply queue.  Other names (Direct
     Reply-to, a raw client's own queue) are the broker's permissions' business.
     """
     if not reply_to.startswith("dirac.reply."):
         return True
-    return isinstance(user, str) and bool(user) and reply_to.startswith(f"dirac.reply.{user}.")
+    return topology.is_reply_queue_of(user, reply_to)  # cluster hook: any user name
 
 
 def _deadline_passed(props: pika.BasicProperties) -> bool:
@@ -445,10 +445,12 @@ class Worker:
         if self.settings.queue_type == "quorum":  # cluster hook
             # Quorum queues count the deliveries that came back themselves
             # (x-delivery-count, this death included): no retry loop; a request still
-            # under the limit is simply served again.
+            # under the limit is simply served again.  The count includes a node's
+            # failover (every delivery held on it comes back), hence the one extra.
             deaths = max(1, topology.death_count(props.headers, queue, "quorum"))
-            if deaths < self.poison_after:
+            if deaths <= self.poison_after:
                 return False
+            deaths -= 1
         else:
             deaths = 1 + topology.death_count(props.headers, queue, "classic")
         if deaths < self.poison_after:

@@ -1,0 +1,191 @@
+"""A 3-node RabbitMQ cluster with quorum service queues, under steady load (issue 12).
+
+The module starts its OWN cluster (broker/localrabbit.py: three nodes on loopback,
+never the shared broker) and two ``dirac-worker --processes 2`` with
+``DIRAC_QUEUE_TYPE=quorum`` and the whole URL list; six client threads call all the
+time with the URL list too.  Each test then hurts the cluster and checks every call with
+``account``: nothing lost, errors only the documented ``EMQCONN`` (a call in flight
+on a dying connection), every call back within its timeout, and prints the failover
+gap: seconds from the fault to the first call made after it that succeeded.
+
+A handler may run twice for one call when its worker's connection dies before the
+ack (the documented at-least-once case, docs/reliability.md): the histogram printed
+says how often that happened; more than two runs fails.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from diracmq.broker import topology
+from diracmq.broker.derrno import EMQCONN
+from diracmq.broker.localrabbit import LocalCluster, NodeUnavailable
+from diracmq.client.base import Client
+
+from fault.faultlib import Calls, FaultPool, account, join_all, settings_for, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+#: Seconds a "partitioned" node stays silent: longer than the quorum queues' leader
+#: election, shorter than Erlang's net_ticktime (60 s).  A shorter net_ticktime made
+#: the nodes of this 2-core machine see spurious partitions under load and pause
+#: (pause_minority) with no fault injected at all.
+SILENCE = 15
+
+
+@pytest.fixture(scope="module")
+def cluster(request) -> Iterator[LocalCluster]:
+    folder = Path(tempfile.mkdtemp(prefix="diracmq-cluster-test-"))
+    try:
+        made = LocalCluster(3, folder, label="quorum")
+    except NodeUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        made.start()
+    except NodeUnavailable as exc:
+        made.close()
+        pytest.fail(f"the test cluster did not start: {exc}", pytrace=False)
+    yield made
+    made.close()
+    if request.session.testsfailed:
+        print(f"cluster test failed: the nodes' logs are in {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def running(cluster: LocalCluster) -> LocalCluster:
+    """The cluster with every node up (a failed test may have left one down)."""
+    for node in cluster.nodes:
+        if not node.running():
+            node.start()
+    return cluster
+
+
+@pytest.fixture
+def pool(running: LocalCluster, tmp_path) -> Iterator[FaultPool]:
+    workers = FaultPool(",".join(running.urls()), tmp_path, private_vhost=True)
+    yield workers
+    problems = workers.stop_all()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def leader_of(cluster: LocalCluster, queue: str) -> int:
+    """Index of the node holding ``queue``'s quorum leader."""
+    for node in cluster.nodes:
+        if not node.running():
+            continue
+        for line in node.ctl("-q", "list_queues", "name", "type", "leader").splitlines():
+            parts = line.split("\t")
+            if parts[0] == queue:
+                assert parts[1] == "quorum", line
+                return next(i for i, n in enumerate(cluster.nodes) if n.name == parts[2])
+    raise AssertionError(f"no queue {queue} on the cluster")
+
+
+class Load:
+    """Two quorum workers (2 processes each) and six calling threads on the URL list."""
+
+    def __init__(self, cluster: LocalCluster, pool: FaultPool, heartbeat: int = 30) -> None:
+        env = {"DIRAC_QUEUE_TYPE": "quorum", "DIRAC_BROKER_HEARTBEAT": str(heartbeat)}
+        self.first = pool.start(processes=2, env=env, timeout=60)
+        self.second = pool.start(self.first.system, processes=2, env=env, timeout=60)
+        self.queue = topology.service_queue_name(f"{self.first.system}/Chaos")
+        self.pool, self.cluster = pool, cluster
+        settings = settings_for(",".join(cluster.urls()), connect_timeout=8.0,
+                                heartbeat=heartbeat)
+        self.client = Client(url=f"{self.first.system}/Chaos", settings=settings)
+        self.calls, self.stop = Calls(), threading.Event()
+        self.threads = self.calls.run_load(
+            lambda i: self.calls.call(self.client, "record", 0.05, timeout=10), 6, self.stop)
+
+    def served_since(self, moment: float) -> bool:
+        return any(r.ok and r.started > moment for r in list(self.calls.records))
+
+    def gap_after(self, moment: float) -> float:
+        """Seconds from ``moment`` to the end of the first call started after it that
+        succeeded."""
+        wait_for(lambda: self.served_since(moment), 40, "a successful call after the fault")
+        return min(r.started + r.elapsed for r in list(self.calls.records)
+                   if r.ok and r.started > moment) - moment
+
+    def finish(self, what: str):
+        time.sleep(2.0)  # steady load on the healed cluster
+        self.stop.set()
+        join_all(self.threads, timeout=60)
+        figures = account(self.calls.records, self.pool.executions(), {EMQCONN},
+                          max_ok_executions=2, max_error_executions=2)
+        print(f"{what}:", figures.summary())
+        after = [self.client.record(f"after-{what[:8]}-{i}", 0, timeout=10) for i in range(10)]
+        assert all(r["OK"] for r in after), [r for r in after if not r["OK"]][:3]
+        return figures
+
+
+def test_sigkill_the_leader_node_and_bring_it_back(running, pool):
+    """SIGKILL the node holding the queue leader: nothing lost, served again in seconds."""
+    load = Load(running, pool)
+    wait_for(lambda: load.served_since(time.monotonic() - 1), 20, "calls flowing")
+    victim = running.nodes[leader_of(running, load.queue)]
+    killed = time.monotonic()
+    victim.kill()
+    gap = load.gap_after(killed)
+    victim.start()
+    back = time.monotonic()
+    wait_for(lambda: load.served_since(back), 30, "calls after the node came back")
+    figures = load.finish("leader node killed")
+    print(f"leader node killed: first successful new call {gap:.2f}s after the kill")
+    assert figures.ok > 0
+    assert gap < 30, gap
+
+
+def test_rolling_restart_of_all_three_nodes(running, pool):
+    """Stop and start each node in turn under load: nothing lost, calls keep flowing."""
+    load = Load(running, pool)
+    wait_for(lambda: load.served_since(time.monotonic() - 1), 20, "calls flowing")
+    gaps = []
+    for node in running.nodes:
+        down = time.monotonic()
+        node.stop()
+        gaps.append(load.gap_after(down))
+        node.start()
+        # a quorum member must be back in sync before the next one goes
+        wait_for(lambda n=node: f"{n.name}" in n.ctl("-q", "cluster_status"), 30,
+                 "the node back in the cluster")
+        up = time.monotonic()
+        wait_for(lambda u=up: load.served_since(u), 30, "calls after the restart")
+    figures = load.finish("rolling restart")
+    print("rolling restart: first successful new call after each stop:",
+          ", ".join(f"{g:.2f}s" for g in gaps))
+    assert max(gaps) < 30, gaps
+    assert figures.ok > 0
+
+
+def test_partitioned_node_makes_no_split_brain_duplicates(running, pool):
+    """The leader's node goes silent (SIGSTOP: cut off from its peers and clients) for
+    SILENCE seconds, then comes back: the other two elect a new leader and serve; the
+    old one steps down; no call runs on both sides of the cut."""
+    load = Load(running, pool, heartbeat=2)
+    wait_for(lambda: load.served_since(time.monotonic() - 1), 20, "calls flowing")
+    victim = running.nodes[leader_of(running, load.queue)]
+    cut = time.monotonic()
+    victim.freeze()
+    try:
+        gap = load.gap_after(cut)
+        time.sleep(max(0.0, cut + SILENCE - time.monotonic()))  # a new leader took over
+    finally:
+        victim.thaw()
+    healed = time.monotonic()
+    wait_for(lambda: load.served_since(healed), 40, "calls after the partition healed")
+    figures = load.finish("partition")
+    print(f"partition: first successful new call {gap:.2f}s after the cut")
+    # split brain would show as calls answered twice (histogram 2x) on OK calls
+    assert figures.ok > 0
+    assert errno.ETIMEDOUT not in figures.errors
