@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import socket
 import ssl
 import time
@@ -133,7 +134,9 @@ def connection_parameters(settings: Settings, name: str) -> list[pika.URLParamet
     nodes before the one that just died.
     """
     params = [_parameters_for(url, settings, name) for url in settings.urls]
-    random.shuffle(params)
+    # SystemRandom: the processes a worker forks inherit the random module's state and
+    # would all pick the same node.
+    random.SystemRandom().shuffle(params)
     now = time.monotonic()
     params.sort(key=lambda p: now - _failed_at.get(f"{p.host}:{p.port}", -1e9) < _FAILED_MEMORY)
     return params
@@ -177,10 +180,16 @@ def _final(exc: BaseException) -> bool:
         # 320 CONNECTION_FORCED (a node stopping) and 541 are worth another node;
         # ACCESS_REFUSED (403), NOT_ALLOWED (530: vhost) and the like will repeat.
         return exc.reply_code not in (320, 541)
-    if isinstance(exc, ssl.SSLError):
-        # The broker refused our certificate (expired, unknown CA): a TLS alert.
-        return "ALERT" in str(exc.reason or "") and "HANDSHAKE" not in str(exc.reason or "")
-    return False
+    # The broker refused our certificate (expired, unknown CA, ...) with a TLS alert, or
+    # we refused its certificate.  With TLS 1.3 the alert arrives after the handshake,
+    # so pika reports it as a lost stream whose text alone names the alert.
+    return bool(_CERTIFICATE_REFUSED.search(repr(exc)))
+
+
+_CERTIFICATE_REFUSED = re.compile(
+    r"ALERT_(UNKNOWN_CA|CERTIFICATE_EXPIRED|BAD_CERTIFICATE|CERTIFICATE_REVOKED|"
+    r"CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REQUIRED|ACCESS_DENIED)|"
+    r"CERTIFICATE_VERIFY_FAILED", re.IGNORECASE)
 
 
 def _describe(params: pika.URLParameters) -> str:

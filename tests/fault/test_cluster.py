@@ -15,6 +15,7 @@ says how often that happened; more than two runs fails.
 
 from __future__ import annotations
 
+import collections
 import errno
 import shutil
 import tempfile
@@ -70,8 +71,11 @@ def running(cluster: LocalCluster) -> LocalCluster:
 
 
 @pytest.fixture
-def pool(running: LocalCluster, tmp_path) -> Iterator[FaultPool]:
-    workers = FaultPool(",".join(running.urls()), tmp_path, private_vhost=True)
+def pool(running: LocalCluster, request) -> Iterator[FaultPool]:
+    # next to the nodes' logs, kept when a test fails
+    workdir = running.dir / f"workers-{request.node.name[:40]}"
+    workdir.mkdir()
+    workers = FaultPool(",".join(running.urls()), workdir, private_vhost=True)
     yield workers
     problems = workers.stop_all()
     if problems:
@@ -113,9 +117,28 @@ class Load:
     def gap_after(self, moment: float) -> float:
         """Seconds from ``moment`` to the end of the first call started after it that
         succeeded."""
-        wait_for(lambda: self.served_since(moment), 40, "a successful call after the fault")
+        try:
+            wait_for(lambda: self.served_since(moment), 40, "a successful call after the fault")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.state(moment)}") from None
         return min(r.started + r.elapsed for r in list(self.calls.records)
                    if r.ok and r.started > moment) - moment
+
+    def state(self, moment: float) -> str:
+        """What the calls since ``moment`` and the queue look like (for a failure)."""
+        since = [r for r in list(self.calls.records) if r.started > moment]
+        outcomes = collections.Counter("OK" if r.ok else str(r.errno) for r in since)
+        queues = "(no node answered)"
+        for node in self.cluster.nodes:
+            if node.running():
+                try:
+                    queues = node.ctl("-q", "list_queues", "name", "type", "leader", "messages",
+                                      "messages_unacknowledged", "consumers", timeout=15)
+                    break
+                except NodeUnavailable as exc:
+                    queues = str(exc)
+        return (f"calls since: {len(since)} {dict(outcomes)}; last: "
+                f"{[r.result for r in since[-2:]]}\nqueues:\n{queues}")
 
     def finish(self, what: str):
         time.sleep(2.0)  # steady load on the healed cluster

@@ -192,6 +192,10 @@ def test_errors_that_would_repeat_are_final():
     assert not connection._final(closed(320, "CONNECTION_FORCED"))
     assert connection._final(pika.exceptions.ProbableAuthenticationError())
     assert not connection._final(ConnectionRefusedError())
+    lost = pika.exceptions.StreamLostError(
+        "Stream connection lost: SSLError(1, '[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert')")
+    assert connection._final(pika.exceptions.AMQPConnectionError(lost))
+    assert not connection._final(pika.exceptions.StreamLostError("ConnectionResetError(104)"))
 
 
 def test_connect_walks_the_list_to_a_living_node():

@@ -49,13 +49,18 @@ for authorization): {CONFIGURATION} when a Configuration worker runs, else
   broker user  : alice
   service      : {CONFIGURATION}
 
+Logged in with a certificate (an amqps:// URL without user name), it also shows the
+certificate file, its subject and issuer DNs, when it expires and the time left
+(hours:minutes:seconds).
+
 Example:
   dirac-proxy-info
   dirac-proxy-info --service WorkloadManagement/JobManager --json
 """
 
 EPILOG = ("--json prints whoami's dict (username, group, properties, DN) plus brokerUser and "
-          "service.\n"
+          "service (and certificate, subject, issuer, notAfter, secondsLeft with a "
+          "certificate login).\n"
           "Exit status: 0 a known user, 1 no service answered or the broker user is not "
           "registered (username 'anonymous'), 2 usage error.")
 
@@ -108,6 +113,17 @@ def _whoami(requested: str | None, timeout: float) -> tuple[str, dict[str, Any]]
     raise CommandError("no service could say who you are: " + "; ".join(tried))
 
 
+def _certificate(settings: Any) -> Any:
+    """The certificate this process logs in with (CertificateInfo), or None (a password)."""
+    from diracmq.broker.connection import uses_certificate_login
+    from diracmq.broker.tlsconfig import certificate_info, find_tls_files
+
+    if not any(uses_certificate_login(url) for url in settings.urls):
+        return None
+    files = find_tls_files(settings)
+    return certificate_info(files.cert) if files.cert is not None else None
+
+
 @run_command
 def main() -> int:
     parser = make_parser(PROG, DESCRIPTION, epilog=EPILOG)
@@ -122,8 +138,12 @@ def main() -> int:
     service, credentials = _whoami(args.service, context.timeout)
     user = broker_user(context.settings)
     username = credentials.get("username") or "anonymous"
+    cert = _certificate(context.settings)
     if args.json:
-        print_json({**credentials, "brokerUser": user, "service": service})
+        extra = {} if cert is None else {
+            "certificate": cert.path, "subject": cert.dn, "issuer": cert.issuer,
+            "notAfter": cert.not_after.isoformat(), "secondsLeft": cert.seconds_left}
+        print_json({**credentials, "brokerUser": user, "service": service, **extra})
     else:
         rows = [("username", username),
                 ("DIRAC group", credentials.get("group") or "(none)"),
@@ -131,12 +151,18 @@ def main() -> int:
                 ("identity", credentials.get("DN") or "(no DN in the Registry)"),
                 ("broker user", user),
                 ("service", service)]
+        if cert is not None:
+            left = cert.seconds_left
+            rows += [("certificate", cert.path), ("subject", cert.dn), ("issuer", cert.issuer),
+                     ("valid until", cert.not_after.strftime("%Y-%m-%d %H:%M:%S UTC")),
+                     ("time left", f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}"
+                      if left else "expired")]
         for label, value in rows:
             print(f"{label:<13}: {value}")
     if username == "anonymous":
         error(f"broker user {user!r} is not a registered DIRAC user (the services see "
               f"'anonymous'): ask your DIRAC administrator for a Registry entry with "
-              f"BrokerUser = {user!r}")
+              + (f"DN = {cert.dn!r}" if cert is not None else f"BrokerUser = {user!r}"))
         return EXIT_FAILED
     return EXIT_OK
 
