@@ -86,6 +86,15 @@ class LocalNode:
         for sub in (folder, self.log_dir, folder / "mnesia"):
             sub.mkdir(parents=True, exist_ok=True)
         (folder / "env.conf").write_text("# private node: nothing from /etc/rabbitmq\n")
+        self.net_ticktime = net_ticktime
+        self._configure()
+        self.proc: subprocess.Popen | None = None
+        self.pid = 0
+
+    def _configure(self) -> None:
+        """Write the node's files and environment for its current ports."""
+        folder, home, name, tls, net_ticktime = (self.dir, self.home, self.name, self.tls,
+                                                 self.net_ticktime)
         plugins = "rabbitmq_auth_mechanism_ssl" if tls else ""
         (folder / "enabled_plugins").write_text(f"[{plugins}].\n")
         conf = [f"listeners.tcp.1 = 127.0.0.1:{self.port}",
@@ -127,8 +136,6 @@ class LocalNode:
             "RABBITMQ_PID_FILE": str(folder / "node.pid"),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         })
-        self.proc: subprocess.Popen | None = None
-        self.pid = 0
 
     # ------------------------------------------------------------------ URLs
     def url(self, vhost: str = "/", user: str = "guest", password: str = "guest") -> str:
@@ -155,15 +162,41 @@ class LocalNode:
         return done.stdout
 
     def start(self, timeout: float = 90.0, wait: bool = True) -> None:
-        """Start the node (in its own process group); ``wait``: until it serves AMQP."""
+        """Start the node (in its own process group); ``wait``: until it serves AMQP.
+
+        A port picked free may be taken by someone else before the node binds it: the
+        node then exits at once, and is started again on new ports (twice at most).
+        """
+        self._spawn()
+        if wait:
+            self.wait_started(timeout)
+
+    def wait_started(self, timeout: float = 90.0) -> None:
+        """:meth:`wait_ready`, starting again on new ports after a port clash."""
+        for attempt in range(3):
+            try:
+                self.wait_ready(timeout)
+                return
+            except NodeUnavailable:
+                if attempt == 2 or not self._port_clash():
+                    raise
+            self.port, self.dist_port = _free_port(), _free_port()
+            self.tls_port = _free_port() if self.tls else 0
+            self._configure()
+            self._spawn()
+
+    def _port_clash(self) -> bool:
+        text = self.log_tail(200)
+        return self.proc is not None and self.proc.poll() is not None and (
+            "already_used" in text or "eaddrinuse" in text)
+
+    def _spawn(self) -> None:
         console = (self.log_dir / "console.out").open("a")
         self.proc = subprocess.Popen([self.server_script], env=self.env, cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=console,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         console.close()
         self.pid = self.proc.pid
-        if wait:
-            self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until the node listens and has finished booting."""
@@ -276,7 +309,7 @@ class LocalCluster:
             for node in self.nodes:
                 node.start(wait=False)
             for node in self.nodes:
-                node.wait_ready(timeout)
+                node.wait_started(timeout)
             for node in self.nodes[1:]:
                 node.ctl("stop_app")
                 node.ctl("join_cluster", first.name, timeout=60)
