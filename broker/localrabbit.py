@@ -161,6 +161,17 @@ class LocalNode:
                                   f"{(done.stdout + done.stderr).strip()[-2000:]}")
         return done.stdout
 
+    def queues_tool(self, *args: str, timeout: float = 30.0) -> str:
+        """``rabbitmq-queues -n <node> args`` (quorum queue status); its output."""
+        tool = str(Path(self.ctl_script).with_name("rabbitmq-queues"))
+        done = subprocess.run([tool, "-n", self.name, *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise NodeUnavailable(f"rabbitmq-queues {' '.join(args)} on {self.name} failed: "
+                                  f"{(done.stdout + done.stderr).strip()[-2000:]}")
+        return done.stdout
+
     def start(self, timeout: float = 90.0, wait: bool = True) -> None:
         """Start the node (in its own process group); ``wait``: until it serves AMQP.
 
