@@ -12,7 +12,9 @@ shared broker), one ``dirac-worker Bench --processes 2`` serving bench/benchext'
   node that includes restarting the node; for the quorum cluster the node stays dead.
 
 Setups (in this order, one cluster at a time): ``classic-1`` (classic queue, 1 node,
-plain), ``quorum-3`` (quorum queue, 3 nodes, plain), ``tls-1`` (classic, 1 node,
+plain), ``quorum-3`` (quorum queue, 3 nodes, plain), ``quorum-3-shm`` (the same with the
+nodes' data on /dev/shm: no disk under the quorum queues' write-ahead-log fsyncs, to
+show what they cost; not a deployment setting), ``tls-1`` (classic, 1 node,
 ``amqps://`` with certificate login) and ``plain-1`` again right after it (so the TLS
 ratio compares neighbours).  Ratios are printed between setups of this run only.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +45,8 @@ from DIRAC.Core.Security.BrokerPermissions import client_permissions
 
 HERE = Path(__file__).resolve().parent
 SERVICE = "Bench/Echo"
+#: A tmpfs for the nodes of the ``quorum-3-shm`` setup (no disk under the fsyncs).
+SHM = "/dev/shm"
 
 
 def start_worker(url: str, queue_type: str, workdir: Path) -> subprocess.Popen:
@@ -116,8 +121,8 @@ def failover_gap(cluster: LocalCluster, client: Client, restart: bool) -> float:
 
 
 def run_setup(name: str, nodes: int, queue_type: str, tls: dict | None, duration: float,
-              gap: bool, workdir: Path, settings_kw: dict) -> dict:
-    cluster = LocalCluster(nodes, label=f"bench{name}", tls=tls)
+              gap: bool, workdir: Path, settings_kw: dict, folder: Path | None = None) -> dict:
+    cluster = LocalCluster(nodes, folder, label=f"bench{name}", tls=tls)
     worker = None
     try:
         cluster.start()
@@ -149,6 +154,8 @@ def run_setup(name: str, nodes: int, queue_type: str, tls: dict | None, duration
             except subprocess.TimeoutExpired:
                 worker.kill()
         cluster.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> int:
@@ -175,6 +182,9 @@ def main() -> int:
     results = [
         run_setup("classic-1", 1, "classic", None, args.duration, True, workdir, {}),
         run_setup("quorum-3", 3, "quorum", None, args.duration, True, workdir, {}),
+        # the same on tmpfs: what the quorum queues' write-ahead-log fsyncs cost
+        run_setup("quorum-3-shm", 3, "quorum", None, args.duration, False, workdir, {},
+                  folder=Path(tempfile.mkdtemp(prefix="diracmq-bench-", dir=SHM))),
         run_setup("tls-1", 1, "classic", tls, args.duration, False, workdir,
                   {"tls_cert": str(certs / "bench.pem"), "tls_ca": str(certs / "ca.pem"),
                    "_user": user}),
@@ -192,6 +202,8 @@ def main() -> int:
         / by["classic-1"]["seq"]["calls_per_s"],
         "quorum3/classic1 inflight100": by["quorum-3"]["inflight100"]["calls_per_s"]
         / by["classic-1"]["inflight100"]["calls_per_s"],
+        "quorum3 on tmpfs/classic1 seq": by["quorum-3-shm"]["seq"]["calls_per_s"]
+        / by["classic-1"]["seq"]["calls_per_s"],
         "tls/plain seq": by["tls-1"]["seq"]["calls_per_s"] / by["plain-1"]["seq"]["calls_per_s"],
         "tls/plain inflight100": by["tls-1"]["inflight100"]["calls_per_s"]
         / by["plain-1"]["inflight100"]["calls_per_s"],
