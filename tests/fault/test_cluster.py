@@ -24,13 +24,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 from diracmq.broker import topology
-from diracmq.broker.derrno import EMQCONN, EMQNOWORKER
+from diracmq.broker.derrno import EMQCONN, EMQDEADLETTER, EMQNOWORKER
 from diracmq.broker.localrabbit import LocalCluster, NodeUnavailable
 from diracmq.client.base import Client
 
-from fault.faultlib import Calls, FaultPool, account, join_all, settings_for, wait_for
+from fault.faultlib import (
+    Calls,
+    FaultPool,
+    account,
+    drain_queue,
+    join_all,
+    settings_for,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -41,6 +50,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 #: (rabbitmq/rabbitmq-server#9208; our client publishes without confirms, so only the
 #: call's timeout tells).  The handler of such a call never ran (checked by account()).
 ALLOWED = {EMQCONN, errno.ETIMEDOUT, EMQNOWORKER}
+
+CRASH_STATUS = 17  # tests/ext/diractest_fault: a handler's os._exit status
 
 #: Seconds a "partitioned" node stays silent: longer than the quorum queues' leader
 #: election, shorter than Erlang's net_ticktime (60 s).  A shorter net_ticktime made
@@ -242,3 +253,29 @@ def test_partitioned_node_makes_no_split_brain_duplicates(running, pool):
     # split brain would show as a call run on both sides: account() allows 2 runs only
     # for the at-least-once case; print the histogram for the report
     assert figures.ok > 0
+
+
+def test_poison_request_on_a_quorum_queue_is_parked_by_delivery_count(running, pool):
+    """Quorum queues count deliveries themselves (no retry loop): a request that kills
+    every worker is parked once x-delivery-count passes --poison-after (2), i.e. after
+    3 deaths, and its caller gets EMQDEADLETTER."""
+    env = {"DIRAC_QUEUE_TYPE": "quorum"}
+    first = pool.start(threads=1, env=env, timeout=60)
+    workers = [first, *(pool.start(first.system, threads=1, env=env, timeout=60)
+                        for _ in range(3))]
+    client = Client(url=f"{first.system}/Chaos",
+                    settings=settings_for(",".join(running.urls())))
+    result = client.crash("poison-q", timeout=60)
+    assert result["OK"] is False and result["Errno"] == EMQDEADLETTER, result
+    wait_for(lambda: len([w for w in workers if w.returncode is not None]) == 3, 10,
+             "three workers dead")
+    dead = [w for w in workers if w.returncode is not None]
+    for worker in dead:
+        assert worker.returncode == CRASH_STATUS, worker.diagnostics("unexpected exit")
+        worker.expected_returncode = CRASH_STATUS
+    starts = [r for r in pool.records() if r.get("event") == "start" and r["tag"] == "poison-q"]
+    assert len(starts) == 3
+    parked = [msgpack.unpackb(body, raw=False) for _, body
+              in drain_queue(running.nodes[0].url(), topology.PARKING_QUEUE)]
+    assert [b for b in parked if b.get("args") == ["poison-q"]], parked
+    assert client.record("after-poison", 0, timeout=10)["OK"]
