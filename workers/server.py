@@ -450,7 +450,6 @@ class Worker:
             deaths = max(1, topology.death_count(props.headers, queue, "quorum"))
             if deaths <= self.poison_after:
                 return False
-            deaths -= 1
         else:
             deaths = 1 + topology.death_count(props.headers, queue, "classic")
         if deaths < self.poison_after:
