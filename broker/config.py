@@ -20,8 +20,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_BROKER_URL", "Settings", "config_file_path", "default_settings",
-           "set_default_settings"]
+__all__ = ["DEFAULT_BROKER_URL", "QUEUE_TYPES", "Settings", "config_file_path",
+           "default_settings", "set_default_settings", "split_urls"]
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -40,7 +40,9 @@ class ReplyMode(enum.Enum):
 class Settings:
     """Broker and RPC settings shared by clients and workers."""
 
-    #: AMQP URL of the broker (``amqp://user:password@host:port/vhost``).
+    #: AMQP URL of the broker (``amqp://user:password@host:port/vhost``), or several
+    #: nodes of one cluster, comma-separated (a TOML list is joined the same way):
+    #: clients and workers shuffle them and fail over from one to the next.
     url: str = DEFAULT_BROKER_URL
     #: Default per-call timeout in seconds (DIRAC's own default is 600 s).
     rpc_timeout: float = 600.0
@@ -69,6 +71,16 @@ class Settings:
     #: broker's own ``max_message_size`` (RabbitMQ's default is 128 MiB).  Over it, the
     #: broker would close the channel; here the call gets S_ERROR(EMQENCODE) instead.
     max_message_bytes: int = 128 * 1024 * 1024
+    #: Type of the service request queues workers declare: ``classic`` (one node) or
+    #: ``quorum`` (replicated over a cluster, docs/configuration.md#queue-types).
+    queue_type: str = "classic"
+    #: Certificate login (``amqps://`` URLs): the PEM proxy or certificate+key file, the
+    #: key file when separate, and a CA file or directory.  Empty: DIRAC's usual
+    #: ``X509_USER_PROXY`` / ``X509_USER_CERT`` + ``X509_USER_KEY`` / ``X509_CERT_DIR``
+    #: (broker/tlsconfig.py says how they are found).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -101,6 +113,19 @@ class Settings:
             raise ValueError("no_worker_after must be positive")
         if self.max_message_bytes < 1024:
             raise ValueError("max_message_bytes must be at least 1024")
+        if self.queue_type not in QUEUE_TYPES:
+            raise ValueError(f"queue_type must be one of {', '.join(QUEUE_TYPES)}, "
+                             f"not {self.queue_type!r}")
+        urls = self.urls
+        schemes = {u.split("://", 1)[0].lower() for u in urls}
+        if not urls or not schemes <= {"amqp", "amqps"}:
+            raise ValueError(f"url must be one or more amqp:// or amqps:// URLs, "
+                             f"comma-separated, not {self.url!r}")
+
+    @property
+    def urls(self) -> list[str]:
+        """The broker URLs, in the order given (``url`` split at commas)."""
+        return split_urls(self.url)
 
 
 #: option name -> environment variable
@@ -116,7 +141,23 @@ _OPTIONS = {
     "malloc_keep_mb": "DIRAC_MALLOC_KEEP_MB",
     "no_worker_after": "DIRAC_NO_WORKER_AFTER",
     "max_message_bytes": "DIRAC_MAX_MESSAGE_BYTES",
+    "queue_type": "DIRAC_QUEUE_TYPE",
+    "tls_cert": "DIRAC_TLS_CERT",
+    "tls_key": "DIRAC_TLS_KEY",
+    "tls_ca": "DIRAC_TLS_CA",
 }
+
+#: The service queue types ``queue_type`` accepts.
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def split_urls(value: str) -> list[str]:
+    """``"amqp://a,amqp://b"`` -> the URLs, blanks dropped.
+
+    A comma cannot occur unescaped in an AMQP URL's host or vhost, and one escaped in a
+    password (``%2C``) is not split, so splitting at commas is unambiguous.
+    """
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
@@ -126,6 +167,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in values.items():
         kind = types[name]
+        if name == "url" and isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)  # TOML: url = ["amqp://a", "amqp://b"]
         try:
             out[name] = {"float": float, "int": int, "str": str}[kind](value)
         except (TypeError, ValueError) as exc:

@@ -139,7 +139,7 @@ class PikaDriver(Driver):
 
     def declare_service_queue(self, service: str, queue_type: str = "classic") -> str:
         try:
-            return topology.declare_service_queue(self._require(), service)
+            return topology.declare_service_queue(self._require(), service, queue_type)
         except CONNECTION_ERRORS as exc:
             raise _refused(exc) from exc
 

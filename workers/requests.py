@@ -73,7 +73,8 @@ def parse_request(service: str, props: Properties, body: bytes, message: Any = N
         request_id=str(props.message_id or props.correlation_id or ""),
         # Redelivered requests come back through the retry loop, which the broker
         # records in x-death (its own redelivered flag is gone by then).
-        redelivered=headers is not None and "x-death" in headers and topology.rejected_count(
+        # (x-death for a classic queue's retry loop; x-delivery-count for a quorum queue).
+        redelivered=headers is not None and topology.death_count(
             headers, topology.service_queue_name(service)) > 0,
         credentials=credentials_for(user, headers),
     )
@@ -135,7 +136,7 @@ def reply_refusal(user: object, reply_to: object) -> str | None:
         return None
     if not isinstance(user, str) or not user:
         return "a reply queue without a user_id the broker checked"
-    if topology.is_reply_queue_of(reply_to, user):
+    if topology.is_reply_queue_of(user, reply_to):
         return None
     return "not a reply destination of the caller's"
 

@@ -261,7 +261,7 @@ class Worker:
         self._queues.clear()
         for service in self.handlers:
             try:
-                queue = driver.declare_service_queue(service)
+                queue = driver.declare_service_queue(service, self.settings.queue_type)
             except BrokerRefused as exc:
                 driver.close()
                 raise TopologyMismatch(
@@ -325,7 +325,10 @@ class Worker:
         if delivery.redelivered and self._give_up_or_retry(service, delivery):
             return
         self._in_flight += 1
-        suspect = topology.rejected_count(delivery.properties.headers, delivery.queue) > 0
+        # Back after a worker died holding it: through the retry loop (x-death, classic
+        # queues) or redelivered by a quorum queue (x-delivery-count).
+        suspect = topology.death_count(delivery.properties.headers, delivery.queue,
+                                       self.settings.queue_type) > 0
         self._scheduler.add(Work(service, delivery, suspect))
 
     def _io_turn(self, inline: bool) -> None:
@@ -418,8 +421,20 @@ class Worker:
             while len(self._resent) > _RESENT_KEEP:
                 self._resent.popitem(last=False)
             return False  # answered here before: the reply cache answers it again
-        deaths = 1 + topology.rejected_count(props.headers, delivery.queue)
         convicted = bool(props.message_id) and self._alone_files.convicted(*key)
+        if self.settings.queue_type == "quorum":
+            # Quorum queues count the deliveries that came back themselves
+            # (x-delivery-count, this death included): there is no retry loop, a
+            # redelivered request is a suspect as it is (it runs alone).  The count also
+            # grows with a node's failover (every delivery held there comes back),
+            # hence one more death tolerated without an alone-file's conviction.
+            deaths = max(1, topology.death_count(props.headers, delivery.queue, "quorum"))
+            if (convicted and deaths >= self.poison_after) \
+                    or deaths > self.poison_after + HOST_SLACK:
+                self._replier.park(service, delivery, deaths)
+                return True
+            return False
+        deaths = 1 + topology.rejected_count(props.headers, delivery.queue)
         if (convicted and deaths >= self.poison_after) \
                 or deaths >= self.poison_after + HOST_SLACK:
             self._replier.park(service, delivery, deaths)

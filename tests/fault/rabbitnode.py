@@ -30,47 +30,21 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from diracmq.broker import localrabbit
+
 __all__ = ["NodeUnavailable", "RabbitNode", "find_rabbitmq_scripts"]
 
-#: Where Debian (and the generic unix tarball layout) keeps the real scripts.
-_SCRIPT_DIRS = ("/usr/lib/rabbitmq/bin",)
-
-
-class NodeUnavailable(RuntimeError):
-    """RabbitMQ is not installed here, or the private node would not start."""
-
-
-def find_rabbitmq_scripts() -> tuple[str, str]:
-    """Paths of the real ``rabbitmq-server`` and ``rabbitmqctl`` (not the su wrappers)."""
-    dirs = [os.environ["DIRACMQ_RABBITMQ_SBIN"]] if os.environ.get("DIRACMQ_RABBITMQ_SBIN") \
-        else list(_SCRIPT_DIRS)
-    for folder in dirs:
-        server, ctl = Path(folder, "rabbitmq-server"), Path(folder, "rabbitmqctl")
-        if server.exists() and ctl.exists():
-            return str(server), str(ctl)
-    raise NodeUnavailable(
-        f"no RabbitMQ start scripts in {', '.join(dirs)} (apt-get install rabbitmq-server, "
-        f"or set DIRACMQ_RABBITMQ_SBIN to the folder holding rabbitmq-server/rabbitmqctl)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+# The start scripts, port helpers and the error are broker/localrabbit.py's (the
+# dirac-rabbitmq-cluster command's nodes and this one are started the same way).
+NodeUnavailable = localrabbit.NodeUnavailable
+find_rabbitmq_scripts = localrabbit._scripts
+free_port = localrabbit._free_port
+_port_open = localrabbit.port_open
 
 
 class RabbitNode:

@@ -242,8 +242,16 @@ def test_broker_permissions():
                  "dirac.reply.dirac-wms.h.1.x"):
         assert re.match(configure, name) and re.match(read, name), name
     assert re.match(write, "amq.default") and not re.match(read, "dirac.reply.alice.h.1.x")
+    # Any name works now, DNs with dots included; "al" must not reach "al.ice"'s queues.
+    assert check_broker_user_name("al.ice") == "al.ice"
+    _, _, read_al = client_permissions("al")
+    _, _, read_alice = client_permissions("al.ice")
+    from diracmq.broker.topology import reply_queue_name
+
+    assert re.match(read_alice, reply_queue_name("al.ice"))
+    assert not re.match(read_al, reply_queue_name("al.ice"))
     with pytest.raises(ValueError):
-        check_broker_user_name("al.ice")
+        check_broker_user_name("")
 
 
 def test_only_a_trusted_host_may_act_for_another_user(registry):

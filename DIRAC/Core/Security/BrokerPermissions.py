@@ -14,8 +14,10 @@ broker/topology.py:
 
 A client gets nothing else: it cannot consume a service queue (other users'
 requests), another user's reply queue, bind anything, or publish to a queue
-directly.  Broker user names must not contain ``.`` (the separator of the reply-queue
-names), or user ``al`` would match ``al.ice``'s queues.
+directly.  Any broker user name works, a certificate's DN included
+(``CN=dirac.example.org,O=Example``): the reply-queue names carry it as
+``topology.user_token`` (no ``.`` in it, so user ``al`` never matches ``al.ice``'s
+queues).
 
 ``python -m DIRAC.Core.Security.BrokerPermissions --vhost /dirac alice`` prints the
 ``rabbitmqctl`` commands that create a client user (``--worker`` for a worker).
@@ -29,26 +31,32 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from diracmq.broker.topology import user_token
+
 __all__ = ["client_permissions", "check_broker_user_name", "main", "worker_permissions"]
 
 
 def check_broker_user_name(user: str) -> str:
-    """``user`` if it can be given per-user reply queues; ValueError otherwise."""
-    if not user or "." in user or any(c.isspace() for c in user):
-        raise ValueError(f"broker user name {user!r} must be non-empty, without '.' or "
-                         f"spaces (reply queues are named dirac.reply.<user>.<...>)")
+    """``user`` if it can be a broker user name (non-empty, no control characters)."""
+    if not isinstance(user, str) or not user or any(ord(c) < 32 for c in user):
+        raise ValueError(f"broker user name {user!r} must be non-empty, without control "
+                         f"characters")
     return user
+
+
+def _own_replies(user: str) -> str:
+    return rf"dirac\.reply\.{re.escape(user_token(check_broker_user_name(user)))}\..+"
 
 
 def client_permissions(user: str) -> tuple[str, str, str]:
     """(configure, write, read) regexes of a DIRAC client user."""
-    own_replies = rf"^dirac\.reply\.{re.escape(check_broker_user_name(user))}\..+$"
+    own_replies = rf"^{_own_replies(user)}$"
     return own_replies, r"^dirac\.rpc$", own_replies
 
 
 def worker_permissions(user: str) -> tuple[str, str, str]:
     """(configure, write, read) regexes of a worker's broker user."""
-    mine = rf"^(dirac\.rpc(\..+)?|dirac\.reply\.{re.escape(check_broker_user_name(user))}\..+)$"
+    mine = rf"^(dirac\.rpc(\..+)?|{_own_replies(user)})$"
     return mine, r"^(dirac\.rpc(\..+)?|amq\.default)$", mine
 
 
@@ -57,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m DIRAC.Core.Security.BrokerPermissions",
         description="Print the rabbitmqctl commands for a DIRAC broker user.")
-    parser.add_argument("user", help="the broker user name (no '.')")
+    parser.add_argument("user", help="the broker user name (a certificate user: its DN as "
+                                     "the broker spells it, e.g. 'CN=alice,DC=example,DC=org')")
+    parser.add_argument("--certificate", action="store_true",
+                        help="a certificate (EXTERNAL) user: created without a password")
     parser.add_argument("--vhost", default="/", help="the vhost (default /)")
     parser.add_argument("--worker", action="store_true",
                         help="a worker's user (serves services) instead of a client's")
@@ -66,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         perms = (worker_permissions if args.worker else client_permissions)(args.user)
     except ValueError as exc:
         parser.error(str(exc))
-    print(f"rabbitmqctl add_user {shlex.quote(args.user)} \"$PASSWORD\"")
+    if args.certificate:
+        # A user with no password can only log in through EXTERNAL (its certificate).
+        print(f"rabbitmqctl add_user {shlex.quote(args.user)} \"$(openssl rand -hex 32)\"")
+        print(f"rabbitmqctl clear_password {shlex.quote(args.user)}")
+    else:
+        print(f"rabbitmqctl add_user {shlex.quote(args.user)} \"$PASSWORD\"")
     print(f"rabbitmqctl set_permissions -p {shlex.quote(args.vhost)} {shlex.quote(args.user)} "
           + " ".join(shlex.quote(p) for p in perms))
     return 0

@@ -117,7 +117,7 @@ def main() -> int:
         ("Setup", setup_name),
         ("VirtualOrganization", vo),
         ("ConfigurationServer", configuration),
-        ("Broker URL", mask_url(settings.url)),
+        ("Broker URL", ", ".join(mask_url(u) for u in settings.urls)),  # every node
         ("Broker user", broker_user(settings)),
         ("Broker", "reachable" if reachable else "unreachable"),
         ("Config file", str(config_file) if config_file else "none (defaults, environment)"),

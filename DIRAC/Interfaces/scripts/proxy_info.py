@@ -19,6 +19,11 @@ service.
 Exit status: 0 a known user, 1 no service answered or the broker user is not
 registered (username 'anonymous'), 2 usage error.
 
+Logged in with a certificate (an amqps:// URL without user name), it also shows the
+certificate file, its subject and issuer DNs, when it expires and the time left
+(hours:minutes:seconds); --json adds certificate, subject, issuer, notAfter and
+secondsLeft.
+
 Usage:
   dirac-proxy-info [options] ...
 
@@ -28,6 +33,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from DIRAC.Core.Base.Script import Script
 from DIRAC.Core.Security.ProxyInfo import CONFIGURATION, FALLBACK, whoami
@@ -42,6 +49,17 @@ from DIRAC.Interfaces.scripts.common import (
     setup,
     usage_error,
 )
+
+
+def _certificate(settings: Any) -> Any:
+    """The certificate this process logs in with (CertificateInfo), or None (a password)."""
+    from diracmq.broker.connection import uses_certificate_login
+    from diracmq.broker.tlsconfig import certificate_info, find_tls_files
+
+    if not any(uses_certificate_login(url) for url in settings.urls):
+        return None
+    files = find_tls_files(settings)
+    return certificate_info(files.cert) if files.cert is not None else None
 
 
 @Script()
@@ -71,8 +89,12 @@ def main() -> int:
     credentials = result["Value"]
     user = broker_user(context.settings)
     username = credentials.get("username") or "anonymous"
+    cert = _certificate(context.settings)
     if options.json:
-        print_json({**credentials, "brokerUser": user, "service": service})
+        extra = {} if cert is None else {
+            "certificate": cert.path, "subject": cert.dn, "issuer": cert.issuer,
+            "notAfter": cert.not_after.isoformat(), "secondsLeft": cert.seconds_left}
+        print_json({**credentials, "brokerUser": user, "service": service, **extra})
     else:
         rows = [("username", username),
                 ("DIRAC group", credentials.get("group") or "(none)"),
@@ -80,12 +102,18 @@ def main() -> int:
                 ("identity", credentials.get("DN") or "(no DN in the Registry)"),
                 ("broker user", user),
                 ("service", service)]
+        if cert is not None:
+            left = cert.seconds_left
+            rows += [("certificate", cert.path), ("subject", cert.dn), ("issuer", cert.issuer),
+                     ("valid until", cert.not_after.strftime("%Y-%m-%d %H:%M:%S UTC")),
+                     ("time left", f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}"
+                      if left else "expired")]
         for label, value in rows:
             print(f"{label:<13}: {value}")
     if username == "anonymous":
         error(f"broker user {user!r} is not a registered DIRAC user (the services see "
               f"'anonymous'): ask your DIRAC administrator for a Registry entry with "
-              f"BrokerUser = {user!r}")
+              + (f"DN = {cert.dn!r}" if cert is not None else f"BrokerUser = {user!r}"))
         return EXIT_FAILED
     return EXIT_OK
 

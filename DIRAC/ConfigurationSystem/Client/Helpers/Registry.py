@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from diracmq.broker.config import Settings
+from diracmq.broker.dn import DNError, dirac_to_rfc4514, rfc4514_to_dirac, strip_proxy_cns
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from diracmq.workers.registry import ANONYMOUS, RegistryMode
 
@@ -101,6 +102,31 @@ class RegistryIndex:
         for kind, entries in (("host", self.hosts), ("user", self.users)):
             for name, entry in entries.items():
                 self.by_broker_user[_str(entry.get("BrokerUser")) or name] = (kind, name)
+        #: certificate users: the broker's RFC 4514 spelling of each ``DN`` -> (kind, name)
+        self.by_dn: dict[str, tuple[str, str]] = {}
+        for kind, entries in (("host", self.hosts), ("user", self.users)):
+            for name, entry in entries.items():
+                for dn in as_list(entry.get("DN", [])) or []:
+                    try:
+                        self.by_dn[dirac_to_rfc4514(str(dn))] = (kind, name)
+                    except DNError:
+                        pass  # not a slash-form DN: it cannot match a certificate
+
+    def lookup(self, broker_user: str) -> tuple[str, str] | None:
+        """("user" | "host", name) of a broker user, or None (anonymous).
+
+        A ``BrokerUser`` (or the entry's name) matches first; else a certificate user,
+        whose broker user name is its subject DN in RFC 4514 form, matches the entry
+        whose ``DN`` it is (as DIRAC does; a proxy's extra ``CN=<digits>`` dropped).
+        """
+        found = self.by_broker_user.get(broker_user)
+        if found is not None or not self.by_dn or "=" not in broker_user:
+            return found
+        try:
+            slash = strip_proxy_cns(rfc4514_to_dirac(broker_user))
+            return self.by_dn.get(dirac_to_rfc4514(slash))
+        except DNError:
+            return None
 
     def default_group(self, username: str) -> str:
         """The group a user gets when it asks for none: the first ``DefaultGroup`` it is in,
@@ -118,10 +144,12 @@ class RegistryIndex:
         An unknown broker user is ``anonymous``.  A ``requested_group`` the caller is not
         a member of gives ``validGroup: False`` (the worker refuses the request).
         """
-        found = self.by_broker_user.get(broker_user)
+        found = self.lookup(broker_user)
+        cert_dn = _certificate_dn(broker_user) if broker_user not in self.by_broker_user else ""
         if found is None:
-            return {"username": ANONYMOUS, "group": "", "properties": [],
-                    "brokerUser": broker_user}
+            anonymous = {"username": ANONYMOUS, "group": "", "properties": [],
+                         "brokerUser": broker_user}
+            return {**anonymous, "DN": cert_dn} if cert_dn else anonymous
         kind, name = found
         if kind == "host":
             entry = self.hosts[name]
@@ -137,7 +165,7 @@ class RegistryIndex:
             creds = {"username": name, "group": group,
                      "properties": list(self.properties.get(group, [])),
                      "brokerUser": broker_user}
-        dn = _str(entry.get("DN"))
+        dn = cert_dn or _str(entry.get("DN"))
         if dn:
             creds["DN"] = dn
         if requested_group and requested_group != creds["group"]:
@@ -229,6 +257,14 @@ class ConfigurationRegistry:
     def refresh(self) -> None:
         """Re-check the file, or ask the Configuration service for a newer version, now."""
         gConfigurationData.refresh()
+def _certificate_dn(broker_user: str) -> str:
+    """The slash-form DN of a certificate user's broker user name; "" for a password user."""
+    if "=" not in broker_user:
+        return ""
+    try:
+        return rfc4514_to_dirac(broker_user)
+    except DNError:
+        return ""
 
 
 _index_lock = threading.Lock()
@@ -251,7 +287,7 @@ def _current() -> RegistryIndex:
 # ------------------------------------------------------------ DIRAC-style API
 def getUsernameForBrokerUser(brokerUser: str) -> DReturnType:
     """S_OK(the DIRAC username of a broker user) or S_ERROR."""
-    found = _current().by_broker_user.get(brokerUser)
+    found = _current().lookup(brokerUser)
     if found is None or found[0] != "user":
         return S_ERROR(f"No username found for broker user {brokerUser}")
     return S_OK(found[1])

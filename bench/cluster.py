@@ -1,0 +1,219 @@
+"""Cluster and TLS figures in one run: classic on 1 node vs quorum on 3 nodes, TLS vs plain.
+
+Each setup starts its own RabbitMQ node(s) on loopback (broker/localrabbit.py, never the
+shared broker), one ``dirac-worker Bench --processes 2`` serving bench/benchext's
+``Bench/Echo`` (the same handler as bench/run.py), and measures from this process:
+
+* ``seq``: one thread, sequential ``echo`` calls (calls/s and median latency);
+* ``inflight100``: a window of 100 ``Client.submit`` futures (calls/s);
+* ``failover gap`` (cluster setups): one thread calls sequentially; the node holding the
+  queue's leader (classic: the only node) is SIGKILLed; the gap is the time from the kill
+  to the end of the first call made after it that succeeded.  For the single classic
+  node that includes restarting the node; for the quorum cluster the node stays dead.
+
+Setups (in this order, one cluster at a time): ``classic-1`` (classic queue, 1 node,
+plain), ``quorum-3`` (quorum queue, 3 nodes, plain), ``quorum-3-shm`` (the same with the
+nodes' data on /dev/shm: no disk under the quorum queues' write-ahead-log fsyncs, to
+show what they cost; not a deployment setting), ``tls-1`` (classic, 1 node,
+``amqps://`` with certificate login) and ``plain-1`` again right after it (so the TLS
+ratio compares neighbours).  Ratios are printed between setups of this run only.
+
+Run:  .venv/bin/python bench/cluster.py [--duration 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from diracmq.broker import dn
+from diracmq.broker.config import Settings
+from diracmq.broker.localrabbit import LocalCluster
+from diracmq.broker.testcerts import Authority
+from diracmq.client.base import Client
+from diracmq.client.transport import get_transport
+
+from DIRAC.Core.Security.BrokerPermissions import client_permissions
+
+HERE = Path(__file__).resolve().parent
+SERVICE = "Bench/Echo"
+#: A tmpfs for the nodes of the ``quorum-3-shm`` setup (no disk under the fsyncs).
+SHM = "/dev/shm"
+
+
+def start_worker(url: str, queue_type: str, workdir: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update({"DIRAC_BROKER_URL": url, "DIRAC_QUEUE_TYPE": queue_type,
+                "PYTHONPATH": str(HERE), "DIRAC_LOG_LEVEL": "INFO",
+                "DIRAC_DATA_DIR": str(workdir)})
+    log = (workdir / f"worker-{time.monotonic_ns()}.log").open("w")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("dirac-worker")), "Bench",
+                             "--extension", "benchext", "--processes", "2"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    return proc
+
+
+def wait_served(client: Client, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.echo("x", timeout=5)["OK"]:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the worker never answered")
+
+
+def sequential(client: Client, duration: float) -> dict:
+    lat = []
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
+        t = time.perf_counter()
+        result = client.echo("x" * 100, timeout=30)
+        lat.append(time.perf_counter() - t)
+        assert result["OK"], result
+    return {"calls_per_s": len(lat) / sum(lat), "median_ms": statistics.median(lat) * 1000}
+
+
+def in_flight(client: Client, duration: float, window: int = 100) -> dict:
+    done = 0
+    pending = [client.submit("echo", "x" * 100, timeout=60) for _ in range(window)]
+    start = time.monotonic()
+    end = start + duration
+    while time.monotonic() < end:
+        result = pending.pop(0).result()
+        assert result["OK"], result
+        done += 1
+        pending.append(client.submit("echo", "x" * 100, timeout=60))
+    elapsed = time.monotonic() - start
+    for future in pending:
+        future.result()
+    return {"calls_per_s": done / elapsed}
+
+
+def leader_index(cluster: LocalCluster, queue: str) -> int:
+    out = cluster.nodes[0].ctl("-q", "list_queues", "name", "leader")
+    for line in out.splitlines():
+        name, _, leader = line.partition("\t")
+        if name == queue and leader:
+            return next(i for i, n in enumerate(cluster.nodes) if n.name == leader)
+    return 0
+
+
+def failover_gap(cluster: LocalCluster, client: Client, restart: bool) -> float:
+    victim = cluster.nodes[leader_index(cluster, "dirac.rpc.Bench.Echo")]
+    killed = time.monotonic()
+    victim.kill()
+    if restart:
+        victim.start()
+    while True:
+        started = time.monotonic()
+        if client.echo("x", timeout=10)["OK"] and started >= killed:
+            return time.monotonic() - killed
+        if time.monotonic() - killed > 120:
+            raise RuntimeError("no successful call within 120 s of the kill")
+
+
+def run_setup(name: str, nodes: int, queue_type: str, tls: dict | None, duration: float,
+              gap: bool, workdir: Path, settings_kw: dict, folder: Path | None = None) -> dict:
+    cluster = LocalCluster(nodes, folder, label=f"bench{name}", tls=tls)
+    worker = None
+    try:
+        cluster.start()
+        if tls:
+            user = settings_kw.pop("_user")
+            ctl = cluster.nodes[0].ctl
+            ctl("add_user", user, "unused")
+            ctl("clear_password", user)
+            ctl("set_permissions", user, *client_permissions(user))
+        worker = start_worker(",".join(cluster.urls()), queue_type, workdir)
+        urls = cluster.urls(tls=bool(tls))
+        settings = Settings(url=",".join(urls), rpc_timeout=30, connect_timeout=20,
+                            **settings_kw)
+        client = Client(url=SERVICE, settings=settings)
+        wait_served(client)
+        sequential(client, 1.0)  # warm-up
+        out = {"setup": name, "nodes": nodes, "queue_type": queue_type, "tls": bool(tls),
+               "seq": sequential(client, duration),
+               "inflight100": in_flight(client, duration)}
+        if gap:
+            out["failover_gap_s"] = failover_gap(cluster, client, restart=nodes == 1)
+        get_transport(settings).close()
+        return out
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        cluster.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="diracmq-bench-cluster-"))
+    certs = workdir / "certs"
+    certs.mkdir()
+    ca = Authority()
+    (certs / "ca.pem").write_bytes(ca.ca_pem())
+    from cryptography import x509
+
+    cert, key = ca.issue(x509.Name.from_rfc4514_string("CN=localhost"),
+                         hosts=["localhost", "127.0.0.1"])
+    (certs / "host.pem").write_bytes(cert)
+    (certs / "host.key").write_bytes(key)
+    user_pem = ca.user("bench")
+    (certs / "bench.pem").write_bytes(user_pem)
+    user = dn.subject_to_rfc4514(x509.load_pem_x509_certificate(user_pem).subject)
+    tls = {"ca": str(certs / "ca.pem"), "cert": str(certs / "host.pem"),
+           "key": str(certs / "host.key")}
+    results = [
+        run_setup("classic-1", 1, "classic", None, args.duration, True, workdir, {}),
+        run_setup("quorum-3", 3, "quorum", None, args.duration, True, workdir, {}),
+        # the same on tmpfs: what the quorum queues' write-ahead-log fsyncs cost
+        run_setup("quorum-3-shm", 3, "quorum", None, args.duration, False, workdir, {},
+                  folder=Path(tempfile.mkdtemp(prefix="diracmq-bench-", dir=SHM))),
+        run_setup("tls-1", 1, "classic", tls, args.duration, False, workdir,
+                  {"tls_cert": str(certs / "bench.pem"), "tls_ca": str(certs / "ca.pem"),
+                   "_user": user}),
+        run_setup("plain-1", 1, "classic", None, args.duration, False, workdir, {}),
+    ]
+    by = {r["setup"]: r for r in results}
+    print(f"{'setup':<10} {'seq calls/s':>12} {'seq median ms':>14} {'100 in flight/s':>16}"
+          f" {'failover gap s':>15}")
+    for r in results:
+        gap = f"{r['failover_gap_s']:.2f}" if "failover_gap_s" in r else "-"
+        print(f"{r['setup']:<10} {r['seq']['calls_per_s']:>12.0f} {r['seq']['median_ms']:>14.2f}"
+              f" {r['inflight100']['calls_per_s']:>16.0f} {gap:>15}")
+    ratios = {
+        "quorum3/classic1 seq": by["quorum-3"]["seq"]["calls_per_s"]
+        / by["classic-1"]["seq"]["calls_per_s"],
+        "quorum3/classic1 inflight100": by["quorum-3"]["inflight100"]["calls_per_s"]
+        / by["classic-1"]["inflight100"]["calls_per_s"],
+        "quorum3 on tmpfs/classic1 seq": by["quorum-3-shm"]["seq"]["calls_per_s"]
+        / by["classic-1"]["seq"]["calls_per_s"],
+        "tls/plain seq": by["tls-1"]["seq"]["calls_per_s"] / by["plain-1"]["seq"]["calls_per_s"],
+        "tls/plain inflight100": by["tls-1"]["inflight100"]["calls_per_s"]
+        / by["plain-1"]["inflight100"]["calls_per_s"],
+    }
+    for label, value in ratios.items():
+        print(f"{label}: {value:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "ratios": ratios}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The commands of issue 12: ``dirac-rabbitmq-cluster`` and ``dirac-make-test-certs``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pika
+import pytest
+from cryptography import x509
+from diracmq.broker import dn
+from diracmq.broker.localrabbit import port_open
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def command(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def test_make_test_certs_writes_a_ca_host_and_user_certificates(tmp_path):
+    out = tmp_path / "certs"
+    done = subprocess.run([command("dirac-make-test-certs"), str(out), "--user", "alice",
+                           "--user", "Bob Smith", "--host", "dirac.example.org"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "/DC=org/DC=diracmq-test/CN=Bob Smith" in done.stdout
+    assert "'CN=Bob Smith,DC=diracmq-test,DC=org'" in done.stdout
+    ca = x509.load_pem_x509_certificate((out / "ca.pem").read_bytes())
+    host = x509.load_pem_x509_certificate((out / "host.pem").read_bytes())
+    alice = x509.load_pem_x509_certificate((out / "alice.pem").read_bytes())
+    assert host.issuer == ca.subject == alice.issuer
+    names = host.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "dirac.example.org" in names.get_values_for_type(x509.DNSName)
+    assert dn.subject_to_rfc4514(alice.subject) == "CN=alice,DC=diracmq-test,DC=org"
+    assert b"PRIVATE KEY" in (out / "alice.pem").read_bytes()  # proxy-style: cert + key
+    assert (out / "alice.pem").stat().st_mode & 0o077 == 0
+    assert (out / "certificates" / "ca.pem").read_bytes() == (out / "ca.pem").read_bytes()
+
+
+@pytest.mark.slow
+def test_rabbitmq_cluster_command_starts_and_stops_nodes(tmp_path):
+    folder = tmp_path / "cluster"
+    port = 0
+    try:
+        done = subprocess.run([command("dirac-rabbitmq-cluster"), "start", "--nodes", "1",
+                               "--dir", str(folder)], capture_output=True, text=True,
+                              timeout=150)
+        if done.returncode != 0 and "no rabbitmq-server" in done.stderr:
+            pytest.skip(done.stderr)
+        assert done.returncode == 0, done.stderr[-2000:]
+        urls = done.stdout.strip().split(",")
+        assert len(urls) == 1 and urls[0].startswith("amqp://guest:guest@127.0.0.1:")
+        state = json.loads((folder / "cluster.json").read_text())
+        port = state["nodes"][0]["amqp"]
+        conn = pika.BlockingConnection(pika.URLParameters(urls[0]))
+        conn.close()
+        again = subprocess.run([command("dirac-rabbitmq-cluster"), "start", "--dir",
+                                str(folder)], capture_output=True, text=True, timeout=30)
+        assert again.returncode == 2 and "already holds" in again.stderr
+    finally:
+        stop = subprocess.run([command("dirac-rabbitmq-cluster"), "stop", "--dir",
+                               str(folder)], capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stderr
+    assert port and not port_open(port)
+    assert not (folder / "cluster.json").exists()
