@@ -132,7 +132,7 @@ def broker_user(settings: Settings) -> str:
                                  f"(X509_USER_PROXY, X509_USER_CERT/KEY or tls_cert)")
             users.add(tlsconfig.certificate_info(files.cert).subject)
         else:
-            users.add(pika.URLParameters(url).credentials.username)
+            users.add(str(getattr(pika.URLParameters(url).credentials, "username", "")))
     if len(users) != 1:
         raise ValueError(f"the broker URLs log in as different users ({sorted(users)}); "
                          f"a process has one identity")

@@ -171,7 +171,7 @@ def _pair(text: str, unescape: object, whole: str) -> tuple[str, str]:
 
 def parse_rfc4514(dn: str) -> list[RDN]:
     """The RDNs of an RFC 4514 string, in certificate order (the string's reverse)."""
-    if not isinstance(dn, str) or not dn.strip():
+    if not isinstance(dn, str) or not dn.strip():  # type: ignore[redundant-expr]  # callers pass wire values
         raise DNError(f"empty or non-string DN: {dn!r}")
     rdns: list[RDN] = []
     rdn: list[tuple[str, str]] = []
@@ -208,7 +208,7 @@ def _unescape_dirac(raw: str) -> str:
 
 def parse_dirac(dn: str) -> list[RDN]:
     """The RDNs of a slash-form DN (``/DC=org/CN=alice``), in certificate order."""
-    if not isinstance(dn, str) or not dn.startswith("/") or len(dn) < 4:
+    if not isinstance(dn, str) or not dn.startswith("/") or len(dn) < 4:  # type: ignore[redundant-expr]  # wire values
         raise DNError(f"not a DIRAC DN (it must start with '/'): {dn!r}")
     rdns: list[RDN] = []
     rdn: list[tuple[str, str]] = []

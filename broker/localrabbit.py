@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 __all__ = ["LocalCluster", "LocalNode", "NodeUnavailable", "main"]
@@ -57,7 +58,7 @@ def _scripts() -> tuple[str, str]:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:
@@ -88,7 +89,7 @@ class LocalNode:
         (folder / "env.conf").write_text("# private node: nothing from /etc/rabbitmq\n")
         self.net_ticktime = net_ticktime
         self._configure()
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
 
     def _configure(self) -> None:
@@ -287,7 +288,7 @@ class LocalNode:
                 out.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(out)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """What ``stop`` needs to find this node again."""
         return {"name": self.name, "pid": self.pid, "amqp": self.port, "dist": self.dist_port,
                 "amqps": self.tls_port}

@@ -80,7 +80,7 @@ def user_token(user: str) -> str:
     and ends in ``~~`` + 32 hex digits of the name's SHA-256 (``~~`` cannot occur in
     an escaped name, so such tokens cannot collide with short ones).
     """
-    if not isinstance(user, str) or not user:
+    if not isinstance(user, str) or not user:  # type: ignore[redundant-expr]  # wire values
         raise ValueError(f"a broker user name must be a non-empty string, not {user!r}")
     token = "".join(ch if _PLAIN.match(ch) else "".join(f"~{b:02x}" for b in ch.encode())
                     for ch in user)
