@@ -11,7 +11,13 @@ reschedule are JobManager's (refused for other users' jobs).
 
 Login: a broker user name and password, checked by logging in to the broker with
 them (one AMQP handshake); the session cookie (signed, itsdangerous) then holds the
-user name only.
+user name only.  Or, when ``dirac-webapp`` serves HTTPS with ``--client-ca``, a
+browser certificate signed by that CA (webapp/tlsserver.py): the web application asks a
+service ``whoami`` on behalf of the certificate's subject DN (RFC 4514, as the broker
+names certificate users) and the service's Registry maps that DN to the DIRAC user; an
+unknown DN is refused there, and the browser gets a refusal page and no session.  The
+session then holds the DN (the name the web application delegates with) and the
+DIRAC user name (what the page shows).
 
 Pages: ``/`` job monitor (table paged, sorted and filtered on the server, bulk
 actions, charts, refreshed every few seconds by polling ``/api/jobs``), ``/jobs/{id}``
@@ -39,6 +45,7 @@ from diracmq.broker.config import Settings
 from diracmq.broker.connection import BrokerUnreachable, close_quietly, connect
 from diracmq.client.base import Client
 from diracmq.client.context import call_context
+from diracmq.webapp.tlsserver import client_subject
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -73,7 +80,8 @@ class WebSettings:
 
     def __init__(self, broker: Settings, *, secret_key: str | None = None,
                  services: list[str] | None = None, refresh_seconds: float = 3.0,
-                 call_timeout: float = 30.0, worker_metrics: list[str] | None = None) -> None:
+                 call_timeout: float = 30.0, worker_metrics: list[str] | None = None,
+                 https: bool = False) -> None:
         self.broker = broker
         #: Signs the session cookie; a random one (sessions end at restart) by default.
         self.secret_key = secret_key or secrets.token_urlsafe(32)
@@ -83,6 +91,8 @@ class WebSettings:
         #: Workers' metrics endpoints (``dirac-worker --metrics-port``): when given, the
         #: services page counts requests and errors over all of them.
         self.worker_metrics = worker_metrics or []
+        #: Served over HTTPS: the session cookie is then marked Secure.
+        self.https = https
 
 
 def _json_value(value: Any) -> Any:
@@ -146,6 +156,21 @@ class Services:
         except (ValueError, pika.exceptions.AMQPError) as exc:
             return f"cannot check the login: {exc}"
         return None
+
+    def certificate_user(self, subject: str) -> tuple[str | None, str]:
+        """(DIRAC user name, "") for a certificate subject the Registry knows, else (None, why).
+
+        The service decides, not the web application: ``whoami`` on behalf of the
+        subject succeeds only if the web application is a TrustedHost and the Registry
+        has a user with that ``DN``.
+        """
+        result = self.as_user(subject, self.monitoring, "whoami", timeout=10)
+        if not result.get("OK"):
+            return None, str(result.get("Message", "refused"))
+        name = (result.get("Value") or {}).get("username")
+        if not isinstance(name, str) or not name:
+            return None, "the service did not name a user"
+        return name, ""
 
     def service_status(self) -> list[dict[str, Any]]:
         """Queue depth and consumers (AMQP passive declares) and a ping of each service."""
@@ -297,13 +322,29 @@ def create_app(config: WebSettings) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     services = Services(config)
 
-    def page(request: Request, name: str, **context: Any) -> Response:
+    def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        session = request.session
         return templates.TemplateResponse(request, name, {
-            "user": request.session.get("user"), "refresh": config.refresh_seconds,
-            **context})
+            "user": session.get("name") or session.get("user"),
+            "refresh": config.refresh_seconds, "certificate": client_subject(request.scope),
+            **context}, status_code=status_code)
 
-    def login_form(request: Request) -> Response:
-        return page(request, "login.html", error=None)
+    async def login_form(request: Request) -> Response:
+        """The password form; with a client certificate (and no ``?form``), its login."""
+        subject = client_subject(request.scope)
+        if subject is None or "form" in request.query_params:
+            return page(request, "login.html", error=None)
+        from starlette.concurrency import run_in_threadpool
+
+        name, why = await run_in_threadpool(services.certificate_user, subject)
+        if name is None:
+            log.info("certificate login refused for %r: %s", subject[:256], why)
+            request.session.clear()
+            return page(request, "certificate_refused.html", status_code=403,
+                        subject=subject, why=why)
+        request.session.clear()
+        request.session.update(user=subject, name=name, login="certificate")
+        return RedirectResponse("/", status_code=303)
 
     async def login(request: Request) -> Response:
         form = await request.form()
@@ -320,7 +361,8 @@ def create_app(config: WebSettings) -> Starlette:
 
     def logout(request: Request) -> Response:
         request.session.clear()
-        return RedirectResponse("/login", status_code=303)
+        # ``?form``: show the form rather than logging a certificate straight back in.
+        return RedirectResponse("/login?form", status_code=303)
 
     def monitor(request: Request) -> Response:
         if not request.session.get("user"):
@@ -455,4 +497,4 @@ def create_app(config: WebSettings) -> Starlette:
     ]
     return Starlette(routes=routes, middleware=[
         Middleware(SessionMiddleware, secret_key=config.secret_key, same_site="strict",
-                   https_only=False, session_cookie="dirac_webapp")])
+                   https_only=config.https, session_cookie="dirac_webapp")])
