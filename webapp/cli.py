@@ -108,11 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    http=ClientCertH11Protocol)
     log.info("dirac-webapp on %s://%s:%d/%s", "https" if https else "http", args.host,
              args.port, f" (client certificates: {args.client_ca})" if args.client_ca else "")
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None,
-                    log_level=args.log_level.lower(), access_log=False, **tls)
-    except ssl.SSLError as exc:
-        parser.error(f"cannot use the TLS files: {exc}")
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None,
+                log_level=args.log_level.lower(), access_log=False, **tls)
     return 0
 
 
@@ -124,6 +121,15 @@ def _check_tls_args(args: argparse.Namespace) -> None:
                          ("--client-ca", args.client_ca)):
         if path and not os.access(path, os.R_OK):
             raise ValueError(f"{option}: cannot read {path}")
+    # Load them once here, so that a wrong file is a usage error, not a server failure.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        if args.ssl_cert:
+            context.load_cert_chain(args.ssl_cert, args.ssl_key)
+        if args.client_ca:
+            context.load_verify_locations(cafile=args.client_ca)
+    except ssl.SSLError as exc:
+        raise ValueError(f"cannot use the TLS files: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -230,10 +230,16 @@ def test_no_certificate_gets_the_password_form(site, open_page):
     assert not context.cookies()
 
 
-@pytest.mark.parametrize("args", [["--client-ca", "/etc/hostname"],
-                                  ["--ssl-cert", "/nonexistent.pem"]])
-def test_tls_usage_errors(args):
-    done = subprocess.run([str(BIN / "dirac-webapp"), *args], capture_output=True,
-                          text=True, timeout=30)
+@pytest.mark.parametrize("args", [
+    ["--client-ca", "{certs}/ca.pem"],                                 # no --ssl-cert
+    ["--ssl-cert", "/nonexistent.pem"],
+    ["--ssl-cert", "{certs}/ca.pem"],                                  # no key in it
+    ["--ssl-cert", "{certs}/host.pem", "--ssl-key", "{certs}/ca.pem"],  # not a key
+    ["--ssl-cert", "{certs}/host.pem", "--ssl-key", "{certs}/host.key",
+     "--client-ca", "{certs}/host.key"]])                             # not a certificate
+def test_tls_usage_errors(site, args):
+    args = [arg.format(certs=site[1]) for arg in args]
+    done = subprocess.run([str(BIN / "dirac-webapp"), "--port", str(free_closed_port()),
+                           *args], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2, done.stderr
     assert "error:" in done.stderr
