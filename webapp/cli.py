@@ -28,11 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "logged-in user: the Registry must give that broker user the "
                     "TrustedHost property (docs/operations.md).",
         epilog="Example: DIRAC_BROKER_URL=amqp://webapp:secret@rabbit/dirac "
-               "dirac-webapp --port 8080")
+               "dirac-webapp --port 8080. HTTPS with certificate login: dirac-webapp "
+               "--host 0.0.0.0 --port 8443 --ssl-cert host.pem --ssl-key host.key "
+               "--client-ca ca.pem")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; put a TLS proxy in "
                              "front for other machines, or serve HTTPS with --ssl-cert)")
-    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    parser.add_argument("--port", type=int, default=8080, help="HTTP(S) port (default 8080)")
     parser.add_argument("--ssl-cert", default=None, metavar="PEM",
                         help="serve HTTPS with this server certificate (PEM; it may also "
                              "hold the key)")
