@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import subprocess
 import sys
 import textwrap
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -44,6 +46,64 @@ def user_settings(vhost: str, name: str, password: str) -> Settings:
     return Settings(url=url, rpc_timeout=30.0, connect_timeout=5.0)
 
 
+def registry_toml(users: dict, dns: dict[str, str] | None = None) -> str:
+    """The Registry of the web tests: alice and bob (with ``dns``' DN each), the webapp a
+    TrustedHost; ``users`` maps each to its broker user ``(name, password)``."""
+    dns = dns or {}
+
+    def dn(who: str) -> str:
+        return f'DN = "{dns[who]}"' if who in dns else ""
+
+    return textwrap.dedent(f'''\
+        [Registry]
+        DefaultGroup = "dirac_user"
+        [Registry.Users.alice]
+        BrokerUser = "{users['alice'][0]}"
+        {dn("alice")}
+        [Registry.Users.bob]
+        BrokerUser = "{users['bob'][0]}"
+        {dn("bob")}
+        [Registry.Groups.dirac_user]
+        Users = ["alice", "bob"]
+        Properties = ["NormalUser"]
+        [Registry.Hosts.webapp]
+        BrokerUser = "{users['webapp'][0]}"
+        Properties = ["TrustedHost"]
+        ''')
+
+
+@contextlib.contextmanager
+def running_webapp(workdir: Path, broker_url: str, args: list[str],
+                   https_ca: Path | None = None) -> Iterator[str]:
+    """A ``dirac-webapp`` process (its base URL) until the block ends; ``https_ca``: it
+    serves HTTPS (``args`` name the TLS files) with a certificate that CA signed."""
+    port = free_closed_port()
+    env = dict(os.environ, DIRAC_BROKER_URL=broker_url, PYTHONUNBUFFERED="1")
+    log_path = workdir / "webapp.log"
+    with log_path.open("w") as log:
+        webapp = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dirac-webapp")), "--port", str(port),
+             "--refresh", "1", *args],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            base = f"{'https' if https_ca else 'http'}://127.0.0.1:{port}"
+            trust = ssl.create_default_context(cafile=str(https_ca)) if https_ca else None
+
+            def answers() -> bool:
+                assert webapp.poll() is None, log_path.read_text()
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(base + "/healthz", timeout=2,
+                                                context=trust) as response:
+                        return response.status == 200
+                return False
+
+            wait_until(answers, 30, "dirac-webapp to answer")
+            yield base
+        finally:
+            webapp.terminate()
+            webapp.wait(15)
+
+
 class Deployment:
     def __init__(self, base: str, users: dict, jobs: dict) -> None:
         self.base = base
@@ -64,20 +124,7 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
         users = {who: stack.enter_context(broker_user(vhost, who))
                  for who in ("alice", "bob", "webapp")}
         cs = workdir / "cs.toml"
-        cs.write_text(textwrap.dedent(f'''\
-            [Registry]
-            DefaultGroup = "dirac_user"
-            [Registry.Users.alice]
-            BrokerUser = "{users['alice'][0]}"
-            [Registry.Users.bob]
-            BrokerUser = "{users['bob'][0]}"
-            [Registry.Groups.dirac_user]
-            Users = ["alice", "bob"]
-            Properties = ["NormalUser"]
-            [Registry.Hosts.webapp]
-            BrokerUser = "{users['webapp'][0]}"
-            Properties = ["TrustedHost"]
-            '''))
+        cs.write_text(registry_toml(users))
         pool = WorkerPool(vhost_url, workdir, private_vhost)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("DIRAC_CS_FILE", str(cs))
@@ -93,33 +140,11 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
             manager = JobManagerClient(settings=user_settings(vhost, *users[who]))
             jobs[who] = [ok(manager.submitJob(JDL.format(name=f"{who}-{n}", site=site)))
                          for n, site in enumerate(sites)]
-        port = free_closed_port()
-        env = dict(os.environ, DIRAC_BROKER_URL=user_settings(vhost, *users["webapp"]).url,
-                   PYTHONUNBUFFERED="1")
-        log = (workdir / "webapp.log").open("w")
-        webapp = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dirac-webapp")), "--port", str(port),
-             "--refresh", "1", "--service", "WorkloadManagement/JobMonitoring",
+        base = stack.enter_context(running_webapp(
+            workdir, user_settings(vhost, *users["webapp"]).url,
+            ["--service", "WorkloadManagement/JobMonitoring",
              "--service", "WorkloadManagement/JobManager", "--service", "Nowhere/Nothing",
-             "--worker-metrics", f"http://127.0.0.1:{metrics_port}/metrics"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-        def stop_webapp() -> None:
-            webapp.terminate()
-            webapp.wait(15)
-            log.close()
-
-        stack.callback(stop_webapp)
-        base = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            assert webapp.poll() is None, (workdir / "webapp.log").read_text()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                    return response.status == 200
-            return False
-
-        wait_until(answers, 30, "dirac-webapp to answer")
+             "--worker-metrics", f"http://127.0.0.1:{metrics_port}/metrics"]))
         yield Deployment(base, users, jobs)
 
 

@@ -9,11 +9,9 @@ browser presents a certificate through Playwright's ``client_certificates``.
 from __future__ import annotations
 
 import contextlib
-import os
 import ssl
 import subprocess
 import sys
-import textwrap
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +21,16 @@ from diracmq_testing import WorkerPool, free_closed_port, url_vhost, wait_until
 
 from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
 
-from .test_webapp import CHROMIUM, JDL, LIVE, user_settings
+from .test_webapp import (  # noqa: F401  (browser: the module's browser fixture, shared)
+    CHROMIUM,
+    JDL,
+    LIVE,
+    browser,
+    registry_toml,
+    rows,
+    running_webapp,
+    user_settings,
+)
 from .wms_conftest_helpers import broker_user, ok
 
 pytestmark = pytest.mark.timeout(240)
@@ -51,22 +58,8 @@ def site(vhost_url, private_vhost, tmp_path_factory):
         users = {who: stack.enter_context(broker_user(vhost, who))
                  for who in ("alice", "bob", "webapp")}
         cs = workdir / "cs.toml"
-        cs.write_text(textwrap.dedent(f'''\
-            [Registry]
-            DefaultGroup = "dirac_user"
-            [Registry.Users.alice]
-            BrokerUser = "{users['alice'][0]}"
-            DN = "/DC=org/DC=diracmq-test/CN=alice"
-            [Registry.Users.bob]
-            BrokerUser = "{users['bob'][0]}"
-            DN = "/DC=org/DC=diracmq-test/CN=bob"
-            [Registry.Groups.dirac_user]
-            Users = ["alice", "bob"]
-            Properties = ["NormalUser"]
-            [Registry.Hosts.webapp]
-            BrokerUser = "{users['webapp'][0]}"
-            Properties = ["TrustedHost"]
-            '''))
+        cs.write_text(registry_toml(users, {who: f"/DC=org/DC=diracmq-test/CN={who}"
+                                            for who in ("alice", "bob")}))
         pool = WorkerPool(vhost_url, workdir, private_vhost)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("DIRAC_CS_FILE", str(cs))
@@ -79,50 +72,15 @@ def site(vhost_url, private_vhost, tmp_path_factory):
             manager = JobManagerClient(settings=user_settings(vhost, *users[who]))
             jobs[who] = [ok(manager.submitJob(JDL.format(name=f"{who}-{n}", site="LCG.CERN.cern")))
                          for n in range(count)]
-        port = free_closed_port()
-        env = dict(os.environ, DIRAC_BROKER_URL=user_settings(vhost, *users["webapp"]).url,
-                   PYTHONUNBUFFERED="1")
-        log = (workdir / "webapp.log").open("w")
-        webapp = subprocess.Popen(
-            [str(BIN / "dirac-webapp"), "--port", str(port), "--refresh", "1",
-             "--ssl-cert", str(certs / "host.pem"), "--ssl-key", str(certs / "host.key"),
-             "--client-ca", str(certs / "ca.pem")],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-        def stop_webapp() -> None:
-            webapp.terminate()
-            webapp.wait(15)
-            log.close()
-
-        stack.callback(stop_webapp)
-        base = f"https://127.0.0.1:{port}"
-        trust = ssl.create_default_context(cafile=str(certs / "ca.pem"))
-
-        def answers() -> bool:
-            assert webapp.poll() is None, (workdir / "webapp.log").read_text()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(base + "/healthz", timeout=2,
-                                            context=trust) as response:
-                    return response.status == 200
-            return False
-
-        wait_until(answers, 30, "dirac-webapp to answer over HTTPS")
+        base = stack.enter_context(running_webapp(
+            workdir, user_settings(vhost, *users["webapp"]).url,
+            ["--ssl-cert", str(certs / "host.pem"), "--ssl-key", str(certs / "host.key"),
+             "--client-ca", str(certs / "ca.pem")], https_ca=certs / "ca.pem"))
         yield base, certs, other, jobs
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def open_page(site, browser):
+def open_page(site, browser):  # noqa: F811  (the imported fixture)
     """``open_page(cert_dir, user)``: a new browser context presenting that certificate
     (none if ``cert_dir`` is None), and its page."""
     base = site[0]
@@ -146,39 +104,31 @@ def open_page(site, browser):
         context.close()
 
 
-def rows(page) -> list[int]:
-    return [int(x) for x in page.eval_on_selector_all(
-        "#jobs tbody tr", "trs => trs.map(tr => tr.dataset.jobId)")]
-
-
-def test_alices_certificate_logs_in_as_alice_and_shows_only_her_jobs(site, open_page):
+@pytest.mark.parametrize(("who", "other_user"), [("alice", "bob"), ("bob", "alice")])
+def test_a_certificate_logs_in_as_its_registry_user_who_sees_only_own_jobs(
+        site, open_page, who, other_user):
     base, certs, _other, jobs = site
-    context, page = open_page(certs, "alice")
+    context, page = open_page(certs, who)
     page.goto(base + "/")
     page.wait_for_selector("#jobs tbody tr")
-    assert page.inner_text("#whoami") == "alice"
-    wait_until(lambda: sorted(rows(page)) == sorted(jobs["alice"]), 10, "alice's jobs")
-    # The job of bob stays out of reach through the API too (the service decides).
-    bob_job = jobs["bob"][0]
-    assert page.goto(f"{base}/jobs/{bob_job}").status == 404
+    assert page.inner_text("#whoami") == who
+    wait_until(lambda: sorted(rows(page)) == sorted(jobs[who]), 10, f"{who}'s jobs")
+    # The other user's job stays out of reach (the service decides).
+    assert page.goto(f"{base}/jobs/{jobs[other_user][0]}").status == 404
+    assert page.request.get(f"{base}/api/jobs?JobID={jobs[other_user][0]}").json()["rows"] == []
     assert any(c["name"] == "dirac_webapp" and c["secure"] for c in context.cookies())
-    # Log out: the form is shown, with the offer to log in with the certificate again.
+
+
+def test_log_out_then_in_again_with_the_certificate(site, open_page):
+    base, certs, _other, _jobs = site
+    _context, page = open_page(certs, "alice")
     page.goto(base + "/")
     page.click("#logout")
-    page.wait_for_selector("#login")
-    assert "CN=alice,DC=diracmq-test,DC=org" in page.inner_text("#certificate-subject")
+    page.wait_for_selector("#login")    # the form, not an automatic login
+    assert page.inner_text("#certificate-subject") == "CN=alice,DC=diracmq-test,DC=org"
     page.click("#login-certificate")
     page.wait_for_selector("#jobs tbody tr")
     assert page.inner_text("#whoami") == "alice"
-
-
-def test_bobs_certificate_shows_bobs_jobs(site, open_page):
-    base, certs, _other, jobs = site
-    _context, page = open_page(certs, "bob")
-    page.goto(base + "/")
-    page.wait_for_selector("#jobs tbody tr")
-    assert page.inner_text("#whoami") == "bob"
-    wait_until(lambda: rows(page) == jobs["bob"], 10, "bob's jobs")
 
 
 def test_a_certificate_no_registry_user_has_is_refused_without_session(site, open_page):
