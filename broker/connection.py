@@ -207,7 +207,8 @@ def connect(settings: Settings, name: str, timeout: float | None = None,
                 if _final(exc) or not _worth_retrying(exc):
                     raise
                 _failed_at[f"{params.host}:{params.port}"] = time.monotonic()
-                log.info("broker node %s unreachable (%r); trying the next", _describe(params),
+                # DEBUG: the caller logs one line per attempt, naming every node tried
+                log.debug("broker node %s unreachable (%r); trying the next", _describe(params),
                          exc)
                 error = exc
         assert error is not None
