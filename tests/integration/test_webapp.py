@@ -4,7 +4,7 @@ TrustedHost in the Registry), a real ``dirac-worker WorkloadManagement``, a real
 ``dirac-webapp`` process (uvicorn).
 
 ``DIRACMQ_SCREENSHOT_DIR=docs`` saves the screenshots of the main pages there (that is
-how docs/webapp-*.png are made).
+how docs/webapp-*.png are made; webapp-job.png by test_webapp_sandbox.py).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def test_job_page_and_a_live_status_change(deployment, login, vhost_url):
     page.wait_for_function("document.querySelector('#history').textContent"
                            ".includes('Waiting for the web test')")
     assert page.inner_text("#attributes td[data-attr=Status]") == "Waiting"
-    shot(page, "job")
+    # (docs/webapp-job.png is taken by test_webapp_sandbox.py: a Done job, its sandbox)
     page.goto(deployment.base + "/")
     page.wait_for_selector(f"tr[data-job-id='{job}'][data-status='Waiting']")
     ok(updater.setJobStatus(job, "Matched", "picked", "test"))

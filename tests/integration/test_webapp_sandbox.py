@@ -199,8 +199,11 @@ def test_download_the_output_sandbox_of_a_done_job_but_not_anothers(deployment, 
     run_agent(deployment, site)
     assert ok(dirac.getJobStatus(job_id))[job_id]["Status"] == JS.DONE
     # the link appears without reloading the page, once the job has uploaded its output
-    link = page.wait_for_selector("#sandbox a")
+    page.wait_for_selector("#sandbox a")
     page.wait_for_function("document.getElementById('job-status').textContent === 'Done'")
+    page.reload()  # and the page as served has it too (with the job's final parameters)
+    link = page.wait_for_selector("#sandbox a")
+    assert "ApplicationExitCode" in page.inner_text("#parameters")
     shot(page, "job")
     with page.expect_download() as downloading:
         link.click()
@@ -272,6 +275,7 @@ def test_a_big_output_sandbox_is_streamed_in_bounded_memory(deployment, tmp_path
     assert size == BIG_MB << 20 and got.hexdigest() == digest.hexdigest()
     grown = peak_mb(deployment.webapp.pid) - before
     # 4 chunks of 1 MiB in flight, plus their encoded forms: far below the 100 MB
+    print(f"webapp VmHWM before {before} MB, grown {grown} MB")
     assert grown < 40, (before, grown)
     # an unknown sandbox number is a clear 404, a bad one a 400
     for query, code in (("?n=1", 404), ("?n=x", 400)):
