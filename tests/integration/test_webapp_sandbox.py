@@ -1,9 +1,10 @@
 """``dirac-webapp``'s output sandbox download, end to end in a real headless Chromium.
 
 Its own deployment (the job path needs what tests/integration/test_webapp.py does not
-run): real broker users alice, bob, the web application (a TrustedHost) and a pilot
-(GenericPilot); real ``dirac-worker WorkloadManagement`` and ``Optimizers``; a real
-``dirac-job-agent`` that runs alice's job to Done; a real ``dirac-webapp``.
+run): real broker users alice, bob, carol (JobMonitor: sees every job in the monitor,
+manages none), the web application (a TrustedHost) and a pilot (GenericPilot); real
+``dirac-worker WorkloadManagement`` and ``Optimizers``; a real ``dirac-job-agent`` that
+runs alice's job to Done; a real ``dirac-webapp``.
 
 ``DIRACMQ_SCREENSHOT_DIR=docs`` saves the job page (with its download link) as
 docs/webapp-job.png.
@@ -34,16 +35,14 @@ from DIRAC.Interfaces.API.Job import Job
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
 
+# HELD_ONLY: the web application's peak RSS (VmHWM) is then what it held at once
+from .test_jobs_e2e import HELD_ONLY
 from .test_webapp import CHROMIUM, LIVE, browser, shot, user_settings  # noqa: F401 (fixture)
 from .wms_conftest_helpers import broker_user, ok
 
 pytestmark = pytest.mark.timeout(300)
 
 BIN = Path(sys.executable).parent
-#: Freed memory goes back to the OS at once, so a process's peak RSS (VmHWM) is what it
-#: held at once (as in test_jobs_e2e.py's 200 MB sandbox test).
-HELD_ONLY = {"DIRAC_MALLOC_KEEP_MB": "0", "MALLOC_MMAP_THRESHOLD_": "131072",
-             "MALLOC_TRIM_THRESHOLD_": "131072"}
 BIG_MB = 100
 
 
@@ -89,7 +88,7 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("webapp-sandbox")
     with contextlib.ExitStack() as stack:
         users = {who: stack.enter_context(broker_user(vhost, who))
-                 for who in ("alice", "bob", "webapp", "pilot")}
+                 for who in ("alice", "bob", "carol", "webapp", "pilot")}
         cs = workdir / "cs.toml"
         cs.write_text(textwrap.dedent(f'''\
             [Registry]
@@ -100,11 +99,16 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
             [Registry.Users.bob]
             BrokerUser = "{users['bob'][0]}"
             Groups = ["dirac_user"]
+            [Registry.Users.carol]
+            BrokerUser = "{users['carol'][0]}"
+            Groups = ["monitors"]
             [Registry.Users.pilot]
             BrokerUser = "{users['pilot'][0]}"
             Groups = ["pilots"]
             [Registry.Groups.dirac_user]
             Properties = ["NormalUser"]
+            [Registry.Groups.monitors]
+            Properties = ["JobMonitor"]
             [Registry.Groups.pilots]
             Properties = ["GenericPilot"]
             [Registry.Hosts.webapp]
@@ -228,6 +232,15 @@ def test_download_the_output_sandbox_of_a_done_job_but_not_anothers(deployment, 
         for refused in (store.getSandboxesAssignedToEntity(f"Job:{job_id}"),
                         store.getSandboxInfo(name), store.downloadChunk(name, 0, 1024)):
             assert refused["OK"] is False and refused["Errno"] == ENOAUTH, refused
+    # carol sees every job in the monitor (JobMonitor), but the SandboxStore lets only
+    # those who may manage the job read its sandbox: the web application passes its
+    # refusal on as a 403, it does not decide by itself
+    monitor = login("carol")
+    assert monitor.goto(f"{deployment.base}/jobs/{job_id}").status == 200
+    assert "Not available" in monitor.inner_text("#sandbox")
+    assert monitor.query_selector("#sandbox a") is None
+    answer = monitor.request.get(f"{deployment.base}/jobs/{job_id}/output-sandbox")
+    assert answer.status == 403
     # not logged in: 401
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(f"{deployment.base}/jobs/{job_id}/output-sandbox", timeout=10)
