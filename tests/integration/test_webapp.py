@@ -54,6 +54,36 @@ class Deployment:
         return user_settings(vhost, *self.users[who])
 
 
+def start_webapp(stack: contextlib.ExitStack, workdir: Path, broker_url: str, *args: str,
+                 **env: str) -> tuple[subprocess.Popen, str]:
+    """A ``dirac-webapp`` process (its broker user ``broker_url``; ``args`` and ``env``
+    added), stopped when ``stack`` closes, once it answers: (process, base URL)."""
+    port = free_closed_port()
+    log = (workdir / "webapp.log").open("w")
+    webapp = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dirac-webapp")), "--port", str(port), *args],
+        env=dict(os.environ, DIRAC_BROKER_URL=broker_url, PYTHONUNBUFFERED="1", **env),
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def stop_webapp() -> None:
+        webapp.terminate()
+        webapp.wait(15)
+        log.close()
+
+    stack.callback(stop_webapp)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert webapp.poll() is None, (workdir / "webapp.log").read_text()
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                return response.status == 200
+        return False
+
+    wait_until(answers, 30, "dirac-webapp to answer")
+    return webapp, base
+
+
 @pytest.fixture(scope="module")
 def deployment(vhost_url, private_vhost, tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -93,33 +123,11 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
             manager = JobManagerClient(settings=user_settings(vhost, *users[who]))
             jobs[who] = [ok(manager.submitJob(JDL.format(name=f"{who}-{n}", site=site)))
                          for n, site in enumerate(sites)]
-        port = free_closed_port()
-        env = dict(os.environ, DIRAC_BROKER_URL=user_settings(vhost, *users["webapp"]).url,
-                   PYTHONUNBUFFERED="1")
-        log = (workdir / "webapp.log").open("w")
-        webapp = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dirac-webapp")), "--port", str(port),
-             "--refresh", "1", "--service", "WorkloadManagement/JobMonitoring",
-             "--service", "WorkloadManagement/JobManager", "--service", "Nowhere/Nothing",
-             "--worker-metrics", f"http://127.0.0.1:{metrics_port}/metrics"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-        def stop_webapp() -> None:
-            webapp.terminate()
-            webapp.wait(15)
-            log.close()
-
-        stack.callback(stop_webapp)
-        base = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            assert webapp.poll() is None, (workdir / "webapp.log").read_text()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                    return response.status == 200
-            return False
-
-        wait_until(answers, 30, "dirac-webapp to answer")
+        _, base = start_webapp(
+            stack, workdir, user_settings(vhost, *users["webapp"]).url,
+            "--refresh", "1", "--service", "WorkloadManagement/JobMonitoring",
+            "--service", "WorkloadManagement/JobManager", "--service", "Nowhere/Nothing",
+            "--worker-metrics", f"http://127.0.0.1:{metrics_port}/metrics")
         yield Deployment(base, users, jobs)
 
 

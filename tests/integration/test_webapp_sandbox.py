@@ -28,7 +28,7 @@ import pytest
 from diracmq.broker.derrno import ENOAUTH
 from diracmq.client.base import Client
 from diracmq.client.context import call_context
-from diracmq_testing import WorkerPool, environment, free_closed_port, url_vhost, wait_until
+from diracmq_testing import WorkerPool, environment, url_vhost, wait_until
 
 from DIRAC.Interfaces.API.Dirac import Dirac
 from DIRAC.Interfaces.API.Job import Job
@@ -37,7 +37,14 @@ from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStor
 
 # HELD_ONLY: the web application's peak RSS (VmHWM) is then what it held at once
 from .test_jobs_e2e import HELD_ONLY
-from .test_webapp import CHROMIUM, LIVE, browser, shot, user_settings  # noqa: F401 (fixture)
+from .test_webapp import (
+    CHROMIUM,
+    LIVE,
+    browser,  # noqa: F401 (the fixture, used by login below)
+    shot,
+    start_webapp,
+    user_settings,
+)
 from .wms_conftest_helpers import broker_user, ok
 
 pytestmark = pytest.mark.timeout(300)
@@ -80,8 +87,6 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 @pytest.fixture(scope="module")
 def deployment(vhost_url, private_vhost, tmp_path_factory):
-    if not private_vhost:
-        pytest.skip("needs rabbitmqctl (a private vhost and broker users)")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     vhost = url_vhost(vhost_url)
@@ -122,30 +127,9 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
             pool.start("WorkloadManagement", pythonpath=[])
             pool.start("Optimizers", pythonpath=[])
         stack.callback(pool.stop_all)
-        port = free_closed_port()
-        log = (workdir / "webapp.log").open("w")
-        webapp = subprocess.Popen(
-            [str(BIN / "dirac-webapp"), "--port", str(port), "--refresh", "1"],
-            env=dict(os.environ, DIRAC_BROKER_URL=user_settings(vhost, *users["webapp"]).url,
-                     PYTHONUNBUFFERED="1", **HELD_ONLY),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-        def stop_webapp() -> None:
-            webapp.terminate()
-            webapp.wait(15)
-            log.close()
-
-        stack.callback(stop_webapp)
-        base = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            assert webapp.poll() is None, (workdir / "webapp.log").read_text()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                    return response.status == 200
-            return False
-
-        wait_until(answers, 30, "dirac-webapp to answer")
+        webapp, base = start_webapp(stack, workdir,
+                                    user_settings(vhost, *users["webapp"]).url,
+                                    "--refresh", "1", **HELD_ONLY)
         yield Deployment(base, users, workdir, webapp, vhost)
 
 
