@@ -21,19 +21,25 @@ DIRAC user name (what the page shows).
 
 Pages: ``/`` job monitor (table paged, sorted and filtered on the server, bulk
 actions, charts, refreshed every few seconds by polling ``/api/jobs``), ``/jobs/{id}``
-(JDL, attributes, parameters, status history), ``/services`` (queue depth, consumers,
-ping time, and requests and errors: summed over the workers' metrics endpoints when
-``--worker-metrics`` names them, else those of the worker process that answered the ping).
+(JDL, attributes, parameters, status history, output sandbox download from
+``/jobs/{id}/output-sandbox``: streamed from ``WorkloadManagement/SandboxStore`` chunk by
+chunk, on behalf of the logged-in user, so the store decides who may read it),
+``/services`` (queue depth, consumers, ping time, and requests and errors: summed over
+the workers' metrics endpoints when ``--worker-metrics`` names them, else those of the
+worker process that answered the ping).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import secrets
 import threading
 import time
 import urllib.request
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -43,6 +49,7 @@ import pika.exceptions
 from diracmq.broker import topology
 from diracmq.broker.config import Settings
 from diracmq.broker.connection import BrokerUnreachable, close_quietly, connect
+from diracmq.broker.derrno import ENOAUTH
 from diracmq.client.base import Client
 from diracmq.client.context import call_context
 from diracmq.webapp.tlsserver import client_subject
@@ -51,7 +58,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -73,6 +80,10 @@ DEFAULT_SERVICES = ["WorkloadManagement/JobMonitoring", "WorkloadManagement/JobM
 ACTIONS = {"kill": "killJob", "delete": "deleteJob", "reschedule": "rescheduleJob"}
 MAX_PAGE = 500
 MAX_VALUES = 200  # values one filter may select (a bound on the query the service builds)
+#: Sandbox download: bytes asked of the SandboxStore per call, and calls in flight at
+#: once.  A download holds at most SANDBOX_WINDOW * SANDBOX_CHUNK bytes, whatever its size.
+SANDBOX_CHUNK = 1 << 20
+SANDBOX_WINDOW = 4
 
 
 class WebSettings:
@@ -132,6 +143,8 @@ class Services:
                                  settings=config.broker, timeout=config.call_timeout)
         self.manager = Client(url="WorkloadManagement/JobManager", settings=config.broker,
                               timeout=config.call_timeout)
+        self.sandboxes = Client(url="WorkloadManagement/SandboxStore", settings=config.broker,
+                                timeout=config.call_timeout)
         self._rates: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
@@ -140,6 +153,38 @@ class Services:
         """Call ``method`` on behalf of ``user`` (the services check the delegation)."""
         with call_context(on_behalf_of=user):
             return client.executeRPC(method, *args, timeout=timeout)
+
+    def output_sandboxes(self, user: str, job_id: int, timeout: float | None = None) -> dict:
+        """``S_OK([sandbox names])``: the job's output sandboxes, if the store lets ``user``
+        see them (it refuses, ``ENOAUTH``, a job the user may not manage)."""
+        result = self.as_user(user, self.sandboxes, "getSandboxesAssignedToEntity",
+                              f"Job:{int(job_id)}", timeout=timeout)
+        if result.get("OK"):
+            return {"OK": True, "Value": list((result["Value"] or {}).get("Output") or [])}
+        return result
+
+    def stream_sandbox(self, user: str, name: str, size: int, sha256: str) -> Iterator[bytes]:
+        """The sandbox's bytes, read on behalf of ``user``: at most SANDBOX_WINDOW chunk
+        calls in flight, the sha256 checked at the end.  A failing call or a wrong
+        checksum raises, which cuts the HTTP response short (the browser reports a failed
+        download instead of keeping a truncated file as good)."""
+        digest = hashlib.sha256()
+        pending: deque = deque()
+        next_offset = 0
+        while next_offset < size or pending:
+            while next_offset < size and len(pending) < SANDBOX_WINDOW:
+                with call_context(on_behalf_of=user):
+                    pending.append(self.sandboxes.submit("downloadChunk", name, next_offset,
+                                                         SANDBOX_CHUNK))
+                next_offset += SANDBOX_CHUNK
+            result = pending.popleft().result()
+            if not result.get("OK"):
+                raise RuntimeError(f"sandbox {name}: {result.get('Message')}")
+            data = result["Value"]
+            digest.update(data)
+            yield data
+        if digest.hexdigest() != sha256:
+            raise RuntimeError(f"sandbox {name}: checksum mismatch")
 
     def check_login(self, user: str, password: str) -> str | None:
         """None if the broker accepts ``user``/``password``, else why not."""
@@ -459,14 +504,57 @@ def create_app(config: WebSettings) -> Starlette:
         job_id = request.path_params["job_id"]
         row = visible(user, job_id)
         details = job_details(user, job_id, ("attributes", "jdl", "history", "parameters"))
-        return page(request, "job.html", job_id=job_id, row=row, **details)
+        return page(request, "job.html", job_id=job_id, row=row,
+                    sandbox=sandbox_summary(user, job_id), **details)
 
     def api_job(request: Request) -> Response:
         """The job's table row, attributes and status history (the job page refreshes)."""
         user = _user(request)
         job_id = request.path_params["job_id"]
         row = visible(user, job_id)
-        return JSONResponse({**row, **job_details(user, job_id, ("attributes", "history"))})
+        return JSONResponse({**row, **job_details(user, job_id, ("attributes", "history")),
+                             "sandbox": sandbox_summary(user, job_id)})
+
+    def sandbox_summary(user: str, job_id: int) -> dict[str, Any]:
+        """What the job page says of the output sandbox: download links, or why none.
+        A short timeout: a deployment that serves no SandboxStore must not stall the page."""
+        found = services.output_sandboxes(user, job_id, timeout=5)
+        if not found.get("OK"):
+            return {"links": [], "message": f"Not available: {found.get('Message')}"}
+        links = [f"/jobs/{job_id}/output-sandbox" + (f"?n={n}" if n else "")
+                 for n in range(len(found["Value"]))]
+        return {"links": links,
+                "message": "" if links else "None yet: it is uploaded when the job ends."}
+
+    def download_sandbox(request: Request) -> Response:
+        """The job's output sandbox (a tar archive), streamed from the SandboxStore.
+
+        Read on behalf of the logged-in user: the store checks that user may read it
+        (403 when it refuses); a job the user may not see in the monitor is a 404.
+        """
+        user = _user(request)
+        job_id = request.path_params["job_id"]
+        number = _int(request, "n", 0, 10**6)
+        visible(user, job_id)
+        found = services.output_sandboxes(user, job_id)
+        if not found.get("OK"):
+            raise HTTPException(403 if found.get("Errno") == ENOAUTH else 502,
+                                found.get("Message", "failed"))
+        names = found["Value"]
+        if number >= len(names):
+            raise HTTPException(404, f"job {job_id} has no output sandbox"
+                                     + (f" number {number}" if number else ""))
+        info = services.as_user(user, services.sandboxes, "getSandboxInfo", names[number])
+        if not info.get("OK"):
+            raise HTTPException(403 if info.get("Errno") == ENOAUTH else 502,
+                                info.get("Message", "failed"))
+        size, sha256 = int(info["Value"]["Bytes"]), str(info["Value"]["SHA256"])
+        filename = f"job{job_id}-output" + (f"-{number}" if number else "") + ".tar"
+        return StreamingResponse(
+            services.stream_sandbox(user, names[number], size, sha256),
+            media_type="application/x-tar",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                     "Content-Length": str(size)})
 
     def services_page(request: Request) -> Response:
         if not request.session.get("user"):
@@ -486,6 +574,7 @@ def create_app(config: WebSettings) -> Starlette:
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/jobs/{job_id:int}", job_page),
+        Route("/jobs/{job_id:int}/output-sandbox", download_sandbox),
         Route("/services", services_page),
         Route("/api/jobs", api_jobs),
         Route("/api/jobs/values", api_values),

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of ``dirac-webapp``."""
     parser = argparse.ArgumentParser(
         prog="dirac-webapp",
-        description="Serve DIRAC's job monitor and a services page over HTTP(S). The web "
+        description="Serve DIRAC's job monitor (job pages with their output sandbox to "
+                    "download) and a services page over HTTP(S). The web "
                     "application calls the services as its broker user, on behalf of the "
                     "logged-in user: the Registry must give that broker user the "
                     "TrustedHost property (docs/operations.md).",

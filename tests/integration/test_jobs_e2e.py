@@ -27,7 +27,14 @@ import psutil
 import pytest
 from diracmq.broker.config import Settings
 from diracmq.broker.derrno import ENOAUTH, EWMSNOMATCH
-from diracmq_testing import WorkerPool, environment, url_vhost, url_with_vhost, wait_until
+from diracmq_testing import (
+    WorkerPool,
+    environment,
+    free_closed_port,
+    url_vhost,
+    url_with_vhost,
+    wait_until,
+)
 
 from DIRAC.Interfaces.API.Dirac import Dirac
 from DIRAC.Interfaces.API.Job import Job
@@ -35,6 +42,8 @@ from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.Client.MatcherClient import MatcherClient
 from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
 
+from .test_observability import scrape
+from .test_observability import value as sample_sum
 from .wms_conftest_helpers import broker_user, error, ok
 
 pytestmark = pytest.mark.timeout(300)
@@ -431,3 +440,66 @@ def test_an_input_sandbox_that_cannot_be_downloaded_fails_the_job(deployment, tm
     final = status(dirac, job_id)
     assert (final["Status"], final["MinorStatus"]) == (JS.FAILED, "Input Sandbox Download")
     assert "missing from the store" in final["ApplicationStatus"]
+
+
+def test_job_agent_metrics_follow_a_real_job(deployment, tmp_path):
+    """``dirac-job-agent --metrics-port``: scraped while a job waits, runs and ends."""
+    dirac = deployment.dirac("alice")
+    site = site_name()
+    go = tmp_path / "go"
+    port = free_closed_port()
+
+    def scraped() -> dict:
+        with contextlib.suppress(OSError):
+            return scrape(port)
+        return {}
+
+    def when(what: str, **expected: float) -> dict:
+        """The first scrape where every ``name__outcome`` (or ``name``) has its value."""
+        def check() -> dict:
+            samples = scraped()
+            for key, wanted in expected.items():
+                name, _, outcome = key.partition("__")
+                labels = {"outcome": outcome} if outcome else {}
+                if sample_sum(samples, f"dirac_job_agent_{name}", **labels) < wanted:
+                    return {}
+            return samples
+        return wait_until(check, 60, what)
+
+    # no --max-jobs: the agent (and its endpoint) stays up after the jobs, until SIGTERM
+    with agents(deployment, site, 1, "--metrics-port", str(port),
+                "--metrics-addr", "127.0.0.1") as (agent,):
+        idle = when("a 'no match' answer", match_requests_total__EWMSNOMATCH=1)
+        assert sample_sum(idle, "dirac_job_agent_jobs_started_total") == 0
+        assert sample_sum(idle, "dirac_job_agent_jobs_running") == 0
+        assert sample_sum(idle, "dirac_job_agent_slots") == 1
+        waiting = ok(dirac.submitJob(make_job(
+            site, "/bin/sh", f"-c 'while [ ! -e {go} ]; do sleep 0.05; done'")))
+        running = when("the job running, with heartbeats", jobs_running=1,
+                       heartbeats_total__OK=2)
+        assert sample_sum(running, "dirac_job_agent_jobs_started_total") == 1
+        assert sample_sum(running, "dirac_job_agent_match_requests_total", outcome="OK") == 1
+        assert sample_sum(running, "dirac_job_agent_jobs_finished_total") == 0
+        go.touch()
+        failing = ok(dirac.submitJob(make_job(site, "/bin/sh", "-c 'exit 4'")))
+        wait_status(dirac, waiting, {JS.DONE})
+        wait_status(dirac, failing, {JS.FAILED})
+        ended = when("both jobs counted", jobs_finished_total__Done=1,
+                     jobs_finished_total__Failed=1)
+    assert agent.returncode == 0
+    assert sample_sum(ended, "dirac_job_agent_jobs_started_total") == 2
+    assert sample_sum(ended, "dirac_job_agent_jobs_running") == 0
+    assert sample_sum(ended, "dirac_job_agent_match_requests_total", outcome="OK") == 2
+    for outcome in ("Done", "Failed"):
+        assert sample_sum(ended, "dirac_job_agent_job_duration_seconds_count", outcome=outcome) == 1
+    assert sample_sum(ended, "dirac_job_agent_kill_commands_total") == 0
+    # bounded labels: no job ID, site or user among them
+    labels = {v for (name, lab), _ in ended.items() if name.startswith("dirac_job_agent")
+              for k, v in lab if k != "le"}
+    assert labels <= {"OK", "EWMSNOMATCH", "Done", "Failed", "Killed", "other"}, labels
+
+
+def test_job_agent_refuses_a_bad_metrics_port():
+    done = subprocess.run([str(BIN / "dirac-job-agent"), "--metrics-port", "70000"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--metrics-port" in done.stderr

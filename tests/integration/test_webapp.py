@@ -4,7 +4,7 @@ TrustedHost in the Registry), a real ``dirac-worker WorkloadManagement``, a real
 ``dirac-webapp`` process (uvicorn).
 
 ``DIRACMQ_SCREENSHOT_DIR=docs`` saves the screenshots of the main pages there (that is
-how docs/webapp-*.png are made).
+how docs/webapp-*.png are made; webapp-job.png by test_webapp_sandbox.py).
 """
 
 from __future__ import annotations
@@ -74,11 +74,13 @@ def registry_toml(users: dict, dns: dict[str, str] | None = None) -> str:
 
 @contextlib.contextmanager
 def running_webapp(workdir: Path, broker_url: str, args: list[str],
-                   https_ca: Path | None = None) -> Iterator[str]:
-    """A ``dirac-webapp`` process (its base URL) until the block ends; ``https_ca``: it
-    serves HTTPS (``args`` name the TLS files) with a certificate that CA signed."""
+                   https_ca: Path | None = None, env: dict[str, str] | None = None
+                   ) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A ``dirac-webapp`` process and its base URL until the block ends; ``https_ca``:
+    it serves HTTPS (``args`` name the TLS files) with a certificate that CA signed;
+    ``env``: more environment variables."""
     port = free_closed_port()
-    env = dict(os.environ, DIRAC_BROKER_URL=broker_url, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, DIRAC_BROKER_URL=broker_url, PYTHONUNBUFFERED="1", **(env or {}))
     log_path = workdir / "webapp.log"
     with log_path.open("w") as log:
         webapp = subprocess.Popen(
@@ -98,7 +100,7 @@ def running_webapp(workdir: Path, broker_url: str, args: list[str],
                 return False
 
             wait_until(answers, 30, "dirac-webapp to answer")
-            yield base
+            yield webapp, base
         finally:
             webapp.terminate()
             webapp.wait(15)
@@ -112,6 +114,12 @@ class Deployment:
 
     def settings(self, who: str, vhost: str) -> Settings:
         return user_settings(vhost, *self.users[who])
+
+
+def start_webapp(stack: contextlib.ExitStack, workdir: Path, broker_url: str, *args: str,
+                 **env: str) -> tuple[subprocess.Popen, str]:
+    """:func:`running_webapp`, stopped when ``stack`` closes: (process, base URL)."""
+    return stack.enter_context(running_webapp(workdir, broker_url, list(args), env=env))
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +148,7 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
             manager = JobManagerClient(settings=user_settings(vhost, *users[who]))
             jobs[who] = [ok(manager.submitJob(JDL.format(name=f"{who}-{n}", site=site)))
                          for n, site in enumerate(sites)]
-        base = stack.enter_context(running_webapp(
+        _, base = stack.enter_context(running_webapp(
             workdir, user_settings(vhost, *users["webapp"]).url,
             ["--service", "WorkloadManagement/JobMonitoring",
              "--service", "WorkloadManagement/JobManager", "--service", "Nowhere/Nothing",
@@ -276,7 +284,7 @@ def test_job_page_and_a_live_status_change(deployment, login, vhost_url):
     page.wait_for_function("document.querySelector('#history').textContent"
                            ".includes('Waiting for the web test')")
     assert page.inner_text("#attributes td[data-attr=Status]") == "Waiting"
-    shot(page, "job")
+    # (docs/webapp-job.png is taken by test_webapp_sandbox.py: a Done job, its sandbox)
     page.goto(deployment.base + "/")
     page.wait_for_selector(f"tr[data-job-id='{job}'][data-status='Waiting']")
     ok(updater.setJobStatus(job, "Matched", "picked", "test"))

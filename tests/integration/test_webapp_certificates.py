@@ -72,7 +72,7 @@ def site(vhost_url, private_vhost, tmp_path_factory):
             manager = JobManagerClient(settings=user_settings(vhost, *users[who]))
             jobs[who] = [ok(manager.submitJob(JDL.format(name=f"{who}-{n}", site="LCG.CERN.cern")))
                          for n in range(count)]
-        base = stack.enter_context(running_webapp(
+        _, base = stack.enter_context(running_webapp(
             workdir, user_settings(vhost, *users["webapp"]).url,
             ["--ssl-cert", str(certs / "host.pem"), "--ssl-key", str(certs / "host.key"),
              "--client-ca", str(certs / "ca.pem")], https_ca=certs / "ca.pem"))

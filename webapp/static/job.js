@@ -1,5 +1,6 @@
 // A job's page: status, attributes and history re-read every DIRAC_REFRESH_MS from
-// /api/jobs/<id>, without reloading the page.
+// /api/jobs/<id>, without reloading the page; the output sandbox's download link
+// appears once the job has uploaded it.
 "use strict";
 const badge = document.getElementById("job-status");
 async function refresh() {
@@ -22,6 +23,31 @@ async function refresh() {
       tr.append(td);
     }
     body.append(tr);
+  }
+  showSandbox(job.sandbox || {links: [], message: ""});
+}
+let shownSandbox = null;
+function showSandbox(sandbox) {
+  const key = JSON.stringify(sandbox);
+  if (key === shownSandbox) return;  // unchanged: leave the link alone (a click may be on it)
+  shownSandbox = key;
+  const box = document.getElementById("sandbox");
+  box.replaceChildren();
+  sandbox.links.forEach((link, n) => {
+    const p = document.createElement("p");
+    const a = document.createElement("a");
+    a.className = "button";
+    a.href = link;
+    a.setAttribute("download", "");
+    a.textContent = "Download the output sandbox" + (n ? " (" + (n + 1) + ")" : "") + " (tar)";
+    p.append(a);
+    box.append(p);
+  });
+  if (sandbox.message) {
+    const p = document.createElement("p");
+    p.className = "muted";
+    p.textContent = sandbox.message;
+    box.append(p);
   }
 }
 setInterval(refresh, window.DIRAC_REFRESH_MS);

@@ -22,12 +22,17 @@ then Done or Failed with the reason.
 The broker user needs a group with the GenericPilot property (set DIRAC_GROUP to it):
 see docs/jobs.md. Any number of agents, on any hosts, may run at once.
 
+--metrics-port PORT serves Prometheus metrics (jobs started, finished by final
+status, running; Matcher requests by outcome, "no match" included; heartbeats) at
+http://ADDR:PORT/metrics: see docs/operations.md.
+
 SIGTERM or Ctrl-C: no new jobs; the running ones are stopped, their output uploaded,
 and they end Failed / "Job agent stopped" (never left Running).
 
 Example:
   DIRAC_GROUP=dirac_pilot dirac-job-agent --site LCG.CERN.cern --slots 4
   dirac-job-agent --max-jobs 10 --idle-timeout 60
+  dirac-job-agent --slots 8 --metrics-port 9200
 """
 
 EPILOG = "Exit status: 0 stopped normally, 1 cannot reach the broker, 2 usage error."
@@ -61,9 +66,16 @@ def main() -> int:
                         help="where the jobs' directories are made (default ./%(default)s)")
     parser.add_argument("--keep-workdirs", action="store_true",
                         help="keep each job's directory after it ended")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve Prometheus metrics over HTTP on this port "
+                             "(default: off)")
+    parser.add_argument("--metrics-addr", default="0.0.0.0", metavar="ADDR",
+                        help="address the metrics endpoint listens on (default %(default)s)")
     args = parser.parse_args()
     if args.slots < 1:
         parser.error("--slots must be at least 1")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        parser.error("--metrics-port must be between 1 and 65535")
     setup(args)
     logging.getLogger("dirac-job-agent").setLevel(logging.DEBUG if args.debug else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
@@ -72,11 +84,22 @@ def main() -> int:
     logging.getLogger("dirac-job-agent").propagate = False
 
     from DIRAC.WorkloadManagementSystem.Agent.JobAgent import JobAgent
+    from DIRAC.WorkloadManagementSystem.Agent.JobAgentMetrics import JobAgentMetrics
+
+    metrics = None
+    if args.metrics_port is not None:
+        metrics = JobAgentMetrics(slots=args.slots)
+        try:
+            metrics.serve(args.metrics_port, args.metrics_addr)
+        except OSError as exc:
+            parser.error(f"cannot serve metrics on {args.metrics_addr}:{args.metrics_port}: "
+                         f"{exc}")
 
     agent = JobAgent(site=args.site, cpuTime=args.cpu_time, tags=args.tag, slots=args.slots,
                      maxJobs=args.max_jobs, idleTimeout=args.idle_timeout,
                      heartbeat=args.heartbeat, pollInterval=args.poll, workDir=args.workdir,
-                     maxWallClock=args.max_wallclock, keepWorkDirs=args.keep_workdirs)
+                     maxWallClock=args.max_wallclock, keepWorkDirs=args.keep_workdirs,
+                     metrics=metrics)
 
     def on_signal(signum: int, _frame: Any) -> None:
         logging.getLogger("dirac-job-agent").info("signal %d: stopping", signum)

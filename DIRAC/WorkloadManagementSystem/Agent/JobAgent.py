@@ -44,6 +44,7 @@ import psutil
 from diracmq.broker.derrno import EWMSNOMATCH
 from diracmq.broker.returnvalues import S_OK, DReturnType
 
+from DIRAC.WorkloadManagementSystem.Agent.JobAgentMetrics import JobAgentMetrics
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.Client.JobStateUpdateClient import JobStateUpdateClient
 from DIRAC.WorkloadManagementSystem.Client.MatcherClient import MatcherClient
@@ -112,8 +113,8 @@ class JobAgent:
                  tags: list[str] | None = None, slots: int = 1, maxJobs: int = 0,
                  idleTimeout: float = 0.0, heartbeat: float = 30.0, pollInterval: float = 5.0,
                  workDir: str | Path | None = None, maxWallClock: float = 3 * 86400,
-                 keepWorkDirs: bool = False, clientOptions: dict[str, Any] | None = None
-                 ) -> None:
+                 keepWorkDirs: bool = False, clientOptions: dict[str, Any] | None = None,
+                 metrics: JobAgentMetrics | None = None) -> None:
         self.site = site
         self.cpuTime = int(cpuTime)
         self.tags = list(tags or [])
@@ -125,6 +126,8 @@ class JobAgent:
         self.workDir = Path(workDir or Path.cwd() / "jobagent").resolve()
         self.maxWallClock = float(maxWallClock)
         self.keepWorkDirs = keepWorkDirs
+        #: Prometheus metrics (``dirac-job-agent --metrics-port``), None when off.
+        self.metrics = metrics
         options = clientOptions or {}
         self.matcher = MatcherClient(**options)
         self.state = JobStateUpdateClient(**options)
@@ -171,7 +174,10 @@ class JobAgent:
                 self._wait(self.pollInterval)
                 idle_since = time.monotonic()
                 continue
+            asked = time.monotonic()
             result = self.matcher.requestJob(self.resourceDescription())
+            if self.metrics is not None:
+                self.metrics.match_request(result, time.monotonic() - asked)
             if result["OK"]:
                 failures = 0
                 idle_since = time.monotonic()
@@ -203,6 +209,8 @@ class JobAgent:
         with self._lock:
             self._running[job_id] = payload
         self.started += 1
+        if self.metrics is not None:
+            self.metrics.job_started()
         thread = threading.Thread(target=self._runJob, args=(payload, match),
                                   name=f"job-{job_id}", daemon=True)
         self._threads.append(thread)
@@ -234,6 +242,7 @@ class JobAgent:
 
     def _runJob(self, payload: _Payload, match: dict[str, Any]) -> None:
         job_id = payload.jobID
+        began = time.monotonic()
         try:
             outcome = self._execute(payload, match)
         except Exception as exc:  # never leave a job Running because of a bug here
@@ -245,6 +254,8 @@ class JobAgent:
                 self._running.pop(job_id, None)
             self._wake.set()
         self.results[job_id] = outcome
+        if self.metrics is not None:
+            self.metrics.job_finished(outcome, time.monotonic() - began)
         log.info("job %s: %s", job_id, outcome)
 
     def _execute(self, payload: _Payload, match: dict[str, Any]) -> str:
@@ -363,6 +374,8 @@ class JobAgent:
                     job_id, {"CPUConsumed": round(cpu, 2), "MemoryUsed": round(memory, 1),
                              "WallClockTime": round(wall, 2)},
                     {"StandardOutput": _tail(stdout)})
+                if self.metrics is not None:
+                    self.metrics.heartbeat(reply)
                 if reply["OK"] and "Kill" in (reply["Value"] or {}):
                     log.info("job %s: killed by its owner", job_id)
                     payload.terminate("Job killed", killed=True)
