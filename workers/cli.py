@@ -201,6 +201,12 @@ def _run_children(args: argparse.Namespace) -> int:
         proc = context.Process(target=_child, args=(args, served), name="dirac-worker-child")
         proc.start()
         children[proc] = served
+        if stopping and proc.pid:
+            # The stop signal came while this child was being started (its handler ran
+            # before the child was in ``children``): pass it on, or the child would
+            # serve on and the supervisor wait for it forever.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, stopping[-1])
 
     for _ in range(args.processes):
         start()
