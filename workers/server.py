@@ -337,12 +337,19 @@ class Worker:
         self._dispatch(inline)
 
     def _finish_returned(self) -> None:
-        while self._early_acks:
-            item, sent = self._early_acks.popleft()
+        if self._early_acks:
+            acked = []
             try:
-                self._driver.ack(item.delivery)
+                while self._early_acks:
+                    item, sent = self._early_acks.popleft()
+                    acked.append(sent)
+                    self._driver.ack(item.delivery)
+                # Written before the handler may run: an atMostOnce_ method that kills
+                # its process right away must find its request acknowledged already.
+                self._driver.flush()
             finally:
-                sent.set()
+                for sent in acked:
+                    sent.set()
         while self._finished:
             self._finish(self._finished.popleft())
 
