@@ -1,4 +1,4 @@
-"""DIRAC's optimizer chain: JobPath -> JobSanity -> JobScheduling, once per job.
+"""DIRAC's optimizer chain: JobPath -> JobSanity [-> InputData] -> JobScheduling, once per job.
 
 The JobDB is the record; the broker only says "look at these jobs".  Each step runs
 in one database transaction that first locks the job and checks it is still where
@@ -13,8 +13,17 @@ Optimizers workers and broker redeliveries:
 2. **JobSanity** (same claim) checks the JDL and the input sandbox: every ``SB:``
    entry must be a sandbox of the job's owner, then assigned to ``Job:<id>``/Input.
    -> ``Checking`` / "JobScheduling".
-3. **JobScheduling** (same claim) computes the requirements (requested sites minus
-   banned ones, tags, processors, CPU time), writes them into the JDL as
+3. **InputData** (same claim; only for a job whose JDL has ``InputData``: JobPath then
+   records the chain ``JobPath,JobSanity,InputData,JobScheduling``) asks the file
+   catalogue where the files are (Executor/InputData.py, outside any transaction),
+   fails the job when one has no replica ("Input data not available", the LFNs in the
+   logging info), else records the candidate sites (job parameter ``InputDataSites``)
+   -> ``Checking`` / "JobScheduling".  An unreachable catalogue leaves the job in
+   ``Checking`` / "InputData" (the logging info says so) for the sweep to retry after
+   the lease, and fails it after ``DIRAC_WMS_INPUTDATA_ATTEMPTS`` tries.
+4. **JobScheduling** (same claim) computes the requirements (requested sites minus
+   banned ones, intersected with InputData's candidate sites, tags, processors, CPU
+   time), writes them into the JDL as
    ``JobRequirements``, puts the job in its task queue and sets ``Waiting`` /
    "Pilot Agent Submission", all in one transaction.
 
@@ -49,14 +58,25 @@ from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import (
     insertIgnore,
     normalizeRequirements,
 )
+from DIRAC.WorkloadManagementSystem.Executor.InputData import (
+    INPUT_DATA,
+    MAX_ATTEMPTS,
+    NOT_AVAILABLE,
+    ReplicaSource,
+    inputDataLFNs,
+    resolveInputData,
+)
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, JDLError, parseJDL
 
-__all__ = ["CHAIN", "CLAIM_LEASE", "PILOT_AGENT_SUBMISSION", "JobOptimizer"]
+__all__ = ["CHAIN", "CLAIM_LEASE", "INPUT_DATA_CHAIN", "PILOT_AGENT_SUBMISSION",
+           "JobOptimizer"]
 
 log = logging.getLogger(__name__)
 
 #: The optimizers every job goes through, in order (DIRAC's default chain).
 CHAIN = ("JobPath", "JobSanity", "JobScheduling")
+#: The chain of a job with InputData (DIRAC's JobPath adds InputData for it).
+INPUT_DATA_CHAIN = ("JobPath", "JobSanity", INPUT_DATA, "JobScheduling")
 #: Minor status of a job waiting in a task queue (DIRAC's wording).
 PILOT_AGENT_SUBMISSION = "Pilot Agent Submission"
 #: Seconds after which a job left in Checking by an optimizer may be claimed again.
@@ -94,14 +114,19 @@ def bannedSites() -> list[str]:
             if s.strip()]
 
 
-def jobRequirements(ad: ClassAd) -> dict[str, Any]:
-    """What JobScheduling derives from a JDL (raises :class:`_Fail` when impossible)."""
+def jobRequirements(ad: ClassAd, dataSites: list[str] | None = None) -> dict[str, Any]:
+    """What JobScheduling derives from a JDL (raises :class:`_Fail` when impossible).
+
+    ``dataSites``: the InputData optimizer's candidate sites (None: no restriction).
+    """
     requested = _sites(ad, "Site", "Destination")
     banned = sorted(set(_sites(ad, "BannedSites", "BannedSite")) | set(bannedSites()))
     allowed = [s for s in requested if s not in banned]
     if requested and not allowed:
         raise _Fail("JobScheduling", f"Impossible site requirement: every requested site "
                                      f"({', '.join(requested)}) is banned")
+    if dataSites is not None:
+        allowed = _dataSites(requested, allowed, banned, dataSites)
     cpu = ad.getAttributeInt("CPUTime") or ad.getAttributeInt("MaxCPUTime") or DEFAULT_CPU_TIME
     if cpu <= 0:
         raise _Fail("JobScheduling", f"invalid CPUTime {cpu}")
@@ -112,13 +137,35 @@ def jobRequirements(ad: ClassAd) -> dict[str, Any]:
                                   "Tags": tags, "NumberOfProcessors": processors})
 
 
+def _dataSites(requested: list[str], allowed: list[str], banned: list[str],
+               dataSites: list[str]) -> list[str]:
+    """The sites left once the input data's candidate sites are taken into account."""
+    if not dataSites:
+        raise _Fail("JobScheduling", "No candidate sites available: no site holds all the "
+                                     "input data")
+    if requested:
+        kept = [s for s in allowed if s in dataSites]
+        if not kept:
+            raise _Fail("JobScheduling", f"No candidate sites available: the input data "
+                                         f"are at {', '.join(dataSites)}, the job may run "
+                                         f"only at {', '.join(allowed)}")
+        return kept
+    kept = [s for s in dataSites if s not in banned]
+    if not kept:
+        raise _Fail("JobScheduling", f"No candidate sites available: every site holding "
+                                     f"the input data ({', '.join(dataSites)}) is banned")
+    return kept
+
+
 class JobOptimizer:
     """Runs the chain on jobs of one JobDB (thread-safe; one per process is enough)."""
 
     def __init__(self, jobDB: JobDB, taskQueueDB: TaskQueueDB | None = None,
-                 sandboxDB: SandboxMetadataDB | None = None, lease: float | None = None
-                 ) -> None:
+                 sandboxDB: SandboxMetadataDB | None = None, lease: float | None = None,
+                 catalog: ReplicaSource | None = None) -> None:
         self.db = jobDB
+        #: The file catalogue the InputData step asks (a FileCatalogClient on first use).
+        self.catalog = catalog
         self.tq = taskQueueDB or TaskQueueDB(jobDB)
         self.sb = sandboxDB or SandboxMetadataDB(jobDB)
         self.lease = CLAIM_LEASE if lease is None else lease
@@ -161,14 +208,15 @@ class JobOptimizer:
             job = self.db._lock(conn, jobID)
             if job["Status"] == JS.RECEIVED:
                 pass
-            elif job["Status"] == JS.CHECKING and job["MinorStatus"] in CHAIN and \
+            elif job["Status"] == JS.CHECKING and job["MinorStatus"] in INPUT_DATA_CHAIN and \
                     (job["LastUpdateTime"] is None
                      or job["LastUpdateTime"] < lease_cutoff):
                 pass  # left by an optimizer that stopped: take it over
             else:
                 return False
+            chain = INPUT_DATA_CHAIN if self._hasInputData(conn, jobID) else CHAIN
             self.db._upsert_parameters(conn, jobID, [("OptimizerClaim", token),
-                                                     ("OptimizerChain", ",".join(CHAIN))])
+                                                     ("OptimizerChain", ",".join(chain))])
             self.db._change(conn, job, status=JS.CHECKING, minor="JobSanity", source="JobPath")
             return True
 
@@ -178,8 +226,8 @@ class JobOptimizer:
             log.info("job %s: not optimized: %s", jobID, exc.result.get("Message"))
             return False
 
-    def _jobSanity(self, jobID: int, token: str) -> None:
-        def sanity(conn: Connection) -> None:
+    def _jobSanity(self, jobID: int, token: str) -> bool:
+        def sanity(conn: Connection) -> bool:
             job = self._claimed(conn, jobID, token, "JobSanity")
             jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
             try:
@@ -188,9 +236,10 @@ class JobOptimizer:
                 raise _Fail("JobSanity", f"the stored JDL does not parse: {exc}") from None
             if not str(ad.get("Executable", "")).strip():
                 raise _Fail("JobSanity", "the JDL has no Executable")
-            if ad.getListFromExpression("InputData"):
-                raise _Fail("JobSanity", "InputData is not supported by this WMS (no "
-                                         "InputData optimizer)")
+            try:
+                hasInputData = bool(inputDataLFNs(ad))
+            except ValueError as exc:
+                raise _Fail("JobSanity", f"invalid InputData: {exc}") from None
             t = sandboxesTable.c
             entity = entityForJob(jobID)
             for entry in ad.getListFromExpression("InputSandbox"):
@@ -213,17 +262,99 @@ class JobOptimizer:
                                              f"(submit with WMSClient, Dirac().submitJob or "
                                              f"dirac-wms-job-submit, which upload local "
                                              f"files)")
-            self.db._change(conn, job, status=JS.CHECKING, minor="JobScheduling",
+            self.db._change(conn, job, status=JS.CHECKING,
+                            minor=INPUT_DATA if hasInputData else "JobScheduling",
                             source="JobSanity")
+            return hasInputData
 
-        self.db._run(sanity)
+        return bool(self.db._run(sanity))
+
+    # ------------------------------------------------------------- InputData
+    @staticmethod
+    def _hasInputData(conn: Connection, jobID: int) -> bool:
+        """Whether the job's JDL names input data (a JDL that does not parse: False,
+        JobSanity fails it)."""
+        jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+        if not jdl or "InputData" not in jdl:  # most jobs: no parsing
+            return False
+        try:
+            return bool(parseJDL(jdl).getListFromExpression("InputData"))
+        except JDLError:
+            return False
+
+    @staticmethod
+    def _inputDataSites(conn: Connection, jobID: int) -> list[str] | None:
+        """The candidate sites the InputData step recorded (None: no restriction)."""
+        p = parametersTable.c
+        text = conn.scalar(sa.select(p.Value).where(p.JobID == jobID,
+                                                    p.Name == "InputDataSites"))
+        sites = json.loads(text) if text else None
+        return [str(s) for s in sites] if isinstance(sites, list) else None
+
+    def _catalog(self) -> ReplicaSource:
+        if self.catalog is None:
+            from DIRAC.Resources.Catalog.FileCatalogClient import FileCatalogClient
+
+            try:
+                timeout = float(os.environ.get("DIRAC_WMS_INPUTDATA_TIMEOUT") or 30)
+            except ValueError:
+                timeout = 30.0
+            self.catalog = FileCatalogClient(timeout=timeout)
+        return self.catalog
+
+    def _inputData(self, jobID: int, token: str) -> bool:
+        """The InputData step: True when the job went on to JobScheduling, False when it
+        was left in Checking / InputData because the catalogue did not answer (raises
+        :class:`_Fail` when the data are not available or after too many tries)."""
+        def read(conn: Connection) -> list[str]:
+            self._claimed(conn, jobID, token, INPUT_DATA)
+            jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+            return inputDataLFNs(parseJDL(jdl or ""))
+
+        lfns = self.db._run(read)
+        # The catalogue is asked outside any transaction: the job row stays unlocked.
+        resolved = resolveInputData(self._catalog(), lfns)
+        if resolved["OK"] and resolved["Value"]["Missing"]:
+            missing = resolved["Value"]["Missing"]
+            raise _Fail(INPUT_DATA, f"{NOT_AVAILABLE}: " + ", ".join(
+                f"{lfn} ({reason})" for lfn, reason in sorted(missing.items())))
+
+        def record(conn: Connection) -> bool:
+            job = self._claimed(conn, jobID, token, INPUT_DATA)
+            p = parametersTable.c
+            if not resolved["OK"]:
+                tries = conn.scalar(sa.select(p.Value).where(
+                    p.JobID == jobID, p.Name == "InputDataAttempts"))
+                tries = int(tries or 0) + 1
+                if tries >= MAX_ATTEMPTS:
+                    raise _Fail(INPUT_DATA, f"cannot resolve the input data after {tries} "
+                                            f"attempts: {resolved['Message']}")
+                self.db._upsert_parameters(conn, jobID, [("InputDataAttempts", str(tries))])
+                self.db._change(conn, job, status=JS.CHECKING, minor=INPUT_DATA,
+                                application=f"waiting for the file catalogue (attempt "
+                                            f"{tries} of {MAX_ATTEMPTS}): "
+                                            f"{resolved['Message']}"[:1000],
+                                source=INPUT_DATA)
+                return False
+            self.db._upsert_parameters(conn, jobID, [
+                ("InputDataSites", json.dumps(resolved["Value"]["Sites"]))])
+            waited = str(job.get("ApplicationStatus") or "").startswith("waiting for the "
+                                                                         "file catalogue")
+            self.db._change(conn, job, status=JS.CHECKING, minor="JobScheduling",
+                            application="Input data resolved" if waited else None,
+                            source=INPUT_DATA)
+            return True
+
+        return bool(self.db._run(record))
 
     def _jobScheduling(self, jobID: int, token: str) -> None:
         def schedule(conn: Connection) -> None:
             job = self._claimed(conn, jobID, token, "JobScheduling")
             jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
             ad = parseJDL(jdl or "")
-            requirements = jobRequirements(ad)
+            dataSites = self._inputDataSites(conn, jobID) \
+                if ad.getListFromExpression("InputData") else None
+            requirements = jobRequirements(ad, dataSites)
             ad["JobRequirements"] = ClassAd({
                 "CPUTime": requirements["CPUTime"],
                 "NumberOfProcessors": requirements["NumberOfProcessors"],
@@ -251,7 +382,10 @@ class JobOptimizer:
             return S_OK(None)
         step = "JobSanity"
         try:
-            self._jobSanity(jobID, token)
+            hasInputData = self._jobSanity(jobID, token)
+            step = INPUT_DATA
+            if hasInputData and not self._inputData(jobID, token):
+                return S_OK(None)  # the catalogue did not answer: the sweep retries
             step = "JobScheduling"
             self._jobScheduling(jobID, token)
         except _Lost:
