@@ -23,9 +23,9 @@ Who may write: the owner of the LFN's home (``/<vo>/user/<i>/<name>``) in that h
 and the ``FileCatalogManagement`` property anywhere; a file is replaced or removed by
 whoever put it or by that property.  Anybody authenticated reads.  A job agent
 (``GenericPilot``) puts a job's output data into its owner's home in the owner's name
-(the file's owner is the home's user, ``Uploader`` the agent): it may create files in
-any user's home, and remove only files it uploaded itself (DataManager.putAndRegister
-cleans up after a failed registration); docs/security.md.
+(the file's owner is the home's user, ``Uploader`` the agent): it may create new files
+in any user's home, and neither replace nor remove any there (a copy whose registration
+failed stays for its owner to remove); docs/security.md.
 """
 
 from __future__ import annotations
@@ -149,10 +149,9 @@ class StorageElementHandler(RequestHandler):
         creds = self.getRemoteCredentials()
         if ADMIN_PROPERTY in set(creds.get("properties") or ()):
             return True
-        meta = self._readMeta(lfn)
-        if self._actingOwner(lfn):  # a job agent: only what it uploaded itself
-            return bool(meta.get("Uploader")) and meta.get("Uploader") == creds.get("username")
-        owner = meta.get("Owner")
+        if self._actingOwner(lfn):  # a job agent creates files for the owner, nothing more
+            return False
+        owner = self._readMeta(lfn).get("Owner")
         return self._maySet(lfn) and owner in (None, creds.get("username"))
 
     def _readMeta(self, lfn: str) -> dict[str, Any]:
