@@ -15,7 +15,7 @@ it, ``gConfig``'s current tree is read (a missing or broken configuration: no si
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from diracmq.broker.returnvalues import S_OK, DReturnType
@@ -75,7 +75,7 @@ def getSEsForSite(site: str, tree: dict[str, Any] | None = None) -> DReturnType:
     return S_OK(list(getSiteSEMapping(tree)["Value"].get(site, [])))
 
 
-def sitesHoldingAll(replicas: dict[str, Iterable[str]], tree: dict[str, Any] | None = None
+def sitesHoldingAll(replicas: Mapping[str, Iterable[str]], tree: dict[str, Any] | None = None
                     ) -> list[str] | None:
     """The sites at which every file of ``replicas`` (``{lfn: [SE, ...]}``) has a replica.
 
