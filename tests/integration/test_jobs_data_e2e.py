@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import pytest
 from diracmq.broker.config import Settings
-from diracmq_testing import WorkerPool, url_user, url_vhost, url_with_vhost
+from diracmq_testing import WorkerPool, url_user, url_vhost, url_with_vhost, wait_until
 
 from DIRAC.DataManagementSystem.Client.DataManager import DataManager
 from DIRAC.Interfaces.API.Job import Job
@@ -109,6 +109,7 @@ def deployment(vhost_url, private_vhost, tmp_path_factory):
                "DIRAC_JOBDB_URL": "", "DIRAC_FILECATALOGDB_URL": "",
                "DIRAC_WMS_OPTIMIZER_SWEEP": "0.5", "DIRAC_WMS_OPTIMIZER_LEASE": "3",
                "DIRAC_WMS_STALLED_TIME": "30", "DIRAC_WMS_FAILED_TIME": "30",
+               "DIRAC_WMS_INPUTDATA_TIMEOUT": "3",
                "DIRAC_GROUP": None, **HELD_ONLY}
         pool = WorkerPool(vhost_url, workdir, private_vhost)
         start_system(pool, "WorkloadManagement", env)
@@ -290,3 +291,26 @@ def test_a_job_agent_writes_only_new_files_in_homes(deployment, tmp_path):
     refused = error(dm(deployment, "alice").putAndRegister(
         f"/dirac/user/b/bob/{uuid.uuid4().hex[:8]}/g.dat", str(local), "SE-A"))
     assert "Permission denied" in refused["Message"]
+
+
+def test_an_unreachable_catalogue_holds_the_job_until_it_is_back(deployment, tmp_path):
+    """Last in the module: it stops the DataManagement worker (and starts another)."""
+    dirac = deployment.dirac("alice")
+    lfn = f"{HOME}/{uuid.uuid4().hex[:8]}/held.dat"
+    put(deployment, tmp_path, lfn, "SE-A", "held\n")
+    (dms,) = [w for w in deployment.pool.workers
+              if w.returncode is None and "DataManagement/FileCatalog" in w.services()]
+    assert dms.stop() == 0
+    job = Job()
+    ok(job.setExecutable("/bin/true"))
+    ok(job.setInputData(lfn))
+    job_id = ok(dirac.submitJob(job))
+    held = wait_until(lambda: (s := status(dirac, job_id))["ApplicationStatus"].startswith(
+        "waiting for the file catalogue") and s, 60, "the InputData step to wait")
+    assert (held["Status"], held["MinorStatus"]) == (JS.CHECKING, "InputData")
+    start_system(deployment.pool, "DataManagement", deployment.env)
+    final = wait_status(dirac, job_id, {JS.WAITING, JS.FAILED}, 60)
+    assert final["Status"] == JS.WAITING, logging_text(dirac, job_id)
+    assert final["ApplicationStatus"] == "Input data resolved"
+    ok(dirac.killJob(job_id))
+
