@@ -293,6 +293,30 @@ def test_a_job_agent_writes_only_new_files_in_homes(deployment, tmp_path):
     assert "Permission denied" in refused["Message"]
 
 
+def test_the_dirac_api_data_methods(deployment, tmp_path):
+    dirac = deployment.dirac("alice")
+    folder = f"{HOME}/{uuid.uuid4().hex[:8]}"
+    lfn = f"{folder}/api.dat"
+    local = tmp_path / "api.dat"
+    local.write_text("through the Dirac API\n")
+    assert lfn in ok(dirac.addFile(lfn, str(local), "SE-A"))["Successful"]
+    assert list(ok(dirac.getReplicas(lfn))["Successful"][lfn]) == ["SE-A"]
+    assert lfn in ok(dirac.replicateFile(lfn, "SE-B"))["Successful"]
+    assert set(ok(dirac.getReplicas([lfn]))["Successful"][lfn]) == {"SE-A", "SE-B"}
+    meta = ok(dirac.getLfnMetadata(lfn))["Successful"][lfn]
+    assert meta["Size"] == local.stat().st_size and meta["Owner"] == "alice"
+    listing = ok(dirac.listCatalogDirectory(folder))["Successful"][folder]
+    assert lfn in listing["Files"]
+    got = ok(dirac.getFile(lfn, destDir=str(tmp_path / "back")))["Successful"][lfn]
+    assert Path(got).read_text() == "through the Dirac API\n"
+    assert lfn in ok(dirac.removeReplica(lfn, "SE-A"))["Successful"]
+    assert list(ok(dirac.getReplicas(lfn))["Successful"][lfn]) == ["SE-B"]
+    assert lfn in ok(dirac.removeFile(lfn))["Successful"]
+    assert ok(dirac.getLfnMetadata(lfn))["Failed"][lfn]
+    assert "not part of this API" in error(dirac.getAccessURL(lfn, "SE-B"))["Message"]
+    assert error(dirac.getJobOutputLFNs("nope"))["Message"]
+
+
 def test_an_unreachable_catalogue_holds_the_job_until_it_is_back(deployment, tmp_path):
     """Last in the module: it stops the DataManagement worker (and starts another)."""
     dirac = deployment.dirac("alice")
