@@ -277,7 +277,10 @@ def test_a_job_agent_writes_only_new_files_in_homes(deployment, tmp_path):
     lfn = f"/dirac/user/b/bob/{uuid.uuid4().hex[:8]}/f.dat"
     assert lfn in ok(pilot.putAndRegister(lfn, str(local), "SE-A"))["Successful"]
     catalogue = FileCatalogClient(settings=deployment.settings["bob"])
-    assert ok(catalogue.getFileMetadata(lfn))["Successful"][lfn]["Owner"] == "bob"
+    meta = ok(catalogue.getFileMetadata(lfn))["Successful"]
+    assert (meta[lfn]["Owner"], meta[lfn]["OwnerGroup"]) == ("bob", "users")
+    home = ok(catalogue.getFileMetadata("/dirac/user/b/bob"))["Successful"]["/dirac/user/b/bob"]
+    assert (home["Owner"], home["OwnerGroup"]) == ("bob", "users")  # made for bob, by the pilot
     # not over an existing file, not outside a home, and no removal of the owner's file
     replaced = error(pilot.putAndRegister(lfn, str(local), "SE-A", overwrite=True))
     assert "Permission denied" in replaced["Message"]

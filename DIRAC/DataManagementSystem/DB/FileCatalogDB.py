@@ -431,11 +431,20 @@ class FileCatalogDB:
 
     # ------------------------------------------------------- job agents
     def _homeGroup(self, vo: str, user: str) -> str:
-        """The group of ``user``'s home directory ("" when it does not exist yet)."""
+        """The group of ``user``'s home directory; when it has none yet, the user's
+        first group in the Registry ("" when the Registry does not say)."""
         home = userHome(user, vo)
         group = self._run(lambda conn: conn.scalar(
             sa.select(dirsTable.c.OwnerGroup).where(dirsTable.c.Path == home)), write=False)
-        return str(group or "")
+        if group:
+            return str(group)
+        try:
+            from DIRAC import gConfig
+
+            groups = gConfig.getValue(f"/Registry/Users/{user}/Groups", [])
+        except Exception:  # no configuration: no group
+            return ""
+        return str(groups[0]) if isinstance(groups, list) and groups else ""
 
     def _forOwners(self, lfns: dict[str, Any], credentials: dict[str, Any],
                    method: Callable[[dict[str, Any], dict[str, Any]], DReturnType]

@@ -12,7 +12,7 @@ Optimizers workers and broker redeliveries:
    optimization, is left alone.
 2. **JobSanity** (same claim) checks the JDL and the input sandbox: every ``SB:``
    entry must be a sandbox of the job's owner, then assigned to ``Job:<id>``/Input.
-   -> ``Checking`` / "JobScheduling".
+   -> ``Checking`` / "JobScheduling" (or "InputData" for a job with input data).
 3. **InputData** (same claim; only for a job whose JDL has ``InputData``: JobPath then
    records the chain ``JobPath,JobSanity,InputData,JobScheduling``) asks the file
    catalogue where the files are (Executor/InputData.py, outside any transaction),
