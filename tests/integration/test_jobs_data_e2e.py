@@ -241,6 +241,24 @@ def test_data_only_at_a_banned_site_fail_the_job(deployment, tmp_path):
     assert SITE_B in final["ApplicationStatus"]
 
 
+def test_input_data_that_cannot_be_read_fail_the_job_in_the_agent(deployment, tmp_path):
+    dirac = deployment.dirac("alice")
+    lfn = f"{HOME}/{uuid.uuid4().hex[:8]}/lost.dat"
+    put(deployment, tmp_path, lfn, "SE-A", "soon lost\n")
+    # the copy disappears from the SE's disk: the catalogue still lists the replica
+    (deployment.workdir / "storage" / "SE-A" / "data" / lfn.lstrip("/")).unlink()
+    job = Job()
+    ok(job.setExecutable("/bin/true"))
+    ok(job.setInputData(lfn))
+    job_id = ok(dirac.submitJob(job))
+    wait_status(dirac, job_id, {JS.WAITING}, 60)
+    run_agent(deployment, SITE_A)
+    final = status(dirac, job_id)
+    assert (final["Status"], final["MinorStatus"]) == (JS.FAILED, "Input Data Resolution")
+    assert f"cannot download {lfn}" in final["ApplicationStatus"]
+    assert "Application" not in [m for _, m, *_ in ok(dirac.getJobLoggingInfo(job_id))]
+
+
 def test_output_upload_failures_fail_the_job_with_the_reason(deployment):
     dirac = deployment.dirac("alice")
     too_big = Job()
