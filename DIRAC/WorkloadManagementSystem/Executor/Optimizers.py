@@ -336,10 +336,12 @@ class JobOptimizer:
                                             f"{resolved['Message']}"[:1000],
                                 source=INPUT_DATA)
                 return False
-            self.db._upsert_parameters(conn, jobID, [
-                ("InputDataSites", json.dumps(resolved["Value"]["Sites"]))])
             waited = str(job.get("ApplicationStatus") or "").startswith("waiting for the "
                                                                          "file catalogue")
+            found = [("InputDataSites", json.dumps(resolved["Value"]["Sites"]))]
+            if waited:  # a rescheduled job gets all its tries again
+                found.append(("InputDataAttempts", "0"))
+            self.db._upsert_parameters(conn, jobID, found)
             self.db._change(conn, job, status=JS.CHECKING, minor="JobScheduling",
                             application="Input data resolved" if waited else None,
                             source=INPUT_DATA)
