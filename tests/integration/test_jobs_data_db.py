@@ -169,31 +169,49 @@ def _age(db, job):
 def test_an_unreachable_catalogue_leaves_the_job_for_a_retry_then_fails_it(setup,
                                                                              monkeypatch):
     db, _, optimizer, catalogue = setup
-    monkeypatch.setattr("DIRAC.WorkloadManagementSystem.Executor.Optimizers.MAX_ATTEMPTS", 3)
+    monkeypatch.setattr("DIRAC.WorkloadManagementSystem.Executor.Optimizers.MAX_WAIT", 600)
     catalogue.down = True
     job = submit(db, 'InputData = "/vo/data/a";')
     assert ok(optimizer.optimizeJob(job)) is None  # left for later
     info = attrs(db, job)
     assert (info["Status"], info["MinorStatus"]) == (JS.CHECKING, "InputData")
-    assert "waiting for the file catalogue (attempt 1 of 3)" in info["ApplicationStatus"]
+    assert info["ApplicationStatus"].startswith("waiting for the file catalogue (since ")
     assert job not in ok(optimizer.jobsToRecover())  # within the lease: nobody takes it
     _age(db, job)
     assert job in ok(optimizer.jobsToRecover())
     # the catalogue is back: the retry goes through
     catalogue.down = False
+    optimizer._catalogDown = None  # as CATALOG_BACKOFF seconds later
     assert ok(optimizer.optimizeJob(job)) == JS.WAITING
     assert attrs(db, job)["ApplicationStatus"] == "Input data resolved"
-    # another job with the catalogue down for good: failed after 3 tries
+    assert params(db, job)["InputDataWaitingSince"] == ""
+    # another job with the catalogue down for good: retried while within MAX_WAIT ...
     catalogue.down = True
     other = submit(db, 'InputData = "/vo/data/a";')
-    for _ in range(2):
+    for _ in range(3):
         assert ok(optimizer.optimizeJob(other)) is None
         _age(db, other)
+        optimizer._catalogDown = None
+    since = params(db, other)["InputDataWaitingSince"]
+    assert since  # the first failure's time, kept
+    # ... then failed once it waited longer
+    monkeypatch.setattr("DIRAC.WorkloadManagementSystem.Executor.Optimizers.MAX_WAIT", 0)
     assert ok(optimizer.optimizeJob(other)) == JS.FAILED
     info = attrs(db, other)
     assert info["MinorStatus"] == "InputData optimizer"
-    assert "cannot resolve the input data after 3 attempts" in info["ApplicationStatus"]
+    assert "the file catalogue has not answered for" in info["ApplicationStatus"]
     assert "No worker serves" in info["ApplicationStatus"]
+
+
+def test_while_the_catalogue_is_down_jobs_do_not_each_wait_for_it(setup):
+    db, _, optimizer, catalogue = setup
+    catalogue.down = True
+    jobs = [submit(db, 'InputData = "/vo/data/a";') for _ in range(3)]
+    for job in jobs:
+        assert ok(optimizer.optimizeJob(job)) is None
+        assert attrs(db, job)["MinorStatus"] == "InputData"
+    assert catalogue.calls == 1  # the next two were put back at once
+    assert "No worker serves" in attrs(db, jobs[2])["ApplicationStatus"]
 
 
 @pytest.mark.parametrize(("extra", "reason"), [

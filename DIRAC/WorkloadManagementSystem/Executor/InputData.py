@@ -13,8 +13,9 @@ apart from the JobDB transactions:
   when no SE holding the data is at a configured site (nothing to restrict).
 
 A catalogue that cannot be asked (no worker, a timeout) is not the job's fault: the
-optimizer leaves the job to be tried again later, and fails it only after
-:data:`MAX_ATTEMPTS` tries (``DIRAC_WMS_INPUTDATA_ATTEMPTS``), saying why.
+optimizer leaves the job to be tried again later, and fails it only once the catalogue
+has not answered for it during :data:`MAX_WAIT` seconds (``DIRAC_WMS_INPUTDATA_MAX_WAIT``,
+default 600), saying why.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from DIRAC.Core.Utilities.SiteSEMapping import sitesHoldingAll
 from DIRAC.DataManagementSystem.Utilities.DMSUtilities import normalizeLFN
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd
 
-__all__ = ["INPUT_DATA", "MAX_ATTEMPTS", "NOT_AVAILABLE", "inputDataLFNs",
-           "resolveInputData"]
+__all__ = ["INPUT_DATA", "MAX_WAIT", "NOT_AVAILABLE", "inputDataLFNs", "resolveInputData"]
 
 #: The optimizer's name (minor status while the job waits for it, DIRAC's).
 INPUT_DATA = "InputData"
@@ -37,15 +37,16 @@ INPUT_DATA = "InputData"
 NOT_AVAILABLE = "Input data not available"
 
 
-def _attempts() -> int:
+def _maxWait() -> float:
     try:
-        return max(1, int(os.environ.get("DIRAC_WMS_INPUTDATA_ATTEMPTS") or 5))
+        return max(0.0, float(os.environ.get("DIRAC_WMS_INPUTDATA_MAX_WAIT") or 600))
     except ValueError:
-        return 5
+        return 600.0
 
 
-#: Tries of an unreachable catalogue before the job is failed.
-MAX_ATTEMPTS = _attempts()
+#: Seconds a job waits for an unreachable catalogue (from its first failed try) before
+#: it is failed.
+MAX_WAIT = _maxWait()
 
 
 class ReplicaSource(Protocol):

@@ -20,7 +20,8 @@ Optimizers workers and broker redeliveries:
    logging info), else records the candidate sites (job parameter ``InputDataSites``)
    -> ``Checking`` / "JobScheduling".  An unreachable catalogue leaves the job in
    ``Checking`` / "InputData" (the logging info says so) for the sweep to retry after
-   the lease, and fails it after ``DIRAC_WMS_INPUTDATA_ATTEMPTS`` tries.
+   the lease, and fails it once the catalogue has not answered for it during
+   ``DIRAC_WMS_INPUTDATA_MAX_WAIT`` seconds.
 4. **JobScheduling** (same claim) computes the requirements (requested sites minus
    banned ones, intersected with InputData's candidate sites, tags, processors, CPU
    time), writes them into the JDL as
@@ -37,6 +38,7 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 import uuid
 from typing import Any
 
@@ -60,7 +62,7 @@ from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import (
 )
 from DIRAC.WorkloadManagementSystem.Executor.InputData import (
     INPUT_DATA,
-    MAX_ATTEMPTS,
+    MAX_WAIT,
     NOT_AVAILABLE,
     ReplicaSource,
     inputDataLFNs,
@@ -82,6 +84,9 @@ PILOT_AGENT_SUBMISSION = "Pilot Agent Submission"
 #: Seconds after which a job left in Checking by an optimizer may be claimed again.
 CLAIM_LEASE = float(os.environ.get("DIRAC_WMS_OPTIMIZER_LEASE", 60))
 SOURCE = "Optimizers"
+#: Seconds after a failed catalogue call during which jobs with input data are put back
+#: at once instead of each waiting for the catalogue's timeout.
+CATALOG_BACKOFF = 10.0
 
 
 class _Fail(Exception):
@@ -166,6 +171,9 @@ class JobOptimizer:
         self.db = jobDB
         #: The file catalogue the InputData step asks (a FileCatalogClient on first use).
         self.catalog = catalog
+        #: (monotonic time, message) of the catalogue's last failure: for
+        #: CATALOG_BACKOFF seconds the next jobs do not wait for it again.
+        self._catalogDown: tuple[float, str] | None = None
         self.tq = taskQueueDB or TaskQueueDB(jobDB)
         self.sb = sandboxDB or SandboxMetadataDB(jobDB)
         self.lease = CLAIM_LEASE if lease is None else lease
@@ -312,8 +320,14 @@ class JobOptimizer:
             return inputDataLFNs(parseJDL(jdl or ""))
 
         lfns = self.db._run(read)
-        # The catalogue is asked outside any transaction: the job row stays unlocked.
-        resolved = resolveInputData(self._catalog(), lfns)
+        down = self._catalogDown
+        if down is not None and time.monotonic() - down[0] < CATALOG_BACKOFF:
+            resolved = S_ERROR(f"{down[1]} (less than {CATALOG_BACKOFF:g} s ago)")
+        else:
+            # Asked outside any transaction: the job row stays unlocked meanwhile.
+            resolved = resolveInputData(self._catalog(), lfns)
+            self._catalogDown = None if resolved["OK"] else \
+                (time.monotonic(), resolved["Message"])
         if resolved["OK"] and resolved["Value"]["Missing"]:
             missing = resolved["Value"]["Missing"]
             raise _Fail(INPUT_DATA, f"{NOT_AVAILABLE}: " + ", ".join(
@@ -323,27 +337,35 @@ class JobOptimizer:
             job = self._claimed(conn, jobID, token, INPUT_DATA)
             p = parametersTable.c
             if not resolved["OK"]:
-                tries = conn.scalar(sa.select(p.Value).where(
-                    p.JobID == jobID, p.Name == "InputDataAttempts"))
-                tries = int(tries or 0) + 1
-                if tries >= MAX_ATTEMPTS:
-                    raise _Fail(INPUT_DATA, f"cannot resolve the input data after {tries} "
-                                            f"attempts: {resolved['Message']}")
-                self.db._upsert_parameters(conn, jobID, [("InputDataAttempts", str(tries))])
+                since_text = conn.scalar(sa.select(p.Value).where(
+                    p.JobID == jobID, p.Name == "InputDataWaitingSince"))
+                now = _now()
+                try:
+                    since = dt.datetime.fromisoformat(since_text) if since_text else now
+                except ValueError:
+                    since = now
+                waited = (now - since).total_seconds()
+                if since_text and waited >= MAX_WAIT:
+                    raise _Fail(INPUT_DATA, f"cannot resolve the input data: the file "
+                                            f"catalogue has not answered for {waited:.0f} s: "
+                                            f"{resolved['Message']}")
+                if not since_text:
+                    self.db._upsert_parameters(conn, jobID, [
+                        ("InputDataWaitingSince", now.isoformat(timespec="seconds"))])
                 self.db._change(conn, job, status=JS.CHECKING, minor=INPUT_DATA,
-                                application=f"waiting for the file catalogue (attempt "
-                                            f"{tries} of {MAX_ATTEMPTS}): "
+                                application=f"waiting for the file catalogue (since "
+                                            f"{since:%Y-%m-%d %H:%M:%S}): "
                                             f"{resolved['Message']}"[:1000],
                                 source=INPUT_DATA)
                 return False
-            waited = str(job.get("ApplicationStatus") or "").startswith("waiting for the "
-                                                                         "file catalogue")
+            waited_before = str(job.get("ApplicationStatus") or "").startswith(
+                "waiting for the file catalogue")
             found = [("InputDataSites", json.dumps(resolved["Value"]["Sites"]))]
-            if waited:  # a rescheduled job gets all its tries again
-                found.append(("InputDataAttempts", "0"))
+            if waited_before:  # a rescheduled job waits afresh
+                found.append(("InputDataWaitingSince", ""))
             self.db._upsert_parameters(conn, jobID, found)
             self.db._change(conn, job, status=JS.CHECKING, minor="JobScheduling",
-                            application="Input data resolved" if waited else None,
+                            application="Input data resolved" if waited_before else None,
                             source=INPUT_DATA)
             return True
 
