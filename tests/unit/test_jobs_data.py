@@ -244,6 +244,10 @@ def test_output_data_failures_say_why(tmp_path):
         FakeDM({}), parseJDL('[OutputData = "LFN:/dirac/user/b/bob/out.root";]'), tmp_path,
         1, "alice", "users", {})
     assert not elsewhere["OK"] and "job owner's home" in elsewhere["Message"]
+    other_vo = JobAgentData.uploadOutputData(
+        FakeDM({}), parseJDL('[OutputData = "LFN:/othervo/user/a/alice/out.root";]'),
+        tmp_path, 1, "alice", "users", {})
+    assert not other_vo["OK"] and "(/dirac/user/a/alice)" in other_vo["Message"]
     full = JobAgentData.uploadOutputData(
         FakeDM({}, refuse={"SE-A"}), parseJDL('[OutputData = "out.root"; OutputSE = "SE-A";]'),
         tmp_path, 1, "alice", "users", {})

@@ -24,8 +24,8 @@ from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from DIRAC.Core.Utilities.SiteSEMapping import getSEsForSite
 from DIRAC.DataManagementSystem.Utilities.DMSUtilities import (
     getVOForCredentials,
-    homeOwner,
     normalizeLFN,
+    userHome,
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd
 from DIRAC.WorkloadManagementSystem.Utilities.OutputData import (
@@ -115,10 +115,9 @@ def uploadOutputData(dm: DataClient, ad: ClassAd, workdir: Path, jobID: int, own
             name, lfn = getOutputLFN(entry, owner, vo, jobID, outputPath)
         except ValueError as exc:
             return S_ERROR(f"invalid OutputData {entry!r}: {exc}")
-        home = homeOwner(lfn)
-        if home is None or home[1] != owner:
+        if not lfn.startswith(userHome(owner, vo) + "/"):
             return S_ERROR(f"{lfn}: output data go into the job owner's home "
-                           f"(/<vo>/user/{owner[:1]}/{owner}), not elsewhere")
+                           f"({userHome(owner, vo)}), not elsewhere")
         path = workdir / name
         if not path.is_file():
             return S_ERROR(f"output data file {name} was not produced by the job")
