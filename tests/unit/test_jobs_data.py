@@ -4,6 +4,7 @@ DataManager (tests/integration/test_jobs_data_e2e.py runs them for real)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,52 @@ def test_output_data_failures_say_why(tmp_path):
         FakeDM({}, refuse={"SE-A"}), parseJDL('[OutputData = "out.root"; OutputSE = "SE-A";]'),
         tmp_path, 1, "alice", "users", {})
     assert not full["OK"] and "SE-A: putAndRegister: failed to put" in full["Message"]
+
+
+class FakeState:
+    """The JobStateUpdate calls the agent makes, recorded; heartbeats set an event."""
+
+    def __init__(self, kill: bool = False) -> None:
+        self.beat = threading.Event()
+        self.kill = kill
+        self.statuses: list[dict] = []
+
+    def setJobStatusBulk(self, jobID, updates, force=False):
+        self.statuses.extend(updates.values())
+        return S_OK()
+
+    def sendHeartBeat(self, jobID, dynamicData, staticData):
+        self.beat.set()
+        return S_OK({"Kill": "Job is Killed"} if self.kill else {})
+
+    def setJobParameters(self, jobID, parameters):
+        return S_OK()
+
+
+class SlowDM(FakeDM):
+    """A download that lasts until the agent sent a heartbeat."""
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__({"/vo/a": {"SE-A": ""}})
+        self.state = state
+
+    def getFile(self, lfn, destinationDir="", sourceSE=None):
+        assert self.state.beat.wait(30), "no heartbeat while the data moved"
+        return super().getFile(lfn, destinationDir, sourceSE)
+
+
+@pytest.mark.parametrize("kill", [False, True])
+def test_the_agent_sends_heartbeats_while_input_data_move(tmp_path, kill):
+    from DIRAC.WorkloadManagementSystem.Agent.JobAgent import JobAgent
+    from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
+
+    agent = JobAgent(heartbeat=0.1, workDir=tmp_path)
+    agent.state = FakeState(kill=kill)  # type: ignore[assignment]
+    agent._dm = SlowDM(agent.state)
+    initialization = (JS.RUNNING, "Job Initialization", "", "2026-01-01T00:00:00")
+    ended = agent._inputData(7, parseJDL('[InputData = "/vo/a";]'), tmp_path, [],
+                             initialization)
+    assert (tmp_path / "a").read_text() == "/vo/a"
+    assert ended == (JS.KILLED if kill else None)
+    assert agent.state.statuses[-1]["MinorStatus"] == "Input Data Resolution"
+

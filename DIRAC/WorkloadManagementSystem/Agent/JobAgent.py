@@ -33,6 +33,7 @@ output uploaded, and the jobs set ``Failed`` / "Job agent stopped": never left
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fnmatch
 import logging
@@ -43,6 +44,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -292,9 +294,10 @@ class JobAgent:
                                  got["Message"][:500])
                     return JS.FAILED
             hasInputData = bool(ad.getListFromExpression("InputData"))
-            if hasInputData and not self._inputData(job_id, ad, workdir, sandboxes,
-                                                    initialization):
-                return JS.FAILED
+            if hasInputData:
+                ended = self._inputData(job_id, ad, workdir, sandboxes, initialization)
+                if ended:
+                    return ended
             if self._stopping.is_set():
                 self._status(job_id, JS.FAILED, "Job agent stopped")
                 return JS.FAILED
@@ -343,25 +346,52 @@ class JobAgent:
             self._dm = DataManager(**self._clientOptions)
         return self._dm
 
+    @contextlib.contextmanager
+    def _beating(self, jobID: int) -> Iterator[threading.Event]:
+        """Heartbeats every ``heartbeat`` seconds while data move (a long transfer must
+        not make the job Stalled); the event is set when a reply says Kill."""
+        stop, killed = threading.Event(), threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat):
+                reply = self.state.sendHeartBeat(jobID, {}, {})
+                if reply["OK"] and "Kill" in (reply["Value"] or {}):
+                    killed.set()
+
+        thread = threading.Thread(target=beat, name=f"job-{jobID}-data-heartbeat",
+                                  daemon=True)
+        thread.start()
+        try:
+            yield killed
+        finally:
+            stop.set()
+            thread.join()
+
     def _inputData(self, jobID: int, ad: ClassAd, workdir: Path, sandboxes: list[str],
-                   initialization: tuple[str, str, str, str]) -> bool:
-        """Download the input data (Running / "Input Data Resolution"); False when the
-        job failed."""
+                   initialization: tuple[str, str, str, str]) -> str | None:
+        """Download the input data (Running / "Input Data Resolution"); the job's final
+        status when it ended here (Failed, or Killed meanwhile), else None."""
         self._status(jobID, JS.RUNNING, "Input Data Resolution",
                      earlier=[] if sandboxes else [initialization])
-        got = downloadInputData(self._dataManager(), ad, workdir, self.site)
+        with self._beating(jobID) as killed:
+            got = downloadInputData(self._dataManager(), ad, workdir, self.site)
+        if killed.is_set():
+            log.info("job %s: killed by its owner while its input data were downloaded",
+                     jobID)
+            return JS.KILLED
         if not got["OK"]:
             log.info("job %s: input data: %s", jobID, got["Message"])
             self._status(jobID, JS.FAILED, "Input Data Resolution", got["Message"][:500])
-            return False
-        return True
+            return JS.FAILED
+        return None
 
     def _outputData(self, jobID: int, ad: ClassAd, workdir: Path, match: dict[str, Any]
                     ) -> bool:
         """Upload and register the output data; False when the job failed."""
-        done = uploadOutputData(self._dataManager(), ad, workdir, jobID,
-                                str(match.get("Owner") or ""),
-                                str(match.get("OwnerGroup") or ""))
+        with self._beating(jobID):
+            done = uploadOutputData(self._dataManager(), ad, workdir, jobID,
+                                    str(match.get("Owner") or ""),
+                                    str(match.get("OwnerGroup") or ""))
         if not done["OK"]:
             log.info("job %s: output data: %s", jobID, done["Message"])
             self._status(jobID, JS.FAILED, "Uploading Job OutputData", done["Message"][:500])
