@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, Expression, JDLError, parseJDL
+from DIRAC.WorkloadManagementSystem.Utilities.OutputData import checkDataAttributes
 from DIRAC.WorkloadManagementSystem.Utilities.ParametricJob import expandParametricJobs
 
 __all__ = [
@@ -135,8 +136,6 @@ def _check_string_list(ad: ClassAd, name: str) -> None:
 def _check_data(ad: ClassAd) -> None:
     """InputData, OutputData, OutputSE and OutputPath as the job path will use them
     (an error at submission rather than a job failing later)."""
-    from DIRAC.WorkloadManagementSystem.Utilities.OutputData import checkDataAttributes
-
     problem = checkDataAttributes(ad)
     if problem:
         raise JDLError(problem)
