@@ -26,6 +26,7 @@ from diracmq_testing import WorkerPool, url_user, url_vhost, url_with_vhost, wai
 from DIRAC.DataManagementSystem.Client.DataManager import DataManager
 from DIRAC.Interfaces.API.Job import Job
 from DIRAC.Resources.Catalog.FileCatalogClient import FileCatalogClient
+from DIRAC.Resources.Storage.StorageElement import StorageElement
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 
 from .test_jobs_e2e import HELD_ONLY, Deployment, agents, start_system, status, wait_status
@@ -305,6 +306,9 @@ def test_a_job_agent_writes_only_new_files_in_homes(deployment, tmp_path):
     outside = error(pilot.putAndRegister("/dirac/data/f.dat", str(local), "SE-A"))
     assert "Permission denied" in outside["Message"]
     assert lfn in ok(pilot.removeFile(lfn))["Failed"]
+    folder = lfn.rsplit("/", 1)[0]
+    se = StorageElement("SE-A", settings=deployment.settings["pilot"])
+    assert folder in ok(se.removeDirectory(folder, recursive=True))["Failed"]
     assert ok(catalogue.exists(lfn))["Successful"][lfn] == "File"
     got = ok(dm(deployment, "bob").getFile(lfn, str(tmp_path / "bob")))
     assert (tmp_path / "bob" / "f.dat").read_text() == "from the pilot\n", got

@@ -519,8 +519,8 @@ class StorageElementHandler(RequestHandler):
                 return S_OK({"FilesRemoved": 0, "SizeRemoved": 0})
             if not target.is_dir():
                 return S_ERROR(errno.ENOTDIR, "Not a directory")
-            if lfn == "/" or not self._maySet(lfn + "/x"):
-                return S_ERROR(errno.EACCES, "Permission denied")
+            if lfn == "/" or not self._maySet(lfn + "/x") or self._actingOwner(lfn + "/x"):
+                return S_ERROR(errno.EACCES, "Permission denied")  # (job agents remove nothing)
             removed = size = 0
             if recursive:
                 for root, _dirs, files in os.walk(target):
