@@ -278,7 +278,11 @@ class PikaDriver(Driver):
         if conn is None:
             raise ConnectionLost("not connected")
         try:
-            conn.process_data_events(time_limit=0)
+            # What BlockingChannel.basic_publish does after queueing its frames: turn the
+            # loop until they are written (a turn that also sees a close the broker sent
+            # before).  process_data_events(0) would do the same and, on every call, also
+            # arm and cancel a timer and dispatch callbacks that drive() dispatches next.
+            conn._flush_output()  # type: ignore[attr-defined]  # pika-private, see above
         except CONNECTION_ERRORS as exc:
             self.close()
             raise _refused(exc) from exc
