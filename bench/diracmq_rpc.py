@@ -107,7 +107,12 @@ class Client:
         from diracmq.client.base import Client as DiracClient
         from diracmq.client.transport import get_transport
 
+        from diracmq.broker import allocator
+
         self.settings = settings(reply)
+        # What docs/configuration.md tells a process making large calls to do (a worker
+        # does it by itself): keep freed buffers instead of faulting pages in per call.
+        allocator.keep_freed_memory(self.settings.malloc_keep_mb)
         self.transport = get_transport(self.settings)
         result = self.transport.connect_now()
         if not result["OK"]:

@@ -108,7 +108,7 @@ def _error_body(code: int, message: str) -> bytes:
     return codec.packb(error)
 
 
-def bad_request_reply(exc: BadRequest, service: str) -> bytes:
+def bad_request_reply(exc: BadRequest) -> bytes:
     """The reply body for a request that could not be decoded or validated."""
     return _error_body(EMQDECODE, str(exc))
 

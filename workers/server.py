@@ -530,7 +530,7 @@ class Worker:
         except BadRequest as exc:
             self._count("malformed")
             log.warning("%s", exc)
-            return bad_request_reply(exc, service)
+            return bad_request_reply(exc)
         logformat.decoded_request(request.method, request.credentials)  # logging hook
         handler_cls = self.handlers[service]
         export = find_export(handler_cls, request.method)
