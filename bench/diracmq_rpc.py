@@ -104,10 +104,9 @@ def serve(argv=()):
 
 class Client:
     def __init__(self, reply="queue", queue=None, method=None, futures=False):
+        from diracmq.broker import allocator
         from diracmq.client.base import Client as DiracClient
         from diracmq.client.transport import get_transport
-
-        from diracmq.broker import allocator
 
         self.settings = settings(reply)
         # What docs/configuration.md tells a process making large calls to do (a worker
