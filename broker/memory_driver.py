@@ -15,6 +15,12 @@ parts of RabbitMQ's behaviour the RPC relies on:
 * Direct Reply-to: a consumer of ``amq.rabbitmq.reply-to`` gets replies published to
   the per-channel name the broker stamped into its requests' ``reply_to``.
 
+* publisher confirms (``confirms = True``): every request taken into a queue (or
+  returned) is confirmed; :attr:`MemoryBroker.refuse_requests` makes it refuse
+  (``basic.nack``) the next ones, and :attr:`MemoryBroker.swallow_requests` makes it
+  drop the next ones without a word (as RabbitMQ did in rabbitmq-server#9208), for
+  tests of what the client does then.
+
 What it does not model: persistence, message TTLs, flow control, clustering, and
 the wire encoding (properties are objects, never bytes).  Real-broker tests remain
 the proof that a feature works; this twin makes the client's and the worker's logic
@@ -116,6 +122,10 @@ class MemoryBroker:
         #: Direct Reply-to names -> the consumer they reach.
         self._direct: dict[str, _Consumer] = {}
         self.available = True  # False: connections are refused (a broker that is down)
+        #: Requests to refuse (``basic.nack``, not queued) before taking any again.
+        self.refuse_requests = 0
+        #: Requests to drop without a word (neither queued nor confirmed).
+        self.swallow_requests = 0
 
     def driver(self, user: str = "guest", password: str = "guest") -> MemoryDriver:
         """A new connection (not opened yet) logging in as ``user``."""
@@ -348,7 +358,7 @@ class MemoryDriver(Driver):
         self._queue_publish(exchange, routing_key, body, MemoryProperties(
             content_type="application/x-msgpack", correlation_id=correlation_id,
             message_id=correlation_id, reply_to=reply_to, user_id=user_id, headers=headers,
-            expiration=str(expiration_ms), delivery_mode=1), True)
+            expiration=str(expiration_ms), delivery_mode=1), True, correlation_id)
 
     def publish_reply(self, reply_to: str, correlation_id: Any, body: bytes,
                       mandatory: bool) -> None:
@@ -370,10 +380,17 @@ class MemoryDriver(Driver):
         self._queue_publish(exchange, routing_key, body, properties, mandatory)
 
     def _queue_publish(self, exchange: str, routing_key: str, body: bytes,
-                       properties: MemoryProperties, mandatory: bool) -> None:
+                       properties: MemoryProperties, mandatory: bool,
+                       request_id: str | None = None) -> None:
         self._require()
         self._outbox.append(("publish", _Message(exchange, routing_key, properties, body),
-                             mandatory))
+                             mandatory, request_id))
+
+    def _confirm(self, request_id: str, accepted: bool) -> None:
+        """Queue a confirm (after any return of the same message, as RabbitMQ sends)."""
+        with self._cond:
+            self._events.append(("confirm", request_id, accepted))
+            self._cond.notify_all()
 
     def ack(self, delivery: Delivery) -> None:
         if delivery.generation == self.generation and self._open:
@@ -396,7 +413,18 @@ class MemoryDriver(Driver):
                         self.close()  # the broker closes the channel; unacked go back
                         raise BrokerRefused(406, "PRECONDITION_FAILED - user_id property set "
                                                  "to a name other than the authenticated user")
+                    request_id = item[3] if len(item) > 3 else None
+                    if request_id is not None and broker.swallow_requests > 0:
+                        broker.swallow_requests -= 1
+                        continue
+                    if request_id is not None and broker.refuse_requests > 0:
+                        broker.refuse_requests -= 1
+                        if self.confirms:
+                            self._confirm(request_id, False)
+                        continue
                     broker._publish(self, message, item[2])
+                    if request_id is not None and self.confirms:
+                        self._confirm(request_id, True)
                     continue
                 entry = self._unacked.pop(item[1], None)
                 if entry is None:
@@ -445,6 +473,9 @@ class MemoryDriver(Driver):
             elif kind == "return":
                 if self.on_return is not None:
                     self.on_return(event[1])
+            elif kind == "confirm":
+                if self.on_confirm is not None:
+                    self.on_confirm(event[1], event[2])
             else:
                 event[1]()
         for callback in timers:
