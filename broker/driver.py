@@ -265,7 +265,9 @@ class Driver(abc.ABC):
     def drive(self, timeout: float | None) -> None:
         """Send what is queued, then handle what arrives until an event (a delivery, a
         return, a threadsafe callback, a timer) or ``timeout`` seconds; ``None`` waits
-        for an event.  Raises :class:`ConnectionLost` (or :class:`BrokerRefused`)."""
+        for an event.  Raises :class:`ConnectionLost` (or :class:`BrokerRefused`), also
+        when the broker cancelled one of our consumers (its queue deleted, or gone with
+        its node): the caller connects and consumes again."""
 
     @abc.abstractmethod
     def flush(self) -> None:

@@ -13,8 +13,9 @@ parts of RabbitMQ's behaviour the RPC relies on:
 * a service queue's rejected (``requeue=False``) messages go round the retry loop and
   come back with the broker's death count in ``x-death``;
 * Direct Reply-to: a consumer of ``amq.rabbitmq.reply-to`` gets replies published to
-  the per-channel name the broker stamped into its requests' ``reply_to``.
-
+  the per-channel name the broker stamped into its requests' ``reply_to``;
+* a deleted queue cancels its consumers, and a driver whose consumer was cancelled
+  loses its connection at its next drive (as the pika driver makes it);
 * publisher confirms (``confirms = True``): every request taken into a queue (or
   returned) is confirmed; :attr:`MemoryBroker.refuse_requests` makes it refuse
   (``basic.nack``) the next ones, and :attr:`MemoryBroker.swallow_requests` makes it
@@ -130,6 +131,16 @@ class MemoryBroker:
     def driver(self, user: str = "guest", password: str = "guest") -> MemoryDriver:
         """A new connection (not opened yet) logging in as ``user``."""
         return MemoryDriver(self, user, password)
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue; its consumers are cancelled (``basic.cancel``), as RabbitMQ
+        does when a queue is deleted or its node goes down."""
+        with self.lock:
+            queue = self.queues.pop(name, None)
+            if queue is None:
+                return
+            for consumer in queue.consumers:
+                consumer.driver._cancelled(name)
 
     # ------------------------------------------------------------ broker side
     def _route(self, exchange: str, routing_key: str) -> list[_Queue]:
@@ -295,8 +306,7 @@ class MemoryDriver(Driver):
 
     def delete_queue(self, name: str) -> None:
         self._require()
-        with self.broker.lock:
-            self.broker.queues.pop(name, None)
+        self.broker.delete_queue(name)
 
     def consumer_count(self, queue: str, timeout: float = 1.5) -> int | None:
         with self.broker.lock:
@@ -335,6 +345,12 @@ class MemoryDriver(Driver):
                 queue = self.broker.queues.get(consumer.queue)
                 if queue is not None and consumer in queue.consumers:
                     queue.consumers.remove(consumer)
+
+    def _cancelled(self, queue: str) -> None:
+        """Broker side: a consumer of ours was cancelled; the next drive says so."""
+        with self._cond:
+            self._events.append(("cancelled", queue))
+            self._cond.notify_all()
 
     def _deliver(self, consumer: _Consumer, message: _Message, broker: MemoryBroker) -> None:
         """Broker side (broker lock held): queue a delivery for this driver's I/O thread."""
@@ -463,6 +479,11 @@ class MemoryDriver(Driver):
                 timers.append(heapq.heappop(self._timers)[2])
         if not self._open:
             raise ConnectionLost("connection closed")
+        cancelled = [event[1] for event in events if event[0] == "cancelled"]
+        if cancelled:
+            # as the pika driver: a consumer the broker cancelled loses the connection
+            self.close()
+            raise ConnectionLost(f"the broker cancelled our consumer of queue {cancelled[0]!r}")
         for event in events:
             kind = event[0]
             if kind == "delivery":

@@ -126,6 +126,9 @@ class PikaDriver(Driver):
         #: publishes, which use up a number too), oldest first.
         self._seq = 0
         self._unconfirmed: dict[int, str | None] = {}
+        #: consumer tag -> queue, and why the broker cancelled one of our consumers
+        self._consumer_queues: dict[str, str] = {}
+        self._cancelled: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def open(self, timeout: float, retry: bool = True) -> None:
@@ -144,12 +147,15 @@ class PikaDriver(Driver):
             close_quietly(conn)
             raise _refused(exc) from exc
         channel.add_on_return_callback(self._on_return)
+        channel.add_on_cancel_callback(self._on_cancelled)
         # pika 1.x's channel implementation behind the blocking channel (pinned below 2)
         self._impl = channel._impl  # type: ignore[attr-defined]  # private in the stubs
         self._conn, self._channel = conn, channel
         self._timer_at = None
         self._seq = 0
         self._unconfirmed.clear()
+        self._consumer_queues.clear()
+        self._cancelled = None
         if self.confirms:
             try:
                 # nowait (no callback): no round trip; the broker numbers our publishes
@@ -249,9 +255,11 @@ class PikaDriver(Driver):
                 # Per consumer: a channel-wide (global) limit held a worker to one or
                 # two deliveries at a time on RabbitMQ 3.10.
                 channel.basic_qos(prefetch_count=prefetch)
-            return str(channel.basic_consume(queue, on_message,
-                                             auto_ack=kind is QueueKind.AUTO_ACK,
-                                             exclusive=exclusive))
+            tag = str(channel.basic_consume(queue, on_message,
+                                            auto_ack=kind is QueueKind.AUTO_ACK,
+                                            exclusive=exclusive))
+            self._consumer_queues[tag] = queue
+            return tag
         except CONNECTION_ERRORS as exc:
             raise _refused(exc) from exc
 
@@ -376,7 +384,21 @@ class PikaDriver(Driver):
             raise ConnectionLost(f"unexpected error in pika's I/O loop: {exc!r}") from exc
         self._check_channel()
 
+    def _on_cancelled(self, frame: Any) -> None:
+        """The broker cancelled one of our consumers (``basic.cancel``): its queue was
+        deleted, or lived on a node that went down (a client's reply queue declared
+        while the old node was still shutting down lands there, and vanishes with it)."""
+        queue = self._consumer_queues.get(frame.method.consumer_tag, "?")
+        self._cancelled = f"the broker cancelled our consumer of queue {queue!r}"
+
     def _check_channel(self) -> None:
+        # A consumer the broker cancelled would leave the connection up and deaf to its
+        # queue (replies dropped as unroutable, or requests never delivered): start
+        # again on a new connection, which declares and consumes afresh.
+        if self._cancelled is not None:
+            reason = self._cancelled
+            self.close()
+            raise ConnectionLost(reason)
         # The broker closes a channel rather than the connection for some errors (a
         # message over its size limit, a publish to a missing exchange); pika only says
         # so at the next call on it.  The connection is of no use without its channel.

@@ -1,4 +1,6 @@
-"""Channel operations of a (re)connection are bounded (issue 12).
+"""Reconnections that used to hang or go deaf (issue 12).
+
+Channel operations of a (re)connection are bounded.
 
 A broker node can accept a connection and then not answer: a quorum queue whose
 leader is gone, a node pausing itself (``pause_minority``), a node still starting.
@@ -17,9 +19,11 @@ import threading
 import time
 from typing import Any, ClassVar
 
+import pika
 import pytest
 from diracmq.broker import connection
 from diracmq.broker.config import Settings
+from diracmq.broker.derrno import EMQCONN
 from diracmq.broker.driver import OperationTimedOut
 from diracmq.broker.pika_driver import PikaDriver
 from diracmq.broker.returnvalues import S_OK
@@ -119,5 +123,33 @@ def test_the_worker_gives_a_silent_node_up_and_serves(node, proxies, forget_fail
         finally:
             transport.close()
     finally:
+        worker.stop()
+        thread.join(15)
+
+
+def test_a_client_whose_reply_queue_vanished_declares_it_again(node):
+    """The broker cancels the consumer of a deleted queue (or of one whose node went
+    down: a reply queue declared on a cluster node still shutting down).  The client
+    used to stay connected and deaf, every reply dropped as unroutable (seen in the
+    rolling-restart test); now it reconnects and declares its reply queue again."""
+    worker = Worker({"Bounded/Echo": Echo}, settings_for(node.url), threads=2,
+                    tune_allocator=False, graceful_timeout=5)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    transport = RPCTransport(settings_for(node.url, reply_mode="queue"))
+    try:
+        assert worker.ready.wait(30)
+        assert transport.call("Bounded/Echo", "echo", [1], timeout=20) == S_OK(1)
+        admin = pika.BlockingConnection(pika.URLParameters(node.url))
+        try:
+            admin.channel().queue_delete(transport._reply_queue)
+        finally:
+            admin.close()
+        # the call made as the cancel arrives may be the one to notice it: EMQCONN
+        second = transport.call("Bounded/Echo", "echo", [2], timeout=20)
+        assert second == S_OK(2) or second["Errno"] == EMQCONN, second
+        assert transport.call("Bounded/Echo", "echo", [3], timeout=20) == S_OK(3)
+    finally:
+        transport.close()
         worker.stop()
         thread.join(15)

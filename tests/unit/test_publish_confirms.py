@@ -180,3 +180,20 @@ def test_a_request_never_confirmed_says_so_when_it_times_out(system):
         assert "the broker had not confirmed taking the request" in result["Message"]
     finally:
         transport.close()
+
+
+def test_a_reply_queue_deleted_under_the_client_is_declared_again(system):
+    """A client's named reply queue can vanish under it (declared on a cluster node that
+    was still shutting down): the broker cancels the consumer, the client takes that as
+    a lost connection and declares and consumes its reply queue again, instead of
+    staying deaf to every reply."""
+    settings = Settings(url="amqp://guest:x@memory/%2F", reply_mode="queue",
+                        publish_confirms="on")
+    transport = RPCTransport(settings, driver=system.broker.driver("guest", "x"))
+    try:
+        assert transport.call(SERVICE, "echo", [1], timeout=10) == S_OK(1)
+        system.broker.delete_queue(transport._reply_queue)
+        assert transport.call(SERVICE, "echo", [2], timeout=10) == S_OK(2)
+        assert transport._reply_queue in system.broker.queues
+    finally:
+        transport.close()
