@@ -396,9 +396,9 @@ class PikaDriver(Driver):
         # queue (replies dropped as unroutable, or requests never delivered): start
         # again on a new connection, which declares and consumes afresh.
         if self._cancelled is not None:
-            reason = self._cancelled
+            cancelled = self._cancelled
             self.close()
-            raise ConnectionLost(reason)
+            raise ConnectionLost(cancelled)
         # The broker closes a channel rather than the connection for some errors (a
         # message over its size limit, a publish to a missing exchange); pika only says
         # so at the next call on it.  The connection is of no use without its channel.
