@@ -50,7 +50,8 @@ class Settings:
     heartbeat: int = 30
     #: Seconds to keep trying to reach the broker before a call fails with EMQCONN.
     connect_timeout: float = 10.0
-    #: ``queue``: a named reply queue per client process (survives a short reconnect);
+    #: ``queue``: a named reply queue per client process (survives a short reconnect to
+    #: one node; with a URL list each connection declares its own);
     #: ``direct``: RabbitMQ's Direct Reply-to pseudo-queue.
     reply_mode: str = "queue"
     #: Milliseconds an unused reply queue lives after its client went away.

@@ -168,6 +168,7 @@ class RPCTransport:
             topology.reply_queue_name(self.user)
             if ReplyMode(settings.reply_mode) is ReplyMode.QUEUE else ""
         )
+        self._reply_declared = False  # the reply queue was declared on a connection
         self._last_drive = time.monotonic()
         self._closed = False
         self._idle_cond = threading.Condition(self.lock)
@@ -504,7 +505,15 @@ class RPCTransport:
                 f"no request exchange {topology.REQUEST_EXCHANGE!r} on this broker/vhost: "
                 f"no worker has ever run here ({exc})") from None
         if self._reply_queue:
+            if self._reply_declared and len(self.settings.urls) > 1:
+                # A reconnection on a cluster: a fresh name.  The old queue may still
+                # be on a node shutting down; declaring its name again would hand us
+                # that queue, which then vanishes with its node without our consumer
+                # being told (seen in a rolling restart: every reply unroutable).  The
+                # old one expires after reply_queue_expires_ms.
+                self._reply_queue = topology.reply_queue_name(self.user)
             driver.declare_reply_queue(self._reply_queue, self.settings.reply_queue_expires_ms)
+            self._reply_declared = True
             driver.consume(self._reply_queue, self._on_reply, QueueKind.AUTO_ACK,
                            exclusive=True)
             self._reply_to = self._reply_queue

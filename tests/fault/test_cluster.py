@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import re
 import shutil
 import tempfile
 import threading
@@ -195,6 +196,11 @@ class Load:
         if late:
             print(f"{what}: {len(late)} call(s) returned after their timeout: {late}")
         print(f"{what}:", figures.summary())
+        kinds = collections.Counter(
+            re.sub(r"[0-9a-f]{8,}|\d+(\.\d+)?", "#", r.result.get("Message", ""))[:160]
+            for r in self.calls.records if not r.ok)
+        for message, count in kinds.most_common(5):
+            print(f"{what}:   {count} x {message}")
         after = [self.client.record(f"after-{what[:8]}-{i}", 0, timeout=10) for i in range(10)]
         assert all(r["OK"] for r in after), [r for r in after if not r["OK"]][:3]
         return figures
