@@ -87,9 +87,6 @@ _IDLE = 0.5
 #: it was published, or before the broker confirmed it) or the broker refused it.
 _MAX_PUBLISH_ATTEMPTS = 3
 
-#: Seconds before a refused (nacked) request is published again, times its attempts.
-_NACK_BACKOFF = 0.2
-
 #: Least time (seconds) one connection attempt's channel operations get (_connect).
 _MIN_SETUP = 1.0
 
@@ -169,6 +166,8 @@ class RPCTransport:
             if ReplyMode(settings.reply_mode) is ReplyMode.QUEUE else ""
         )
         self._reply_declared = False  # the reply queue was declared on a connection
+        #: The broker refused a request (basic.nack): start on a new connection.
+        self._renew = False
         self._last_drive = time.monotonic()
         self._closed = False
         self._idle_cond = threading.Condition(self.lock)
@@ -423,6 +422,11 @@ class RPCTransport:
         """Publish ``outbox`` and drive the connection once (lock NOT held)."""
         sent = 0
         try:
+            if self._renew:
+                self._renew = False
+                if self._connected:
+                    raise ConnectionLost("the broker refused a request (basic.nack); "
+                                         "starting on a new connection")
             if not self._connected:
                 # Up to connect_timeout, and the whole of the call's time when that is
                 # shorter: a broker back 1 s before the deadline must still be reached.
@@ -537,9 +541,12 @@ class RPCTransport:
     def _on_confirm(self, request_id: str, accepted: bool) -> None:
         """The broker confirmed taking a request, or refused it (``basic.nack``).
 
-        A refused request never reached a queue: it is published again (same request
-        id) after a short pause, up to ``_MAX_PUBLISH_ATTEMPTS`` in all; then the call
-        fails with ``EMQCONN``.
+        A refused request never reached a queue.  It is published again (same request
+        id) on a *new connection*: a channel whose node refuses requests to a queue
+        keeps refusing them (RabbitMQ 3.10 after a quorum queue's leader moved: its
+        channel still aims at the dead leader, until that node is back,
+        rabbitmq-server#9208), while a new channel, on the next node in the list, takes
+        them.  Up to ``_MAX_PUBLISH_ATTEMPTS`` attempts in all; then ``EMQCONN``.
         """
         with self.lock:
             call = self._registry.get(request_id)
@@ -550,26 +557,18 @@ class RPCTransport:
                 return
             call.published = False
             call.confirmed = None
-            call.attempts += 1
-            if call.attempts >= _MAX_PUBLISH_ATTEMPTS:
+            if call.attempts + 1 >= _MAX_PUBLISH_ATTEMPTS:
+                call.attempts += 1
                 self._registry.fail(call, S_ERROR(
                     EMQCONN, f"the broker refused the request of {call.where} "
                              f"{call.attempts} times (basic.nack): it was not run"))
                 return
-            log.info("the broker refused request %s (basic.nack); publishing it again",
-                     request_id)
-
-        def again() -> None:
-            with self.lock:
-                if call.request_id in self._registry and not call.published \
-                        and call not in self._outbox:
-                    self._outbox.append(call)
-
-        try:
-            # runs on the I/O thread, whose next turn publishes the outbox
-            self._driver.call_later(_NACK_BACKOFF * call.attempts, again)
-        except ConnectionLost:
-            again()  # the connection is gone: the next one publishes it
+            log.warning("the broker refused request %s (basic.nack); publishing it again "
+                        "on a new connection", request_id)
+            if call not in self._outbox:
+                self._outbox.append(call)  # counted as an attempt when the connection goes
+            self._renew = True
+            self._wake_leader()
 
     def _on_return(self, returned: Returned) -> None:
         """The broker could not route a request: no queue is bound for that service."""

@@ -2,7 +2,8 @@
 answer to each request, over the in-memory driver (the real broker's side is proven by
 tests/fault/test_cluster.py and tests/integration/test_publish_confirms_broker.py).
 
-A refused request (``basic.nack``) is published again; one the broker swallowed without
+A refused request (``basic.nack``) is published again, on a new connection; one the
+broker swallowed without
 a word is published again when its connection dies; only a *confirmed* request whose
 connection dies fails with ``EMQCONN`` ("may or may not have run").
 """
@@ -105,6 +106,8 @@ def test_a_refused_request_is_published_again_and_runs_once(system):
     try:
         assert transport.call(SERVICE, "echo", ["again"], timeout=10) == S_OK("again")
         assert CountingHandler.runs == ["again"]
+        # each refusal made the client start on a new connection (a new channel)
+        assert transport._driver.generation == 3
     finally:
         transport.close()
 
