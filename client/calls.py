@@ -38,7 +38,7 @@ class Call:
 
     __slots__ = ("service", "method", "request_id", "body", "timeout", "deadline",
                  "check_at", "cond", "reply", "error", "done", "waiting", "published",
-                 "confirmed", "attempts", "consumers", "extra_headers")
+                 "confirmed", "attempts", "not_before", "consumers", "extra_headers")
 
     def __init__(self, service: str, method: str, request_id: str, body: bytes,
                  timeout: float, cond: threading.Condition, no_worker_after: float) -> None:
@@ -65,6 +65,8 @@ class Call:
         #: its latest publish).  None: confirms are off.
         self.confirmed: bool | None = None
         self.attempts = 0
+        #: Not to be published again before this (monotonic): after a refusal.
+        self.not_before = 0.0
         self.consumers: int | None = None  # consumers of the service queue, if checked
         #: Encoded header entries the caller's context adds (client/context.py).
         self.extra_headers = b""

@@ -87,6 +87,10 @@ _IDLE = 0.5
 #: it was published, or before the broker confirmed it) or the broker refused it.
 _MAX_PUBLISH_ATTEMPTS = 3
 
+#: Seconds a refused (nacked) request waits, times its attempts, before it is published
+#: again (on a new connection): time for a quorum queue's new leader to be known.
+_NACK_PAUSE = 0.25
+
 #: Least time (seconds) one connection attempt's channel operations get (_connect).
 _MIN_SETUP = 1.0
 
@@ -412,8 +416,9 @@ class RPCTransport:
             self._wake_sent = False
             with self._unlocked():
                 self._io(outbox, remaining, publish_only, call)
-            if publish_only and (call is None or call.published or call.done):
-                return
+            if publish_only and (call is None or call.published or call.done
+                                 or call.not_before > time.monotonic()):
+                return  # (a refused call waiting to go again is sent by whoever waits)
             if call is None and (self._outbox or self._closed or self._registry.has_waiting()):
                 return
 
@@ -438,8 +443,12 @@ class RPCTransport:
                     outbox.extend(self._outbox)
                     self._outbox.clear()
             queued = []
+            deferred = []
+            now = time.monotonic()
             for pending in outbox:
-                if pending.request_id in self._registry:  # skip calls that timed out
+                if pending.request_id in self._registry and pending.not_before > now:
+                    deferred.append(pending)  # refused a moment ago: not yet
+                elif pending.request_id in self._registry:  # skip calls that timed out
                     try:
                         self._publish(pending)
                         queued.append((pending, pending.attempts))
@@ -452,6 +461,7 @@ class RPCTransport:
             # ids) instead of failing as "may or may not have run".
             self._driver.flush()
             with self.lock:
+                self._outbox.extend(c for c in deferred if c not in self._outbox)
                 for pending, attempts in queued:
                     if pending.attempts != attempts:
                         continue  # refused (nacked) during flush(): to be published again
@@ -546,7 +556,9 @@ class RPCTransport:
         keeps refusing them (RabbitMQ 3.10 after a quorum queue's leader moved: its
         channel still aims at the dead leader, until that node is back,
         rabbitmq-server#9208), while a new channel, on the next node in the list, takes
-        them.  Up to ``_MAX_PUBLISH_ATTEMPTS`` attempts in all; then ``EMQCONN``.
+        them; after a pause of ``_NACK_PAUSE`` x its attempts, the time for a new
+        leader to be known.  Up to ``_MAX_PUBLISH_ATTEMPTS`` attempts in all; then
+        ``EMQCONN``.
         """
         with self.lock:
             call = self._registry.get(request_id)
@@ -565,6 +577,7 @@ class RPCTransport:
                 return
             log.warning("the broker refused request %s (basic.nack); publishing it again "
                         "on a new connection", request_id)
+            call.not_before = time.monotonic() + _NACK_PAUSE * (call.attempts + 1)
             if call not in self._outbox:
                 self._outbox.append(call)  # counted as an attempt when the connection goes
             self._renew = True
