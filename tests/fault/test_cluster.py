@@ -208,8 +208,10 @@ class Load:
 
 def test_sigkill_the_leader_node_and_bring_it_back(running, pool):
     """SIGKILL the node holding the queue leader: nothing lost, nothing run twice but the
-    at-least-once case; served again in seconds (or, hit by rabbitmq-server#9208, once
-    the node is back), then the node rejoins."""
+    at-least-once case; new calls served again within 20 s of the kill (well under a
+    second in the runs reported in docs/reliability.md: RabbitMQ 3.10's refusals after
+    the leader moved, rabbitmq-server#9208, are published again on a new connection),
+    then the node rejoins."""
     load = Load(running, pool)
     wait_for(lambda: load.served_since(time.monotonic() - 1), 20, "calls flowing")
     victim = running.nodes[leader_of(running, load.queue)]
@@ -220,11 +222,9 @@ def test_sigkill_the_leader_node_and_bring_it_back(running, pool):
     back = time.monotonic()
     wait_for(lambda: load.served_since(back), 30, "calls after the node came back")
     figures = load.finish("leader node killed")
-    if gap is None:
-        print(f"leader node killed: no call served until the node was back "
-              f"({time.monotonic() - killed:.1f}s; rabbitmq-server#9208)")
-    else:
-        print(f"leader node killed: first successful new call {gap:.2f}s after the kill")
+    assert gap is not None, "no new call served within 20 s of the kill (until the node " \
+                            "was back: rabbitmq-server#9208 not worked around?)"
+    print(f"leader node killed: first successful new call {gap:.2f}s after the kill")
     assert figures.ok > 0
 
 
