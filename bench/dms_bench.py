@@ -353,7 +353,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--se-mb", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="catalogue backends, comma-separated (\"\": none, SE only)")
     parser.add_argument("--skip-se", action="store_true")
     args = parser.parse_args()
 
@@ -364,7 +365,7 @@ def main() -> None:
                      "args": vars(args), "catalogue": []}
     with tempfile.TemporaryDirectory(prefix="dms-bench-") as tmp:
         workdir = Path(tmp)
-        for backend in args.backends.split(","):
+        for backend in filter(None, args.backends.split(",")):
             if backend == "sqlite":
                 url, drop = f"sqlite:///{workdir / 'fc.sqlite'}", None
             else:
