@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from diracmq.broker.returnvalues import S_ERROR, S_OK
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
-from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, jobsTable
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, jdlTable, jobsTable
 from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
 from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
 from DIRAC.WorkloadManagementSystem.Executor import InputData
@@ -129,6 +129,48 @@ def test_missing_input_data_fails_the_job_naming_the_files(setup):
     assert ok(tq.getActiveTaskQueues()) == {}
 
 
+def test_lfn_input_sandbox_entries_are_checked_without_restricting_the_sites(setup):
+    db, tq, optimizer, catalogue = setup
+    job = submit(db, 'InputSandbox = {"LFN:/vo/data/c", "lfn:/vo/data/a"};')
+    assert ok(optimizer.optimizeJob(job)) == JS.WAITING
+    assert catalogue.calls == 1
+    values = params(db, job)
+    assert values["OptimizerChain"] == "JobPath,JobSanity,InputData,JobScheduling"
+    (queue,) = ok(tq.getActiveTaskQueues()).values()
+    assert queue["Sites"] == []  # /vo/data/c is at IN2P3 only, /vo/data/a at CERN only
+    # with InputData, its sites only: the sandbox file at IN2P3 does not matter
+    both = submit(db, 'InputData = "/vo/data/a"; InputSandbox = "LFN:/vo/data/c";')
+    assert ok(optimizer.optimizeJob(both)) == JS.WAITING
+    assert params(db, both)["InputDataSites"] == '["LCG.CERN.cern"]'
+    assert catalogue.calls == 2  # one call for both lists
+
+
+def test_a_missing_lfn_input_sandbox_entry_fails_the_job(setup):
+    db, tq, optimizer, _ = setup
+    job = submit(db, 'InputSandbox = "LFN:/vo/data/nope"; InputData = {"/vo/data/gone", '
+                     '"/vo/data/a"};')
+    assert ok(optimizer.optimizeJob(job)) == JS.FAILED
+    info = attrs(db, job)
+    assert (info["Status"], info["MinorStatus"]) == (JS.FAILED, "InputData optimizer")
+    assert info["ApplicationStatus"] == (
+        "Input data not available: /vo/data/gone (No such file or directory); "
+        "Input sandbox not available: LFN:/vo/data/nope (No such file or directory)")
+    assert ok(tq.getActiveTaskQueues()) == {}
+
+
+def test_jobsanity_fails_a_stored_jdl_with_a_bad_lfn_input_sandbox_entry(setup):
+    """Submission refuses it (below); a JDL stored before that check still fails cleanly."""
+    db, _, optimizer, _ = setup
+    job = submit(db, 'InputSandbox = "LFN:/vo/ok";')
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(jdlTable).where(jdlTable.c.JobID == job).values(
+            JDL='[Executable = "/bin/true"; InputSandbox = "LFN:/vo/../etc";]'))
+    assert ok(optimizer.optimizeJob(job)) == JS.FAILED
+    info = attrs(db, job)
+    assert (info["Status"], info["MinorStatus"]) == (JS.FAILED, "JobSanity optimizer")
+    assert "invalid input sandbox entry LFN:/vo/../etc" in info["ApplicationStatus"]
+
+
 @pytest.mark.parametrize(("extra", "reason"), [
     ('Site = "LCG.IN2P3.fr";', "the input data are at LCG.CERN.cern"),
     ('BannedSites = {"LCG.CERN.cern"};', "every site holding the input data"),
@@ -221,6 +263,8 @@ def test_while_the_catalogue_is_down_jobs_do_not_each_wait_for_it(setup):
     ('OutputData = "LFN:relative";', "invalid OutputData"),
     ('OutputData = "o"; OutputPath = "a/../../b";', "invalid OutputPath"),
     ('OutputData = "o"; OutputSE = "bad SE name";', "invalid OutputSE"),
+    ('InputSandbox = "LFN:vo/data/a";', "invalid input sandbox entry LFN:vo/data/a"),
+    ('InputSandbox = {"SB:x", "lfn:/vo/../etc"};', "invalid input sandbox entry lfn:/vo/../etc"),
 ])
 def test_submission_refuses_bad_data_attributes(setup, extra, reason):
     db = setup[0]

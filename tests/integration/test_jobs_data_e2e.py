@@ -342,6 +342,78 @@ def test_the_dirac_api_data_methods(deployment, tmp_path):
     assert error(dirac.getJobOutputLFNs("nope"))["Message"]
 
 
+def test_lfn_entries_of_the_input_sandbox(deployment, tmp_path):
+    """``LFN:`` input sandbox entries: checked by the InputData optimizer (without
+    restricting the sites), downloaded by the agent with the input sandbox, a tar
+    archive unpacked; a missing one fails the job in the optimizer, a lost copy in the
+    agent."""
+    import tarfile
+
+    dirac = deployment.dirac("alice")
+    run = uuid.uuid4().hex[:8]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "run.sh").write_text("echo from the archive\n")
+    archive = tmp_path / "code.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(code, arcname="code")
+    lfn_tar, lfn_cfg, lfn_lost = (f"{HOME}/{run}/code.tar", f"{HOME}/{run}/cfg.txt",
+                                  f"{HOME}/{run}/lost.txt")
+    assert lfn_tar in ok(dm(deployment).putAndRegister(lfn_tar, str(archive), "SE-B"))[
+        "Successful"]
+    put(deployment, tmp_path, lfn_cfg, "SE-A", "configured\n")
+    put(deployment, tmp_path, lfn_lost, "SE-A", "soon lost\n")
+    (tmp_path / "local.txt").write_text("uploaded at submission\n")
+    job = Job()
+    ok(job.setExecutable("/bin/sh", arguments="-c 'test \"$(cat cfg.txt)\" = configured && "
+                         "test -f code.tar && sh code/run.sh && cat local.txt'"))
+    ok(job.setInputSandbox([str(tmp_path / "local.txt"), f"LFN:{lfn_tar}",
+                            f"lfn:{lfn_cfg}"]))
+    ok(job.setDestination(SITE_A))  # the archive is at SE-B (Test.B.org): no matter
+    good = ok(dirac.submitJob(job))
+    lost = Job()
+    ok(lost.setExecutable("/bin/true"))
+    ok(lost.setInputSandbox(f"LFN:{lfn_lost}"))
+    ok(lost.setDestination(SITE_A))
+    lost_id = ok(dirac.submitJob(lost))
+    missing = Job()
+    ok(missing.setExecutable("/bin/true"))
+    ok(missing.setInputSandbox(f"LFN:{HOME}/{run}/never-written.txt"))
+    missing_id = ok(dirac.submitJob(missing))
+    relative = Job()
+    ok(relative.setExecutable("/bin/true"))
+    ok(relative.setInputSandbox("LFN:relative/name.txt"))
+    refused = error(dirac.submitJob(relative))  # refused at once, nothing submitted
+    assert "invalid input sandbox entry LFN:relative/name.txt" in refused["Message"]
+
+    for job_id in (good, lost_id):
+        waiting = wait_status(dirac, job_id, {JS.WAITING, JS.FAILED}, 60)
+        assert waiting["Status"] == JS.WAITING, logging_text(dirac, job_id)
+    params = ok(dirac.monitoring.getJobParameters(good))[good]
+    assert params["OptimizerChain"] == "JobPath,JobSanity,InputData,JobScheduling"
+    assert params["InputDataSites"] == "null"  # no InputData: no restriction
+    final = wait_status(dirac, missing_id, {JS.FAILED, JS.WAITING}, 60)
+    assert (final["Status"], final["MinorStatus"]) == (JS.FAILED, "InputData optimizer")
+    assert final["ApplicationStatus"] == \
+        f"Input sandbox not available: LFN:{HOME}/{run}/never-written.txt (No such file " \
+        f"or directory)", final
+
+    # the copy disappears from the SE's disk: the catalogue still lists the replica
+    (deployment.workdir / "storage" / "SE-A" / "data" / lfn_lost.lstrip("/")).unlink()
+    run_agent(deployment, SITE_A, jobs=2)
+    final = status(dirac, good)
+    assert (final["Status"], final["MinorStatus"]) == (JS.DONE, "Execution Complete"), \
+        logging_text(dirac, good)
+    steps = [(s, m) for s, m, *_ in ok(dirac.getJobLoggingInfo(good))]
+    assert (JS.RUNNING, "Downloading InputSandbox LFN(s)") in steps, steps
+    peek = ok(dirac.monitoring.getJobParameters(good))[good]["StandardOutput"]
+    assert "from the archive" in peek and "uploaded at submission" in peek
+    final = status(dirac, lost_id)
+    assert (final["Status"], final["MinorStatus"]) == (JS.FAILED, "Input Sandbox Download")
+    assert f"cannot download {lfn_lost}" in final["ApplicationStatus"]
+    assert "Application" not in [m for _, m, *_ in ok(dirac.getJobLoggingInfo(lost_id))]
+
+
 def test_an_unreachable_catalogue_holds_the_job_until_it_is_back(deployment, tmp_path):
     """Last in the module: it stops the DataManagement worker (and starts another)."""
     dirac = deployment.dirac("alice")

@@ -90,7 +90,6 @@ def test_chain_takes_a_job_from_received_to_waiting_in_its_task_queue(dbs):
      "was not uploaded"),
     ('[Executable = "/bin/true"; InputSandbox = {"SB:SandboxSE|/SandBox/x/y.tar"};]',
      "JobSanity", "does not exist"),
-    ('[Executable = "/bin/true"; InputSandbox = {"LFN:/vo/file"};]', "JobSanity", "LFN"),
     ('[Executable = "/bin/true"; Site = "A.B.c"; BannedSites = {"A.B.c"};]', "JobScheduling",
      "Impossible site requirement"),
 ])

@@ -19,7 +19,13 @@ from DIRAC.Core.Utilities.SiteSEMapping import (
 from DIRAC.DataManagementSystem.Utilities.DMSUtilities import homeOwner, isJobAgent
 from DIRAC.Interfaces.API.Job import Job
 from DIRAC.WorkloadManagementSystem.Agent import JobAgentData
-from DIRAC.WorkloadManagementSystem.Executor.InputData import inputDataLFNs, resolveInputData
+from DIRAC.WorkloadManagementSystem.Executor.InputData import (
+    inputDataLFNs,
+    needsCatalogue,
+    notAvailable,
+    resolveInputData,
+    sandboxLFNs,
+)
 from DIRAC.WorkloadManagementSystem.Executor.Optimizers import _Fail, jobRequirements
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import parseJDL
 from DIRAC.WorkloadManagementSystem.Utilities.OutputData import (
@@ -124,6 +130,43 @@ def test_input_data_lfns_of_a_jdl():
         inputDataLFNs(parseJDL('[InputData = "relative";]'))
 
 
+def test_input_sandbox_lfns_of_a_jdl():
+    ad = parseJDL('[InputSandbox = {"SB:SandboxSE|/SandBox/a/x.tar", "LFN:/a/b", "lfn:/a//b",'
+                  ' "LFN:/c/d.tar"}; InputData = "/e/f";]')
+    assert sandboxLFNs(ad) == ["/a/b", "/c/d.tar"]
+    assert needsCatalogue(ad)
+    assert needsCatalogue(parseJDL('[InputSandbox = "LFN:/a/b";]'))
+    assert needsCatalogue(parseJDL('[InputData = "/a/b";]'))
+    assert not needsCatalogue(parseJDL('[InputSandbox = "SB:SandboxSE|/SandBox/a/x.tar";]'))
+    for bad in ("LFN:relative", "LFN:/a/../b", "LFN:"):
+        with pytest.raises(ValueError, match="LFN:"):
+            sandboxLFNs(parseJDL(f'[InputSandbox = "{bad}";]'))
+
+
+def test_input_sandbox_lfns_must_exist_but_do_not_restrict_the_sites():
+    found = S_OK({"Successful": {"/data": {"CERN-DISK": "x"}, "/box": {"IN2P3-DISK": "y"}},
+                  "Failed": {"/gone": "No such file or directory"}})
+    asked = []
+
+    class Asked(Catalogue):
+        def getReplicasForJobs(self, lfns, allStatus=False, timeout=None):
+            asked.append(list(lfns))
+            return self.answer
+
+    value = resolveInputData(Asked(found), ["/data"], TREE, sandbox=["/box", "/data"])["Value"]
+    assert asked == [["/data", "/box"]]  # one call, no repeats
+    assert value["Missing"] == {} and value["Sites"] == ["LCG.CERN.cern"]  # /box's site: no
+    value = resolveInputData(Catalogue(found), [], TREE, sandbox=["/box"])["Value"]
+    assert value["Sites"] is None and value["Replicas"] == {"/box": ["IN2P3-DISK"]}
+    value = resolveInputData(Catalogue(found), ["/data"], TREE, sandbox=["/gone"])["Value"]
+    assert value["Missing"] == {"/gone": "No such file or directory"}
+    assert notAvailable(value["Missing"], ["/gone"]) == \
+        "Input sandbox not available: LFN:/gone (No such file or directory)"
+    assert notAvailable({"/x": "No such file", "/gone": "No such file"}, ["/gone"]) == \
+        "Input data not available: /x (No such file); " \
+        "Input sandbox not available: LFN:/gone (No such file)"
+
+
 def test_job_scheduling_intersects_requested_banned_and_data_sites():
     ad = parseJDL('[Executable = "x"; Site = {"A", "B", "C"}; BannedSites = "C";]')
     assert jobRequirements(ad, ["B", "C", "D"])["Sites"] == ["B"]
@@ -221,6 +264,79 @@ def test_input_data_failures_say_why(tmp_path):
     same = JobAgentData.downloadInputData(dm, parseJDL('[InputData = {"/v/a", "/w/a"};]'),
                                           tmp_path, "S")
     assert not same["OK"] and "same name" in same["Message"]
+
+
+def test_input_sandbox_lfns_are_downloaded_and_tarballs_unpacked(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    monkeypatch.setattr(JobAgentData, "getSEsForSite", lambda site: getSEsForSite(site, TREE))
+
+    class TarDM(FakeDM):
+        def getFile(self, lfn, destinationDir="", sourceSE=None):
+            got = super().getFile(lfn, destinationDir, sourceSE)
+            if lfn.endswith(".tar") and got["Value"]["Successful"]:
+                with tarfile.open(Path(destinationDir) / Path(lfn).name, "w") as tar:
+                    for name in ("code/run.sh", "../escape.txt"):
+                        info = tarfile.TarInfo(name)
+                        info.size = 3
+                        tar.addfile(info, io.BytesIO(b"hi\n"))
+            return got
+
+    dm = TarDM({"/vo/code.tar": {"IN2P3-DISK": ""}, "/vo/cfg.txt": {"CERN-DISK": ""},
+                "/vo/in.dat": {"CERN-DISK": ""}})
+    ad = parseJDL('[InputSandbox = {"LFN:/vo/code.tar", "lfn:/vo/cfg.txt"}; '
+                  'InputData = "/vo/in.dat";]')
+    work = tmp_path / "job"
+    work.mkdir()
+    escaped = JobAgentData.downloadSandboxLFNs(dm, ad, work, "LCG.CERN.cern")
+    # a member outside the directory stops the unpacking: the job fails, nothing escapes
+    assert not escaped["OK"] and "cannot unpack LFN:/vo/code.tar" in escaped["Message"]
+    assert not (tmp_path / "escape.txt").exists()
+
+    class GoodTarDM(TarDM):
+        def getFile(self, lfn, destinationDir="", sourceSE=None):
+            got = FakeDM.getFile(self, lfn, destinationDir, sourceSE)
+            if lfn.endswith(".tar"):
+                with tarfile.open(Path(destinationDir) / Path(lfn).name, "w") as tar:
+                    info = tarfile.TarInfo("code/run.sh")
+                    info.size = 3
+                    tar.addfile(info, io.BytesIO(b"hi\n"))
+            return got
+
+    work = tmp_path / "job2"
+    work.mkdir()
+    dm = GoodTarDM(dm.replicas)
+    assert JobAgentData.downloadSandboxLFNs(dm, ad, work, "LCG.CERN.cern")["Value"] == \
+        ["/vo/code.tar", "/vo/cfg.txt"]
+    assert dm.gets == [("/vo/code.tar", None), ("/vo/cfg.txt", "CERN-DISK")]  # local first
+    assert (work / "code" / "run.sh").read_text() == "hi\n"
+    assert (work / "cfg.txt").read_text() == "/vo/cfg.txt"
+    assert not (work / "in.dat").exists()  # the input data are the next step's
+    nothing = parseJDL('[InputSandbox = "SB:SandboxSE|/SandBox/a/x.tar";]')
+    assert JobAgentData.downloadSandboxLFNs(dm, nothing, work, "S")["Value"] == []
+
+
+def test_input_sandbox_lfn_failures_say_why(tmp_path):
+    dm = FakeDM({"/vo/a": {"X": ""}, "/w/a": {"X": ""}, "/vo/b": {"Y": ""}}, refuse={"X"})
+    missing = JobAgentData.downloadSandboxLFNs(
+        dm, parseJDL('[InputSandbox = {"LFN:/vo/b", "LFN:/vo/n"};]'), tmp_path, "S")
+    assert not missing["OK"] and "input sandbox not available: /vo/n (No such file)" in \
+        missing["Message"]
+    down = JobAgentData.downloadSandboxLFNs(dm, parseJDL('[InputSandbox = "LFN:/vo/a";]'),
+                                            tmp_path, "S")
+    assert not down["OK"] and "cannot download /vo/a" in down["Message"]
+    same = JobAgentData.downloadSandboxLFNs(
+        dm, parseJDL('[InputSandbox = "LFN:/vo/a"; InputData = "/w/a";]'), tmp_path, "S")
+    assert not same["OK"] and "same name" in same["Message"]
+    (tmp_path / "b").write_text("from the SB: sandbox")
+    clash = JobAgentData.downloadSandboxLFNs(dm, parseJDL('[InputSandbox = "LFN:/vo/b";]'),
+                                             tmp_path, "S")
+    assert not clash["OK"] and "already has a file named b" in clash["Message"]
+    assert (tmp_path / "b").read_text() == "from the SB: sandbox"
+    bad = JobAgentData.downloadSandboxLFNs(dm, parseJDL('[InputSandbox = "LFN:x";]'),
+                                           tmp_path, "S")
+    assert not bad["OK"] and "LFN:x" in bad["Message"]
 
 
 def test_output_data_upload(tmp_path):

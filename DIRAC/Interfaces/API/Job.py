@@ -101,7 +101,8 @@ class Job:
 
     # --------------------------------------------------------------- sandboxes
     def setInputSandbox(self, files: Any) -> DReturnType:
-        """Local files (uploaded at submission) or ``SB:`` sandboxes for the job."""
+        """Local files (uploaded at submission), ``SB:`` sandboxes or ``LFN:`` files (the
+        job agent downloads them from the storage elements) for the job."""
         self.attributes["InputSandbox"] = _list(files)
         return S_OK()
 

@@ -5,7 +5,9 @@ Any number of job agents, on any hosts, each a broker user whose group has the
 
 1. ``Running`` / "Job Initialization"; a fresh working directory ``<workdir>/<jobID>``;
    the input sandbox (``SB:`` entries of ``InputSandbox``) downloaded and unpacked there
-   ("Input Sandbox Download" failures -> ``Failed``); then the ``InputData`` files,
+   ("Input Sandbox Download" failures -> ``Failed``); its ``LFN:`` entries, ``Running`` /
+   "Downloading InputSandbox LFN(s)", from the storage elements (Agent/JobAgentData.py;
+   a failure -> ``Failed`` / "Input Sandbox Download"); then the ``InputData`` files,
    ``Running`` / "Input Data Resolution" (Agent/JobAgentData.py; a failure ->
    ``Failed`` / "Input Data Resolution");
 2. ``Running`` / "Application": the JDL's ``Executable`` with its ``Arguments`` (split
@@ -54,6 +56,7 @@ from diracmq.broker.returnvalues import S_OK, DReturnType
 
 from DIRAC.WorkloadManagementSystem.Agent.JobAgentData import (
     downloadInputData,
+    downloadSandboxLFNs,
     uploadOutputData,
 )
 from DIRAC.WorkloadManagementSystem.Agent.JobAgentMetrics import JobAgentMetrics
@@ -280,8 +283,10 @@ class JobAgent:
             self._status(job_id, JS.FAILED, "Job agent error", f"bad JDL: {exc}")
             return JS.FAILED
         sandboxes = [e for e in ad.getListFromExpression("InputSandbox") if e.startswith("SB:")]
+        lfnSandboxes = [e for e in ad.getListFromExpression("InputSandbox")
+                        if e.strip().upper().startswith("LFN:")]
         initialization = (JS.RUNNING, "Job Initialization", "", self._now())
-        if sandboxes:  # a download takes time: say so now (else sent with "Application")
+        if sandboxes or lfnSandboxes:  # a download takes time: say so now
             self._status(job_id, *initialization[:2])
         workdir = self.workDir / str(job_id)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -293,16 +298,22 @@ class JobAgent:
                     self._status(job_id, JS.FAILED, "Input Sandbox Download",
                                  got["Message"][:500])
                     return JS.FAILED
+            if lfnSandboxes:
+                ended = self._sandboxLFNs(job_id, ad, workdir)
+                if ended:
+                    return ended
             hasInputData = bool(ad.getListFromExpression("InputData"))
             if hasInputData:
-                ended = self._inputData(job_id, ad, workdir, sandboxes, initialization)
+                ended = self._inputData(job_id, ad, workdir, sandboxes + lfnSandboxes,
+                                        initialization)
                 if ended:
                     return ended
             if self._stopping.is_set():
                 self._status(job_id, JS.FAILED, "Job agent stopped")
                 return JS.FAILED
             self._status(job_id, JS.RUNNING, "Application",
-                         earlier=[] if sandboxes or hasInputData else [initialization])
+                         earlier=[] if sandboxes or lfnSandboxes or hasInputData
+                         else [initialization])
             code = self._runPayload(payload, ad, workdir)
             stdout = workdir / (ad.getAttributeString("StdOutput") or "std.out")
             self.state.setJobParameters(job_id, [["ApplicationExitCode", str(code)],
@@ -366,6 +377,23 @@ class JobAgent:
         finally:
             stop.set()
             thread.join()
+
+    def _sandboxLFNs(self, jobID: int, ad: ClassAd, workdir: Path) -> str | None:
+        """Download the input sandbox's ``LFN:`` files (Running / "Downloading
+        InputSandbox LFN(s)", DIRAC's wording); the job's final status when it ended
+        here (Failed / "Input Sandbox Download", or Killed meanwhile), else None."""
+        self._status(jobID, JS.RUNNING, "Downloading InputSandbox LFN(s)")
+        with self._beating(jobID) as killed:
+            got = downloadSandboxLFNs(self._dataManager(), ad, workdir, self.site)
+        if killed.is_set():
+            log.info("job %s: killed by its owner while its input sandbox was downloaded",
+                     jobID)
+            return JS.KILLED
+        if not got["OK"]:
+            log.info("job %s: input sandbox LFNs: %s", jobID, got["Message"])
+            self._status(jobID, JS.FAILED, "Input Sandbox Download", got["Message"][:500])
+            return JS.FAILED
+        return None
 
     def _inputData(self, jobID: int, ad: ClassAd, workdir: Path, sandboxes: list[str],
                    initialization: tuple[str, str, str, str]) -> str | None:

@@ -4,6 +4,10 @@
   into the job's directory (its base name) with ``DataManager.getFile``, from a
   replica at an SE of the agent's own site when there is one
   (``Resources/Sites/<grid>/<site>/SE``), else from any active replica.
+* :func:`downloadSandboxLFNs`: with the input sandbox, the ``LFN:`` entries of
+  ``InputSandbox`` the same way; one that is a tar archive is also unpacked there
+  (DIRAC's JobWrapper does both).  Two files of the job (input sandbox, input data)
+  may not have the same name: the job fails rather than one replacing the other.
 * :func:`uploadOutputData`: after a successful run, every ``OutputData`` file is put
   and registered with ``DataManager.putAndRegister`` to the first ``OutputSE`` that
   takes it (Utilities/OutputData.py: the LFN rule and the default SE).  An output
@@ -16,6 +20,7 @@ Both answer ``S_OK`` (the LFNs done) or ``S_ERROR`` with the reason the job fail
 from __future__ import annotations
 
 import os
+import tarfile
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +32,7 @@ from DIRAC.DataManagementSystem.Utilities.DMSUtilities import (
     normalizeLFN,
     userHome,
 )
+from DIRAC.WorkloadManagementSystem.Executor.InputData import inputDataLFNs, sandboxLFNs
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd
 from DIRAC.WorkloadManagementSystem.Utilities.OutputData import (
     getOutputLFN,
@@ -34,7 +40,7 @@ from DIRAC.WorkloadManagementSystem.Utilities.OutputData import (
     outputSEs,
 )
 
-__all__ = ["downloadInputData", "uploadOutputData"]
+__all__ = ["downloadInputData", "downloadSandboxLFNs", "uploadOutputData"]
 
 
 class DataClient(Protocol):
@@ -77,13 +83,20 @@ def downloadInputData(dm: DataClient, ad: ClassAd, workdir: Path, site: str) -> 
         other = names.setdefault(os.path.basename(lfn), lfn)
         if other != lfn:
             return S_ERROR(f"input files {other} and {lfn} have the same name")
+    return _download(dm, lfns, workdir, site, "input data")
+
+
+def _download(dm: DataClient, lfns: list[str], workdir: Path, site: str, what: str
+              ) -> DReturnType:
+    """Copy ``lfns`` into ``workdir``, each from a replica at the agent's site first,
+    then from any: ``S_OK(lfns)`` or S_ERROR naming ``what`` failed."""
     replicas = dm.getActiveReplicas(lfns)
     if not replicas["OK"]:
-        return S_ERROR(f"cannot get the replicas of the input data: {replicas['Message']}")
+        return S_ERROR(f"cannot get the replicas of the {what}: {replicas['Message']}")
     missing = {lfn: replicas["Value"]["Failed"].get(lfn, "No active replica")
                for lfn in lfns if not replicas["Value"]["Successful"].get(lfn)}
     if missing:
-        return S_ERROR("input data not available: " + ", ".join(
+        return S_ERROR(f"{what} not available: " + ", ".join(
             f"{lfn} ({reason})" for lfn, reason in sorted(missing.items())))
     local = set(getSEsForSite(site)["Value"])
     for lfn in lfns:
@@ -97,6 +110,41 @@ def downloadInputData(dm: DataClient, ad: ClassAd, workdir: Path, site: str) -> 
             reasons.append(f"{source or 'any replica'}: {reason}")
         else:
             return S_ERROR(f"cannot download {lfn}: {'; '.join(reasons)}")
+    return S_OK(lfns)
+
+
+def downloadSandboxLFNs(dm: DataClient, ad: ClassAd, workdir: Path, site: str
+                        ) -> DReturnType:
+    """Copy the input sandbox's ``LFN:`` files into ``workdir`` (where the ``SB:``
+    sandboxes are already unpacked) and unpack those that are tar archives:
+    ``S_OK([lfn, ...])`` or S_ERROR."""
+    try:
+        lfns = sandboxLFNs(ad)
+        data = inputDataLFNs(ad)
+    except ValueError as exc:
+        return S_ERROR(f"invalid input sandbox or input data: {exc}")
+    if not lfns:
+        return S_OK([])
+    names: dict[str, str] = {}
+    for lfn in [*lfns, *(x for x in data if x not in lfns)]:
+        other = names.setdefault(os.path.basename(lfn), lfn)
+        if other != lfn:
+            return S_ERROR(f"input files {other} and {lfn} have the same name")
+    for lfn in lfns:
+        if (workdir / os.path.basename(lfn)).exists():
+            return S_ERROR(f"LFN:{lfn}: the input sandbox already has a file named "
+                           f"{os.path.basename(lfn)}")
+    got = _download(dm, lfns, workdir, site, "input sandbox")
+    if not got["OK"]:
+        return got
+    for lfn in lfns:
+        path = workdir / os.path.basename(lfn)
+        try:
+            if tarfile.is_tarfile(path):
+                with tarfile.open(path) as tar:
+                    tar.extractall(workdir, filter="data")  # nothing outside the directory
+        except (tarfile.TarError, OSError) as exc:
+            return S_ERROR(f"cannot unpack LFN:{lfn}: {exc}")
     return S_OK(lfns)
 
 

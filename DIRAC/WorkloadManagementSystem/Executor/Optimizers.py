@@ -11,13 +11,17 @@ Optimizers workers and broker redeliveries:
    (``OptimizerChain``).  A job someone else holds, or that is no longer waiting for
    optimization, is left alone.
 2. **JobSanity** (same claim) checks the JDL and the input sandbox: every ``SB:``
-   entry must be a sandbox of the job's owner, then assigned to ``Job:<id>``/Input.
-   -> ``Checking`` / "JobScheduling" (or "InputData" for a job with input data).
-3. **InputData** (same claim; only for a job whose JDL has ``InputData``: JobPath then
-   records the chain ``JobPath,JobSanity,InputData,JobScheduling``) asks the file
-   catalogue where the files are (Executor/InputData.py, outside any transaction),
-   fails the job when one has no replica ("Input data not available", the LFNs in the
-   logging info), else records the candidate sites (job parameter ``InputDataSites``)
+   entry must be a sandbox of the job's owner, then assigned to ``Job:<id>``/Input;
+   an ``LFN:`` entry must be an LFN (its replicas are the InputData step's).
+   -> ``Checking`` / "JobScheduling" (or "InputData" for a job with input data or
+   ``LFN:`` input sandbox entries).
+3. **InputData** (same claim; only for a job whose JDL has ``InputData`` or ``LFN:``
+   entries in its ``InputSandbox``: JobPath then records the chain
+   ``JobPath,JobSanity,InputData,JobScheduling``) asks the file catalogue where the
+   files are (Executor/InputData.py, outside any transaction), fails the job when one
+   has no replica ("Input data not available" / "Input sandbox not available", the
+   LFNs in the logging info), else records the candidate sites of the input data (job
+   parameter ``InputDataSites``; the input sandbox's LFNs do not restrict the sites)
    -> ``Checking`` / "JobScheduling".  An unreachable catalogue leaves the job in
    ``Checking`` / "InputData" (the logging info says so) for the sweep to retry after
    the lease, and fails it once the catalogue has not answered for it during
@@ -63,10 +67,12 @@ from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import (
 from DIRAC.WorkloadManagementSystem.Executor.InputData import (
     INPUT_DATA,
     MAX_WAIT,
-    NOT_AVAILABLE,
     ReplicaSource,
     inputDataLFNs,
+    needsCatalogue,
+    notAvailable,
     resolveInputData,
+    sandboxLFNs,
 )
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, JDLError, parseJDL
 
@@ -248,6 +254,10 @@ class JobOptimizer:
                 hasInputData = bool(inputDataLFNs(ad))
             except ValueError as exc:
                 raise _Fail("JobSanity", f"invalid InputData: {exc}") from None
+            try:  # LFN: input sandbox entries: the InputData step checks their replicas
+                hasInputData = bool(sandboxLFNs(ad)) or hasInputData
+            except ValueError as exc:
+                raise _Fail("JobSanity", f"invalid input sandbox entry {exc}") from None
             t = sandboxesTable.c
             entity = entityForJob(jobID)
             for entry in ad.getListFromExpression("InputSandbox"):
@@ -263,8 +273,7 @@ class JobOptimizer:
                     insertIgnore(conn, entityTable, dict(SBId=sb.SBId, EntityId=entity,
                                                          Type="Input"))
                 elif entry.upper().startswith("LFN:"):
-                    raise _Fail("JobSanity", f"input sandbox {entry}: LFNs are not supported "
-                                             f"by this WMS")
+                    pass  # checked above, its replicas by the InputData step
                 elif entry:
                     raise _Fail("JobSanity", f"input sandbox file {entry!r} was not uploaded "
                                              f"(submit with WMSClient, Dirac().submitJob or "
@@ -280,13 +289,13 @@ class JobOptimizer:
     # ------------------------------------------------------------- InputData
     @staticmethod
     def _hasInputData(conn: Connection, jobID: int) -> bool:
-        """Whether the job's JDL names input data (a JDL that does not parse: False,
-        JobSanity fails it)."""
+        """Whether the job's JDL names input data or ``LFN:`` input sandbox entries (a
+        JDL that does not parse: False, JobSanity fails it)."""
         jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
-        if not jdl or "InputData" not in jdl:  # most jobs: no parsing
+        if not jdl or ("InputData" not in jdl and "lfn:" not in jdl.lower()):  # most jobs
             return False
         try:
-            return bool(parseJDL(jdl).getListFromExpression("InputData"))
+            return needsCatalogue(parseJDL(jdl))
         except JDLError:
             return False
 
@@ -314,24 +323,23 @@ class JobOptimizer:
         """The InputData step: True when the job went on to JobScheduling, False when it
         was left in Checking / InputData because the catalogue did not answer (raises
         :class:`_Fail` when the data are not available or after too many tries)."""
-        def read(conn: Connection) -> list[str]:
+        def read(conn: Connection) -> tuple[list[str], list[str]]:
             self._claimed(conn, jobID, token, INPUT_DATA)
             jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
-            return inputDataLFNs(parseJDL(jdl or ""))
+            ad = parseJDL(jdl or "")
+            return inputDataLFNs(ad), sandboxLFNs(ad)
 
-        lfns = self.db._run(read)
+        lfns, sandbox = self.db._run(read)
         down = self._catalogDown
         if down is not None and time.monotonic() - down[0] < CATALOG_BACKOFF:
             resolved = S_ERROR(f"{down[1]} (less than {CATALOG_BACKOFF:g} s ago)")
         else:
             # Asked outside any transaction: the job row stays unlocked meanwhile.
-            resolved = resolveInputData(self._catalog(), lfns)
+            resolved = resolveInputData(self._catalog(), lfns, sandbox=sandbox)
             self._catalogDown = None if resolved["OK"] else \
                 (time.monotonic(), resolved["Message"])
         if resolved["OK"] and resolved["Value"]["Missing"]:
-            missing = resolved["Value"]["Missing"]
-            raise _Fail(INPUT_DATA, f"{NOT_AVAILABLE}: " + ", ".join(
-                f"{lfn} ({reason})" for lfn, reason in sorted(missing.items())))
+            raise _Fail(INPUT_DATA, notAvailable(resolved["Value"]["Missing"], sandbox))
 
         def record(conn: Connection) -> bool:
             job = self._claimed(conn, jobID, token, INPUT_DATA)

@@ -91,13 +91,20 @@ def _group(name: str, tree: dict[str, Any] | None) -> list[str]:
 
 
 def checkDataAttributes(ad: ClassAd) -> str | None:
-    """Why the JDL's InputData / OutputData / OutputSE / OutputPath cannot be used,
-    or None when they can."""
+    """Why the JDL's InputData / ``LFN:`` InputSandbox entries / OutputData / OutputSE /
+    OutputPath cannot be used, or None when they can."""
     for entry in ad.getListFromExpression("InputData"):
         try:
             normalizeLFN(str(entry))
         except ValueError as exc:
             return f"invalid InputData: {exc}"
+    for entry in ad.getListFromExpression("InputSandbox"):
+        entry = str(entry).strip()
+        if entry[:4].upper() == "LFN:":  # a file of the catalogue (JobAgentData.py)
+            try:
+                normalizeLFN(entry[4:])
+            except ValueError as exc:
+                return f"invalid input sandbox entry {entry}: {exc}"
     path = ad.get("OutputPath", "")
     if path not in (None, ""):
         if not isinstance(path, str):
