@@ -29,7 +29,10 @@ from diracmq.workers.handler import RequestHandler
 
 from DIRAC.WorkloadManagementSystem.Agent.StalledJobAgent import StalledJobAgent
 from DIRAC.WorkloadManagementSystem.DB.JobDB import getJobDB
-from DIRAC.WorkloadManagementSystem.Executor.Optimizers import JobOptimizer
+from DIRAC.WorkloadManagementSystem.Executor.Optimizers import (
+    JOBS_PER_TRANSACTION,
+    JobOptimizer,
+)
 from DIRAC.WorkloadManagementSystem.Utilities import OptimizerQueue
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
 
@@ -96,16 +99,20 @@ class OptimizationMindHandler(RequestHandler):
         """Optimize the announced jobs; False (put back) on a database error."""
         assert cls.optimizer is not None
         ok = True
-        for job_id in jobIDs:
+        ids = list(jobIDs)
+        # several jobs per transaction (optimizeJobs), but not all of a big sweep at once:
+        # a stop request is honoured between chunks
+        for start in range(0, len(ids), JOBS_PER_TRANSACTION):
             if cls._stop.is_set():
                 return False
-            result = cls.optimizer.optimizeJob(job_id)
-            if not result["OK"]:
-                cls._count("Errors")
-                ok = False
-            else:
-                cls._count({"Waiting": "Waiting", "Failed": "Failed"}.get(
-                    result["Value"], "Skipped"))
+            outcomes = cls.optimizer.optimizeJobs(ids[start:start + JOBS_PER_TRANSACTION])
+            for result in outcomes["Value"].values():
+                if not result["OK"]:
+                    cls._count("Errors")
+                    ok = False
+                else:
+                    cls._count({"Waiting": "Waiting", "Failed": "Failed"}.get(
+                        result["Value"], "Skipped"))
         return ok
 
     @classmethod

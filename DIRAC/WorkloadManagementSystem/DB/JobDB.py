@@ -76,6 +76,11 @@ log = logging.getLogger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+#: A check of the caller's rights on a job, given the job's locked row (its attributes):
+#: raises SErrorException to refuse.  Run inside the update's own transaction, so a
+#: state update costs one transaction, not a read for the rights and then the write.
+Authorize = Callable[[dict[str, Any]], None]
+
 #: SQLite waits this long for the database lock before reporting busy (seconds).
 SQLITE_BUSY_TIMEOUT = 30.0
 #: Seconds to wait for a PostgreSQL server to accept a connection (unless the URL says).
@@ -295,6 +300,7 @@ def _forget_engines() -> None:  # after fork: a child must open its own connecti
         engine.dispose(close=False)
     _engines.clear()
     _schema_ready.clear()
+    _writers.clear()  # a lock held by another thread at fork would never be released
 
 
 os.register_at_fork(after_in_child=_forget_engines)
@@ -340,6 +346,18 @@ def _make_engine(url: str) -> Engine:
     return sa.create_engine(parsed, pool_pre_ping=True)
 
 
+_writers: dict[str, threading.RLock] = {}
+
+
+def _sqlite_writer(url: str) -> threading.RLock:
+    """The lock this process's writers of the SQLite database ``url`` take in turn."""
+    with _engines_lock:
+        lock = _writers.get(url)
+        if lock is None:
+            lock = _writers[url] = threading.RLock()
+        return lock
+
+
 def _engine_for(url: str) -> Engine:
     with _engines_lock:
         engine = _engines.get(url)
@@ -372,6 +390,17 @@ class JobDB:
     # -------------------------------------------------------- transactions
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[Connection]:
+        if write and self.isSQLite:
+            # SQLite has one writer at a time.  The threads of this process queue on a
+            # lock of ours, each woken the moment the previous one commits, rather than
+            # on SQLite's busy handler, which polls with sleeps of 1 to 100 ms (other
+            # processes still meet that one).
+            with _sqlite_writer(self.url):
+                with self.engine.connect() as conn:
+                    conn.execution_options(dirac_write=True)
+                    with conn.begin():
+                        yield conn
+            return
         with self.engine.connect() as conn:
             if write:
                 conn.execution_options(dirac_write=True)
@@ -789,7 +818,8 @@ class JobDB:
     @_returns
     def setJobStatus(self, jobID: int, status: str | None = None, minorStatus: str | None = None,
                      source: str = "Unknown", date: Any = None, force: bool = False,
-                     applicationStatus: str | None = None) -> DReturnType:
+                     applicationStatus: str | None = None, authorize: Authorize | None = None
+                     ) -> DReturnType:
         """Change a job's status (and/or minor, application status) and log it.
 
         The positional order is the one of ``JobStateUpdate.setJobStatus``.
@@ -797,19 +827,22 @@ class JobDB:
         A transition the state machine does not allow is refused (the job is left as
         it is) with ``S_ERROR(EWMSSTATUS)`` unless ``force``.  With an explicit
         ``date`` older than the job's last logged change, the update is recorded in
-        the history only (as DIRAC does for late reports).
+        the history only (as DIRAC does for late reports).  ``authorize``: see
+        :data:`Authorize`.
         """
         return self.setJobStatusBulk(jobID, {date or "": {
             "Status": status, "MinorStatus": minorStatus,
-            "ApplicationStatus": applicationStatus, "Source": source}}, force)
+            "ApplicationStatus": applicationStatus, "Source": source}}, force,
+            authorize=authorize)
 
     @_returns
-    def setJobStatusBulk(self, jobID: int, statusDict: dict, force: bool = False
-                         ) -> DReturnType:
+    def setJobStatusBulk(self, jobID: int, statusDict: dict, force: bool = False,
+                         authorize: Authorize | None = None) -> DReturnType:
         """Apply ``{date: {Status, MinorStatus, ApplicationStatus, Source}}`` in date order.
 
         All or nothing: if one update is refused, none is applied.  ``date`` is a
-        datetime or ISO text; "" or None means now.
+        datetime or ISO text; "" or None means now.  ``authorize``: see
+        :data:`Authorize` (checked even when there is nothing to apply).
         """
         if not isinstance(statusDict, dict):
             return S_ERROR(EVALUE, "statusDict must be {date: {Status, MinorStatus, ...}}")
@@ -827,12 +860,16 @@ class JobDB:
             date = None if key in (None, "") else toUTC(key, "status date")
             updates.append((date, update))
         if not updates:
+            if authorize is not None:
+                self._run(lambda conn: authorize(self._lock(conn, jobID)), write=False)
             return S_OK()
         # Explicit dates first in time order; "now" (None) after them all.
         updates.sort(key=lambda item: (item[0] is None, item[0] or dt.datetime.min))
 
         def apply(conn: Connection) -> None:
             job = self._lock(conn, jobID)
+            if authorize is not None:
+                authorize(job)
             last = job["_last"] = self._last_time(conn, jobID)
             for date, update in updates:
                 status, minor = update.get("Status"), update.get("MinorStatus")
@@ -971,34 +1008,42 @@ class JobDB:
         return pairs
 
     @_returns
-    def setJobParameters(self, jobID: int, parameters: Any) -> DReturnType:
-        """Set (insert or replace) job parameters: ``[(name, value), ...]`` or a dict."""
+    def setJobParameters(self, jobID: int, parameters: Any,
+                         authorize: Authorize | None = None) -> DReturnType:
+        """Set (insert or replace) job parameters: ``[(name, value), ...]`` or a dict.
+        ``authorize``: see :data:`Authorize`."""
         pairs = self._pairs(parameters)
 
         def store(conn: Connection) -> None:
-            self._lock(conn, jobID)
+            job = self._lock(conn, jobID)
+            if authorize is not None:
+                authorize(job)
             self._upsert_parameters(conn, int(jobID), pairs)
 
         self._run(store)
         return S_OK()
 
     @_returns
-    def setJobParameter(self, jobID: int, name: str, value: Any) -> DReturnType:
+    def setJobParameter(self, jobID: int, name: str, value: Any,
+                        authorize: Authorize | None = None) -> DReturnType:
         """Set one job parameter."""
-        return self.setJobParameters(jobID, [(name, value)])
+        return self.setJobParameters(jobID, [(name, value)], authorize=authorize)
 
     @_returns
     def setHeartBeat(self, jobID: int, dynamicData: dict | None = None,
-                     staticData: dict | None = None, source: str = "Heartbeat"
-                     ) -> DReturnType:
+                     staticData: dict | None = None, source: str = "Heartbeat",
+                     authorize: Authorize | None = None) -> DReturnType:
         """Record a heartbeat: ``S_OK({command: argument})`` for the job (``Kill`` when
         it was killed meanwhile).  A Matched or Stalled job becomes Running;
-        ``staticData`` is stored as job parameters."""
+        ``staticData`` is stored as job parameters.  ``authorize``: see
+        :data:`Authorize`."""
         del dynamicData  # time series of CPU/memory: not kept (no HeartBeatLoggingInfo yet)
         pairs = self._pairs(staticData or {})
 
         def beat(conn: Connection) -> dict[str, Any]:
             job = self._lock(conn, jobID)
+            if authorize is not None:
+                authorize(job)
             conn.execute(sa.update(jobsTable).where(jobsTable.c.JobID == job["JobID"])
                          .values(HeartBeatTime=_now()))
             if pairs:

@@ -21,6 +21,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from diracmq.broker.derrno import EVALUE, EWMSUKN
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from sqlalchemy.engine import Connection
 
-from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, _returns
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, _returns, jobsTable
 from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import insertIgnore
 
 __all__ = ["SandboxMetadataDB", "getSandboxDir", "sandboxName", "sbMetadata"]
@@ -113,6 +114,13 @@ def sandboxName(owner: str, sha256: str) -> str:
 def entityForJob(jobID: int) -> str:
     """DIRAC's entity name of a job: ``Job:<id>``."""
     return f"Job:{int(jobID)}"
+
+
+def jobOfEntity(entity: Any) -> int | None:
+    """The job ID of an entity name ``Job:<id>``; None for anything else."""
+    if isinstance(entity, str) and entity.startswith("Job:") and entity[4:].isdigit():
+        return int(entity[4:])
+    return None
 
 
 class SandboxMetadataDB:
@@ -303,11 +311,15 @@ class SandboxMetadataDB:
 
     # -------------------------------------------------------------- entities
     @_returns
-    def assignSandboxesToEntities(self, enDict: dict[str, list], owner: str | None = None
-                                  ) -> DReturnType:
+    def assignSandboxesToEntities(self, enDict: dict[str, list], owner: str | None = None,
+                                  authorize: Callable[[int, dict[str, Any] | None], None]
+                                  | None = None) -> DReturnType:
         """``{"Job:1": [(name, "Input"|"Output"), ...]}``: record the assignments.
 
-        With ``owner``, only that owner's sandboxes may be assigned.  ``S_OK(count)``.
+        With ``owner``, only that owner's sandboxes may be assigned.  ``authorize(jobID,
+        attributes)`` (attributes: ``Owner``, ``OwnerGroup``; None for a job that does
+        not exist) is called for each ``Job:<id>`` entity in the same transaction and
+        raises SErrorException to refuse.  ``S_OK(count)``.
         """
         rows = []
         for entity, pairs in enDict.items():
@@ -319,6 +331,16 @@ class SandboxMetadataDB:
         t = sandboxesTable.c
 
         def assign(conn: Connection) -> int:
+            if authorize is not None:
+                j = jobsTable.c
+                for entity in enDict:
+                    job_id = jobOfEntity(entity)
+                    if job_id is None:
+                        raise _Refused(S_ERROR(EVALUE, f"unknown entity {entity!r}: expected "
+                                                       f"'Job:<id>'"))
+                    row = conn.execute(sa.select(j.Owner, j.OwnerGroup)
+                                       .where(j.JobID == job_id)).mappings().first()
+                    authorize(job_id, None if row is None else dict(row))
             count = 0
             for entity, name, kind in rows:
                 sb = conn.execute(sa.select(t.SBId, t.Owner).where(t.Name == name)).first()

@@ -31,7 +31,7 @@ from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorExcept
 from sqlalchemy.engine import Connection
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
-from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _returns, jobsTable
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _returns, jdlTable, jobsTable
 
 __all__ = ["TaskQueueDB", "groupShares", "insertIgnore", "tqMetadata"]
 
@@ -259,9 +259,10 @@ class TaskQueueDB:
     @_returns
     def matchAndGetJob(self, resourceDescription: dict, source: str = "Matcher"
                        ) -> DReturnType:
-        """Give one job this resource can run: ``S_OK({"JobID", "TQId"})``, the job now
-        ``Matched`` / "Assigned" (Site set to the resource's); nothing:
-        ``S_ERROR(EWMSNOMATCH)``."""
+        """Give one job this resource can run: ``S_OK({"JobID", "TQId", "JDL", "Owner",
+        "OwnerGroup"})``, the job now ``Matched`` / "Assigned" (Site set to the
+        resource's); nothing: ``S_ERROR(EWMSNOMATCH)``.  The job's description is read
+        in the matching transaction: what the Matcher hands out costs one transaction."""
         resource = _resource(resourceDescription)
         db = self.jobDB
         j = taskQueueJobsTable.c
@@ -289,7 +290,9 @@ class TaskQueueDB:
                 extra = {"Site": resource["Site"][:100]} if resource["Site"] else None
                 db._change(conn, job, status=JS.MATCHED, minor=ASSIGNED, source=source,
                            extra=extra)
-                return {"JobID": int(job_id), "TQId": int(tq["TQId"])}
+                jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == job_id))
+                return {"JobID": int(job_id), "TQId": int(tq["TQId"]), "JDL": jdl or "",
+                        "Owner": job["Owner"], "OwnerGroup": job["OwnerGroup"]}
             return None
 
         found = db._run(match)
