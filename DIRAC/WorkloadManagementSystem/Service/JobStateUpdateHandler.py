@@ -49,8 +49,8 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
 
         result = update(number, authorize)
         if not result["OK"] and result.get("Errno") == EWMSUKN \
-                and result["Message"] == f"Job {number} not found":
-            return S_ERROR(EVALUE, result["Message"])
+                and result["Message"].endswith(f"Job {number} not found)"):
+            return S_ERROR(EVALUE, f"Job {number} not found")
         return result
 
     types_setJobStatus: ClassVar[list] = [_JOB_ID, str, str, str]
