@@ -37,8 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import procstat  # noqa: E402  (bench/procstat.py)
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import procstat  # noqa: E402
+
 BIN = Path(sys.executable).parent
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -291,7 +290,8 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
                                   ("Matched", "Assigned"), ("Done", "Execution Complete")):
                 last = conn.scalar(sa.select(sa.func.max(t.StatusTime)).where(
                     t.Status == status, t.MinorStatus == minor))
-                stages[status] = round(last.replace(tzinfo=datetime.UTC).timestamp() - started, 2) if last else None
+                stages[status] = None if last is None else round(
+                    last.replace(tzinfo=datetime.UTC).timestamp() - started, 2)
         # where the time goes, from the logging records
         phases = {"optimize": [], "wait_match": [], "run": []}
         sample = random.sample(ids, min(300, len(ids)))
