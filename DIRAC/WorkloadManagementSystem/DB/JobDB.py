@@ -159,6 +159,18 @@ loggingTable = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# Statements of the state changes, built once: building a statement and its cache key
+# per call cost more than running it (the values come as parameters at execution).
+_LOCK_JOB = (sa.select(jobsTable).where(jobsTable.c.JobID == sa.bindparam("lock_job_id"))
+             .with_for_update())
+_LAST_TIME = sa.select(sa.func.max(loggingTable.c.StatusTime)).where(
+    loggingTable.c.JobID == sa.bindparam("last_job_id"))
+#: The conditional update of a state change: the SET clause is the parameters' columns.
+_UPDATE_JOB = sa.update(jobsTable).where(jobsTable.c.JobID == sa.bindparam("upd_job_id"),
+                                         jobsTable.c.Status == sa.bindparam("upd_status"))
+_INSERT_LOG = sa.insert(loggingTable)
+_UPSERTS: dict[str, Any] = {}  # dialect name -> the parameters' INSERT ... ON CONFLICT
+
 #: Values of job attributes a prepared job may leave out (executemany needs every key).
 _DEFAULTS: dict[str, Any] = {"JobType": "User", "JobGroup": "00000000", "Site": "ANY",
                              "JobName": "Unknown", "UserPriority": 0}
@@ -750,16 +762,14 @@ class JobDB:
     def _lock(self, conn: Connection, jobID: int) -> dict[str, Any]:
         """The job's row, locked until the end of the transaction (PostgreSQL row lock;
         SQLite already holds the database write lock)."""
-        stmt = sa.select(jobsTable).where(jobsTable.c.JobID == int(jobID)).with_for_update()
-        row = conn.execute(stmt).mappings().first()
+        row = conn.execute(_LOCK_JOB, {"lock_job_id": int(jobID)}).mappings().first()
         if row is None:
             raise SErrorException(S_ERROR(EWMSUKN, f"Job {jobID} not found"))
         return dict(row)
 
     @staticmethod
     def _last_time(conn: Connection, jobID: int) -> dt.datetime | None:
-        t = loggingTable.c
-        return conn.scalar(sa.select(sa.func.max(t.StatusTime)).where(t.JobID == int(jobID)))
+        return conn.scalar(_LAST_TIME, {"last_job_id": int(jobID)})
 
     def _change(self, conn: Connection, job: dict[str, Any], *, status: str | None = None,
                 minor: str | None = None, application: str | None = None,
@@ -794,17 +804,15 @@ class JobDB:
         if new != current and new in JS.JOB_FINAL_STATES:
             values["EndExecTime"] = stamp
         values.update(extra or {})
-        updated = conn.execute(
-            sa.update(jobsTable)
-            .where(jobsTable.c.JobID == job["JobID"], jobsTable.c.Status == current)
-            .values(**values))
+        updated = conn.execute(_UPDATE_JOB, dict(values, upd_job_id=job["JobID"],
+                                                 upd_status=current))
         if updated.rowcount != 1:
             raise _Conflict(f"job {job['JobID']} changed status concurrently")
         job.update(values)
-        conn.execute(sa.insert(loggingTable).values(
-            JobID=job["JobID"], Status=job["Status"], MinorStatus=job["MinorStatus"],
-            ApplicationStatus=job["ApplicationStatus"], StatusTime=stamp,
-            Source=str(source or "Unknown")[:255]))
+        conn.execute(_INSERT_LOG, {
+            "JobID": job["JobID"], "Status": job["Status"], "MinorStatus": job["MinorStatus"],
+            "ApplicationStatus": job["ApplicationStatus"], "StatusTime": stamp,
+            "Source": str(source or "Unknown")[:255]})
         job["_last"] = max(last, stamp)
 
     def _log_only(self, conn: Connection, jobID: int, status: str | None, minor: str | None,
@@ -990,9 +998,11 @@ class JobDB:
             conn.execute(sa.insert(parametersTable), [
                 {"JobID": jobID, "Name": n, "Value": v} for n, v in rows.items()])
             return
-        stmt = dialect_insert(parametersTable)
-        stmt = stmt.on_conflict_do_update(index_elements=["JobID", "Name"],
-                                          set_={"Value": stmt.excluded.Value})
+        stmt = _UPSERTS.get(conn.dialect.name)
+        if stmt is None:
+            stmt = dialect_insert(parametersTable)
+            stmt = _UPSERTS[conn.dialect.name] = stmt.on_conflict_do_update(
+                index_elements=["JobID", "Name"], set_={"Value": stmt.excluded.Value})
         conn.execute(stmt, [{"JobID": jobID, "Name": n, "Value": v} for n, v in rows.items()])
 
     @staticmethod
