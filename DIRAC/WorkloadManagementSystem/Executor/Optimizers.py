@@ -69,6 +69,13 @@ JOBS_PER_TRANSACTION = int(os.environ.get("DIRAC_WMS_OPTIMIZER_BATCH") or 25)
 
 _T = TypeVar("_T")
 
+# Statements the steps run for every job, built once (values as parameters).
+_CLAIM = sa.select(parametersTable.c.Value).where(
+    parametersTable.c.JobID == sa.bindparam("claim_job_id"),
+    parametersTable.c.Name == "OptimizerClaim")
+_JDL = sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
+_SET_JDL = sa.update(jdlTable).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
+
 
 class _Fail(Exception):
     """A step refuses the job: ``reason`` goes into the logging info."""
@@ -153,9 +160,7 @@ class JobOptimizer:
                  ) -> dict[str, Any]:
         """The locked job if it is still ours at step ``minor``; else raise _Lost."""
         job = self.db._lock(conn, jobID)
-        p = parametersTable.c
-        mine = conn.scalar(sa.select(p.Value).where(p.JobID == jobID,
-                                                    p.Name == "OptimizerClaim"))
+        mine = conn.scalar(_CLAIM, {"claim_job_id": jobID})
         if job["Status"] != JS.CHECKING or job["MinorStatus"] != minor or mine != token:
             raise _Lost()
         return job
@@ -198,7 +203,7 @@ class JobOptimizer:
     def _jobSanity(self, jobID: int, token: str) -> None:
         def sanity(conn: Connection) -> None:
             job = self._claimed(conn, jobID, token, "JobSanity")
-            jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+            jdl = conn.scalar(_JDL, {"jdl_job_id": jobID})
             try:
                 ad = parseJDL(jdl or "")
             except JDLError as exc:
@@ -238,7 +243,7 @@ class JobOptimizer:
     def _jobScheduling(self, jobID: int, token: str) -> None:
         def schedule(conn: Connection) -> None:
             job = self._claimed(conn, jobID, token, "JobScheduling")
-            jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+            jdl = conn.scalar(_JDL, {"jdl_job_id": jobID})
             ad = parseJDL(jdl or "")
             requirements = jobRequirements(ad)
             ad["JobRequirements"] = ClassAd({
@@ -246,8 +251,7 @@ class JobOptimizer:
                 "NumberOfProcessors": requirements["NumberOfProcessors"],
                 "Sites": requirements["Sites"], "BannedSites": requirements["BannedSites"],
                 "Tags": requirements["Tags"], "OwnerGroup": job["OwnerGroup"]})
-            conn.execute(sa.update(jdlTable).where(jdlTable.c.JobID == jobID)
-                         .values(JDL=ad.asJDL()))
+            conn.execute(_SET_JDL, {"jdl_job_id": jobID, "JDL": ad.asJDL()})
             self.db._upsert_parameters(conn, jobID, [
                 ("JobRequirements", json.dumps(requirements, sort_keys=True))])
             self.tq.insertJobInConn(conn, jobID, requirements, job["Owner"],
