@@ -424,6 +424,27 @@ def test_database_sandbox_store_limits_are_the_directory_stores(jobdb_url, tmp_p
     sb.dropTables()
 
 
+def test_sqlite_planner_statistics_are_refreshed_when_the_jobs_double(jobdb_url):
+    db = JobDB(jobdb_url)
+    if not db.isSQLite:
+        assert ok(db.refreshStatistics(force=True)) is False  # autovacuum's job
+        return
+    assert ok(db.refreshStatistics(force=True)) is True
+    for _ in range(3):
+        submit(db)
+    assert ok(db.refreshStatistics()) is True  # 0 -> 3 jobs
+    assert ok(db.refreshStatistics()) is False  # nothing changed
+    submit(db)
+    assert ok(db.refreshStatistics()) is False  # 3 -> 4: not doubled
+    plan = db._run(lambda c: c.exec_driver_sql(
+        "EXPLAIN QUERY PLAN SELECT JobID FROM Jobs WHERE Owner = 'alice' "
+        "AND Status = 'Received'").fetchall(), write=False)
+    assert plan  # the statistics exist and the planner reads them
+    stats = db._run(lambda c: c.exec_driver_sql(
+        "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'Jobs'").scalar(), write=False)
+    assert stats >= 1
+
+
 # ------------------------------------------------------------------ Job API
 def test_job_api_builds_a_jdl_the_wms_accepts(dbs):
     db, _, _, optimizer = dbs

@@ -8,7 +8,8 @@ process runs, from ``initializeHandler`` on, in background threads:
 * a sweep every ``DIRAC_WMS_OPTIMIZER_SWEEP`` seconds (default 30): jobs the JobDB
   says still need optimizing (Received, or Checking past the lease) are optimized,
   so a lost announcement or a restarted worker loses nothing; the same thread runs
-  the StalledJobAgent.
+  the StalledJobAgent, and refreshes SQLite's statistics when the number of jobs has
+  doubled or halved (JobDB.refreshStatistics).
 
 Its RPC methods report and trigger: ``getStats``, ``optimizeJobs`` (JobAdministrator).
 Scale it like any worker: ``dirac-worker Optimizers --processes 2`` or more commands.
@@ -129,6 +130,7 @@ class OptimizationMindHandler(RequestHandler):
                 marked = cls.stalled.execute()
                 if marked["OK"]:
                     cls._count("Stalled", marked["Value"]["Stalled"])
+                cls.optimizer.db.refreshStatistics()  # SQLite's planner statistics
                 cls._count("Sweeps")
             except Exception:
                 log.exception("optimizer sweep failed; next one in %gs", interval)
