@@ -163,8 +163,23 @@ loggingTable = sa.Table(
 
 # Statements of the state changes, built once: building a statement and its cache key
 # per call cost more than running it (the values come as parameters at execution).
-_LOCK_JOB = (sa.select(jobsTable).where(jobsTable.c.JobID == sa.bindparam("lock_job_id"))
-             .with_for_update())
+#: The job's row, locked, with the time of its last logging record (``_last``: a state
+#: change is never dated before it) and optionally one of its parameters
+#: (``_parameter``): one round trip where there were two or three.
+_LAST_OF_JOB = (sa.select(sa.func.max(loggingTable.c.StatusTime))
+                .where(loggingTable.c.JobID == jobsTable.c.JobID)
+                .scalar_subquery().label("_last"))
+_LOCK_JOB = (sa.select(jobsTable, _LAST_OF_JOB)
+             .where(jobsTable.c.JobID == sa.bindparam("lock_job_id"))
+             .with_for_update(of=jobsTable))
+_LOCK_JOB_WITH_PARAMETER = (
+    sa.select(jobsTable, _LAST_OF_JOB,
+              sa.select(parametersTable.c.Value)
+              .where(parametersTable.c.JobID == jobsTable.c.JobID,
+                     parametersTable.c.Name == sa.bindparam("lock_parameter"))
+              .scalar_subquery().label("_parameter"))
+    .where(jobsTable.c.JobID == sa.bindparam("lock_job_id"))
+    .with_for_update(of=jobsTable))
 _LAST_TIME = sa.select(sa.func.max(loggingTable.c.StatusTime)).where(
     loggingTable.c.JobID == sa.bindparam("last_job_id"))
 #: The conditional update of a state change: the SET clause is the parameters' columns.
@@ -801,10 +816,17 @@ class JobDB:
         return S_OK(self._run(read, write=False))
 
     # ----------------------------------------------------------- state changes
-    def _lock(self, conn: Connection, jobID: int) -> dict[str, Any]:
+    def _lock(self, conn: Connection, jobID: int, parameter: str | None = None
+              ) -> dict[str, Any]:
         """The job's row, locked until the end of the transaction (PostgreSQL row lock;
-        SQLite already holds the database write lock)."""
-        row = conn.execute(_LOCK_JOB, {"lock_job_id": int(jobID)}).mappings().first()
+        SQLite already holds the database write lock), with ``_last``, the time of its
+        last logging record, and with ``parameter``, that job parameter's value (None
+        if not set) as ``_parameter``."""
+        if parameter is None:
+            row = conn.execute(_LOCK_JOB, {"lock_job_id": int(jobID)}).mappings().first()
+        else:
+            row = conn.execute(_LOCK_JOB_WITH_PARAMETER, {
+                "lock_job_id": int(jobID), "lock_parameter": parameter}).mappings().first()
         if row is None:
             raise SErrorException(S_ERROR(EWMSUKN, f"Job {jobID} not found"))
         return dict(row)
@@ -920,7 +942,7 @@ class JobDB:
             job = self._lock(conn, jobID)
             if authorize is not None:
                 authorize(job)
-            last = job["_last"] = self._last_time(conn, jobID)
+            last = job["_last"]
             for date, update in updates:
                 status, minor = update.get("Status"), update.get("MinorStatus")
                 application = update.get("ApplicationStatus")

@@ -31,7 +31,12 @@ from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorExcept
 from sqlalchemy.engine import Connection
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
-from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _returns, jdlTable, jobsTable
+from DIRAC.WorkloadManagementSystem.DB.JobDB import (
+    _LOCK_JOB,
+    JobDB,
+    _returns,
+    jdlTable,
+)
 
 __all__ = ["TaskQueueDB", "groupShares", "insertIgnore", "tqMetadata"]
 
@@ -75,8 +80,6 @@ _PICK = (sa.select(taskQueueJobsTable.c.JobID)
 _PICK_SKIP_LOCKED = _PICK.with_for_update(skip_locked=True)
 _TAKE = sa.delete(taskQueueJobsTable).where(
     taskQueueJobsTable.c.JobID == sa.bindparam("take_job_id"))
-_JOB_ROW = (sa.select(jobsTable).where(jobsTable.c.JobID == sa.bindparam("row_job_id"))
-            .with_for_update())
 _JOB_JDL = sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
 _CANDIDATES = sa.select(taskQueuesTable).where(
     taskQueuesTable.c.CPUTime <= sa.bindparam("max_cpu"),
@@ -297,7 +300,8 @@ class TaskQueueDB:
                 taken = conn.execute(_TAKE, {"take_job_id": job_id})
                 if taken.rowcount != 1:
                     continue  # another matcher was quicker
-                row = conn.execute(_JOB_ROW, {"row_job_id": job_id}).mappings().first()
+                # the job's row, locked, with its last logging time (JobDB._lock's query)
+                row = conn.execute(_LOCK_JOB, {"lock_job_id": job_id}).mappings().first()
                 if row is None or row["Status"] != JS.WAITING:
                     continue  # killed or deleted while it waited: dropped from the TQ
                 job = dict(row)

@@ -38,7 +38,7 @@ from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorExcept
 from sqlalchemy.engine import Connection
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
-from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, jdlTable, parametersTable
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, jdlTable
 from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import (
     SandboxMetadataDB,
     entityForJob,
@@ -70,9 +70,6 @@ JOBS_PER_TRANSACTION = int(os.environ.get("DIRAC_WMS_OPTIMIZER_BATCH") or 25)
 _T = TypeVar("_T")
 
 # Statements the steps run for every job, built once (values as parameters).
-_CLAIM = sa.select(parametersTable.c.Value).where(
-    parametersTable.c.JobID == sa.bindparam("claim_job_id"),
-    parametersTable.c.Name == "OptimizerClaim")
 _JDL = sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
 _SET_JDL = sa.update(jdlTable).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
 
@@ -147,20 +144,25 @@ class JobOptimizer:
         return S_OK()
 
     # --------------------------------------------------------------- helpers
-    def _run(self, work: Callable[[Connection], _T]) -> _T:
-        """Run a step: in its own transaction, or within the batch's transaction (in a
-        savepoint, so a step that fails leaves nothing of itself behind)."""
+    def _run(self, work: Callable[[Connection], _T], savepoint: bool = True) -> _T:
+        """Run a step: in its own transaction, or within the batch's transaction, in a
+        savepoint so that a step that fails leaves nothing of itself behind.  A step
+        that refuses a job only before writing anything needs none (``savepoint=False``:
+        two round trips less on PostgreSQL); a database error within a batch fails the
+        whole batch (see optimizeJobs)."""
         conn: Connection | None = getattr(self._batch, "conn", None)
         if conn is None:
             return self.db._run(work)  # type: ignore[no-any-return]
+        if not savepoint:
+            return work(conn)
         with conn.begin_nested():
             return work(conn)
 
     def _claimed(self, conn: Connection, jobID: int, token: str, minor: str
                  ) -> dict[str, Any]:
         """The locked job if it is still ours at step ``minor``; else raise _Lost."""
-        job = self.db._lock(conn, jobID)
-        mine = conn.scalar(_CLAIM, {"claim_job_id": jobID})
+        job = self.db._lock(conn, jobID, parameter="OptimizerClaim")
+        mine = job.pop("_parameter")
         if job["Status"] != JS.CHECKING or job["MinorStatus"] != minor or mine != token:
             raise _Lost()
         return job
@@ -195,7 +197,7 @@ class JobOptimizer:
             return True
 
         try:
-            return bool(self._run(claim))
+            return bool(self._run(claim, savepoint=False))  # refuses before writing
         except SErrorException as exc:
             log.info("job %s: not optimized: %s", jobID, exc.result.get("Message"))
             return False
@@ -259,7 +261,7 @@ class JobOptimizer:
             self.db._change(conn, job, status=JS.WAITING, minor=PILOT_AGENT_SUBMISSION,
                             source="JobScheduling")
 
-        self._run(schedule)
+        self._run(schedule, savepoint=False)  # refuses (_Fail, JDLError) before writing
 
     # ------------------------------------------------------------------ chain
     def optimizeJob(self, jobID: int) -> DReturnType:
@@ -284,10 +286,14 @@ class JobOptimizer:
         except JDLError as exc:
             self._fail(jobID, token, step, f"invalid JDL: {exc}")
             return S_OK(JS.FAILED)
-        except SErrorException as exc:
-            log.warning("job %s: %s: %s", jobID, step, exc.result.get("Message"))
-            return exc.result
-        except sa.exc.SQLAlchemyError as exc:
+        except (SErrorException, sa.exc.SQLAlchemyError) as exc:
+            if getattr(self._batch, "conn", None) is not None:
+                # what the step wrote may stay in the batch's transaction (a step without
+                # savepoint), or that transaction is spoilt: all of it again, one by one
+                raise
+            if isinstance(exc, SErrorException):
+                log.warning("job %s: %s: %s", jobID, step, exc.result.get("Message"))
+                return exc.result
             log.warning("job %s: database error in %s: %s", jobID, step, exc)
             return S_ERROR(f"database error in {step}: {exc}")
         return S_OK(JS.WAITING)
