@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/jobs_bench.py [--backends sqlite,postgresql] [--jobs 2000]
                                          [--agents 4] [--slots 2] [--summary-jobs 100000]
+                                         [--only submit,e2e,summary] [--profile DIR]
 
 Everything runs against the local broker in a vhost of its own (made and deleted with
 rabbitmqctl) and real ``dirac-worker`` / ``dirac-job-agent`` processes; PostgreSQL in a
@@ -12,7 +13,9 @@ on stdout (progress on stderr); bench/RESULTS.md quotes them.
   one client) and the time of one parametric JDL of 1,000 jobs;
 * ``e2e``: ``--jobs`` trivial jobs (``/bin/true``, parametric bulks of 1,000) from the first
   submission until all are Done, through a WorkloadManagement worker, an Optimizers worker
-  and ``--agents`` job agents; where the time goes from the jobs' logging records;
+  and ``--agents`` job agents; where the time goes from the jobs' logging records (phases
+  per job, and when the last job reached each stage), CPU seconds per kind of process
+  from /proc (bench/procstat.py), py-spy stacks of every process with ``--profile``;
 * ``summary``: ``getJobPageSummaryWeb`` (sorted, filtered, paged) over ``--summary-jobs``
   jobs inserted directly into the JobDB: latency percentiles through the broker.
 """
