@@ -472,14 +472,20 @@ class JobDB:
         if self.url in _schema_ready:
             return S_OK()
 
+        self.createTables(metadata)
+        _schema_ready.add(self.url)
+        return S_OK()
+
+    def createTables(self, tables: sa.MetaData) -> None:
+        """Create the tables of ``tables`` that do not exist yet, under the schema lock
+        (a PostgreSQL advisory lock; SQLite's write lock): workers starting together
+        would otherwise both try to create a table, and one fail."""
         def create(conn: Connection) -> None:
             if self.isPostgres:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-            metadata.create_all(conn, checkfirst=True)
+            tables.create_all(conn, checkfirst=True)
 
         self._run(create)
-        _schema_ready.add(self.url)
-        return S_OK()
 
     @_returns
     def refreshStatistics(self, force: bool = False) -> DReturnType:

@@ -469,7 +469,7 @@ class SandboxMetadataDB:
     def initialize(self) -> DReturnType:
         """Create the tables and the directories."""
         if not self._ready:
-            self.jobDB._run(lambda conn: sbMetadata.create_all(conn, checkfirst=True))
+            self.jobDB.createTables(sbMetadata)  # under the schema lock
             self.store.prepare()
             self._ready = True
         return S_OK()

@@ -175,7 +175,7 @@ class TaskQueueDB:
     def initialize(self) -> DReturnType:
         """Create the task queue tables that do not exist yet."""
         if not self._ready:
-            self.jobDB._run(lambda conn: tqMetadata.create_all(conn, checkfirst=True))
+            self.jobDB.createTables(tqMetadata)  # under the schema lock
             self._ready = True
         return S_OK()
 
