@@ -268,6 +268,7 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
             left -= n
         submitted = time.time()
         db = JobDB(db_url)
+        progress, progressed = None, time.time()
         while True:
             # the database is this run's: count every job (cheaper than by ID)
             counts = dict((k["Status"], v) for k, v in db.getCounters(
@@ -276,6 +277,14 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
                 break
             if time.time() - started > 1800:
                 raise RuntimeError(f"not done after 30 min: {counts}")
+            dead = [n for n, p in zip(procs.names, procs.procs, strict=True)
+                    if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} stopped (logs in {tmp}): {counts}")
+            if counts != progress:
+                progress, progressed = counts, time.time()
+            elif time.time() - progressed > 120:
+                raise RuntimeError(f"no job changed state for 2 min (logs in {tmp}): {counts}")
             time.sleep(0.2)
         ended = time.time()
         cpu_after = procs.cpu()
