@@ -34,6 +34,7 @@ are ``S_ERROR(EDB, ...)``, refused transitions ``S_ERROR(EWMSSTATUS, ...)``.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import functools
 import logging
 import os
@@ -331,6 +332,8 @@ def _forget_engines() -> None:  # after fork: a child must open its own connecti
     _engines.clear()
     _schema_ready.clear()
     _writers.clear()  # a lock held by another thread at fork would never be released
+    # (the parent's lock file descriptors are left open: closing one would release
+    # the parent's flock, which belongs to the open file, not to a process)
 
 
 os.register_at_fork(after_in_child=_forget_engines)
@@ -386,15 +389,59 @@ def _make_engine(url: str) -> Engine:
     return sa.create_engine(parsed, pool_pre_ping=True)
 
 
-_writers: dict[str, threading.RLock] = {}
+class _SQLiteWriterLock:
+    """The turn of one writer of an SQLite database file, among this process's threads
+    (a lock) and among processes (``flock`` on ``<database>.writer-lock``).
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which
+    sleeps 1, 2, 5, 10... up to 100 ms between tries, so a writer often sleeps long
+    after the lock was free.  Waiting here instead, each is woken the moment the
+    previous one is done: the kernel wakes a ``flock`` waiter, the lock a thread.
+    Reentrant (a transaction inside another of the same thread takes no second turn).
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        try:
+            if self._depth == 0 and self._path is not None:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:  # no lock file (read-only folder...): SQLite's own waiting
+            log.debug("no writer lock file %s: %s", self._path, exc)
+            self._path = None
+        except BaseException:
+            self._lock.release()
+            raise
+        self._depth += 1
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
 
 
-def _sqlite_writer(url: str) -> threading.RLock:
-    """The lock this process's writers of the SQLite database ``url`` take in turn."""
+_writers: dict[str, _SQLiteWriterLock] = {}
+
+
+def _sqlite_writer(url: str) -> _SQLiteWriterLock:
+    """The writers' lock of the SQLite database ``url`` (see _SQLiteWriterLock)."""
     with _engines_lock:
         lock = _writers.get(url)
         if lock is None:
-            lock = _writers[url] = threading.RLock()
+            database = sa.engine.make_url(url).database or ""
+            path = None if database in ("", ":memory:") or database.startswith("file:") \
+                else str(Path(database).expanduser()) + ".writer-lock"
+            lock = _writers[url] = _SQLiteWriterLock(path)
         return lock
 
 
@@ -430,11 +477,11 @@ class JobDB:
     # -------------------------------------------------------- transactions
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[Connection]:
-        if write and self.isSQLite:
-            # SQLite has one writer at a time.  The threads of this process queue on a
-            # lock of ours, each woken the moment the previous one commits, rather than
-            # on SQLite's busy handler, which polls with sleeps of 1 to 100 ms (other
-            # processes still meet that one).
+        # (FileCatalogDB shares this method: only ``url`` and ``engine`` are assumed)
+        if write and self.engine.dialect.name == "sqlite":
+            # SQLite has one writer at a time: writers (threads and processes) queue on
+            # a lock of ours, each woken the moment the previous one commits, rather
+            # than in SQLite's busy handler, which polls with sleeps of 1 to 100 ms.
             with _sqlite_writer(self.url):
                 with self.engine.connect() as conn:
                     conn.execution_options(dirac_write=True)
