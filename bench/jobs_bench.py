@@ -148,9 +148,14 @@ class Procs:
     def cpu(self):
         """CPU seconds used so far per process kind (wms, opt, agent), and the broker's."""
         out = {}
+        import psutil
+
         for name, proc in zip(self.names, self.procs, strict=True):
             kind = name.rstrip("0123456789")
-            out[kind] = out.get(kind, 0.0) + procstat.cpu_ns(proc.pid) / 1e9
+            pids = [proc.pid]  # and its worker processes (--processes N)
+            with contextlib.suppress(psutil.Error):
+                pids += [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+            out[kind] = out.get(kind, 0.0) + sum(procstat.cpu_ns(p) for p in pids) / 1e9
         broker = procstat.broker_pid()
         if broker:
             out["broker"] = procstat.cpu_ns(broker) / 1e9
