@@ -307,7 +307,7 @@ class _DatabaseStore:
                 "UploadID": uploadID, "Offset": offset, "Bytes": len(data), "Data": data})
             return S_OK(len(data))
 
-        return self.jobDB._run(store)  # type: ignore[no-any-return]
+        return self.jobDB._run(store)
 
     def _chunks(self, uploadID: str) -> Iterator[tuple[int, bytes]]:
         """The upload's chunks in offset order, one row in memory at a time."""

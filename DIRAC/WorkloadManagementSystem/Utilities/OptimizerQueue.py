@@ -166,7 +166,7 @@ def _consume_once(settings: Settings, handle: Callable[[Sequence[int]], bool],
 
         def finished(tag: int) -> None:  # in the handler's thread
             with contextlib.suppress(Exception):  # connection gone: redelivered anyway
-                conn.add_callback_threadsafe(  # type: ignore[union-attr]
+                conn.add_callback_threadsafe(
                     lambda: settle(channel, tag))
 
         for method, _props, body in channel.consume(QUEUE, inactivity_timeout=0.5):
