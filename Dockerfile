@@ -16,6 +16,7 @@ RUN pip install --no-cache-dir ".[postgres]" && rm -rf /app/build
 
 # A worker needs no privileges (its home holds ~/.dirac, e.g. the default SQLite JobDB).
 RUN useradd --create-home --uid 1000 dirac \
-    && mkdir -p /data/sandboxes && chown dirac /data/sandboxes  # compose's sandboxes volume
+    && mkdir -p /data/sandboxes /data/dms \
+    && chown dirac /data/sandboxes /data/dms  # compose's sandboxes and storage volumes
 USER dirac
 CMD ["dirac-worker", "WorkloadManagement"]

@@ -12,13 +12,20 @@ shared broker), one ``dirac-worker Bench --processes 2`` serving bench/benchext'
   node that includes restarting the node; for the quorum cluster the node stays dead.
 
 Setups (in this order, one cluster at a time): ``classic-1`` (classic queue, 1 node,
-plain), ``quorum-3`` (quorum queue, 3 nodes, plain), ``quorum-3-shm`` (the same with the
-nodes' data on /dev/shm: no disk under the quorum queues' write-ahead-log fsyncs, to
-show what they cost; not a deployment setting), ``tls-1`` (classic, 1 node,
-``amqps://`` with certificate login) and ``plain-1`` again right after it (so the TLS
-ratio compares neighbours).  Ratios are printed between setups of this run only.
+plain), ``quorum-3`` (quorum queue, 3 nodes, plain: RabbitMQ's defaults),
+``quorum-3-nosync`` (the same with Ra's ``wal_sync_method = none``: the write-ahead
+log is not synced to disk before an enqueue is confirmed; **gives up durability** against
+a simultaneous power loss of a majority of nodes, docs/configuration.md),
+``quorum-3-shm`` (the nodes' data on /dev/shm: no disk at all, to show what the disk
+costs; not a deployment setting), ``tls-1`` (classic, 1 node, ``amqps://`` with
+certificate login) and ``plain-1`` again right after it (so the TLS ratio compares
+neighbours).  Ratios are printed between setups of this run only.  The client uses the
+deployment defaults: publisher confirms ``auto`` (on for the 3-node setups, which get
+the URL list; off for the single nodes).  The machine's load average is printed before
+and after (``/proc/loadavg``).
 
 Run:  .venv/bin/python bench/cluster.py [--duration 5] [--json out.json]
+                                         [--setups classic-1,quorum-3,...]
 """
 
 from __future__ import annotations
@@ -121,8 +128,10 @@ def failover_gap(cluster: LocalCluster, client: Client, restart: bool) -> float:
 
 
 def run_setup(name: str, nodes: int, queue_type: str, tls: dict | None, duration: float,
-              gap: bool, workdir: Path, settings_kw: dict, folder: Path | None = None) -> dict:
-    cluster = LocalCluster(nodes, folder, label=f"bench{name}", tls=tls)
+              gap: bool, workdir: Path, settings_kw: dict, folder: Path | None = None,
+              wal_sync_method: str | None = None) -> dict:
+    cluster = LocalCluster(nodes, folder, label=f"bench{name}", tls=tls,
+                           wal_sync_method=wal_sync_method)
     worker = None
     try:
         cluster.start()
@@ -140,6 +149,8 @@ def run_setup(name: str, nodes: int, queue_type: str, tls: dict | None, duration
         wait_served(client)
         sequential(client, 1.0)  # warm-up
         out = {"setup": name, "nodes": nodes, "queue_type": queue_type, "tls": bool(tls),
+               "wal_sync_method": wal_sync_method or "datasync (default)",
+               "publish_confirms": settings.confirms,
                "seq": sequential(client, duration),
                "inflight100": in_flight(client, duration)}
         if gap:
@@ -162,7 +173,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--setups", default=",".join(SETUPS),
+                        help=f"comma-separated, among {', '.join(SETUPS)} (default: all)")
     args = parser.parse_args()
+    wanted = [name.strip() for name in args.setups.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(SETUPS))
+    if unknown:
+        parser.error(f"unknown setups {unknown}; choose among {', '.join(SETUPS)}")
+    load_before = loadavg()
     workdir = Path(tempfile.mkdtemp(prefix="diracmq-bench-cluster-"))
     certs = workdir / "certs"
     certs.mkdir()
@@ -179,17 +197,27 @@ def main() -> int:
     user = dn.subject_to_rfc4514(x509.load_pem_x509_certificate(user_pem).subject)
     tls = {"ca": str(certs / "ca.pem"), "cert": str(certs / "host.pem"),
            "key": str(certs / "host.key")}
-    results = [
-        run_setup("classic-1", 1, "classic", None, args.duration, True, workdir, {}),
-        run_setup("quorum-3", 3, "quorum", None, args.duration, True, workdir, {}),
-        # the same on tmpfs: what the quorum queues' write-ahead-log fsyncs cost
-        run_setup("quorum-3-shm", 3, "quorum", None, args.duration, False, workdir, {},
-                  folder=Path(tempfile.mkdtemp(prefix="diracmq-bench-", dir=SHM))),
-        run_setup("tls-1", 1, "classic", tls, args.duration, False, workdir,
-                  {"tls_cert": str(certs / "bench.pem"), "tls_ca": str(certs / "ca.pem"),
-                   "_user": user}),
-        run_setup("plain-1", 1, "classic", None, args.duration, False, workdir, {}),
-    ]
+    runs = {
+        "classic-1": lambda: run_setup("classic-1", 1, "classic", None, args.duration, True,
+                                       workdir, {}),
+        "quorum-3": lambda: run_setup("quorum-3", 3, "quorum", None, args.duration, True,
+                                      workdir, {}),
+        # Ra's WAL not synced: what a deployment may choose, trading durability
+        "quorum-3-nosync": lambda: run_setup("quorum-3-nosync", 3, "quorum", None,
+                                             args.duration, False, workdir, {},
+                                             wal_sync_method="none"),
+        # the same on tmpfs: what the quorum queues' write-ahead log costs on this disk
+        "quorum-3-shm": lambda: run_setup(
+            "quorum-3-shm", 3, "quorum", None, args.duration, False, workdir, {},
+            folder=Path(tempfile.mkdtemp(prefix="diracmq-bench-", dir=SHM))),
+        "tls-1": lambda: run_setup("tls-1", 1, "classic", tls, args.duration, False, workdir,
+                                   {"tls_cert": str(certs / "bench.pem"),
+                                    "tls_ca": str(certs / "ca.pem"), "_user": user}),
+        "plain-1": lambda: run_setup("plain-1", 1, "classic", None, args.duration, False,
+                                     workdir, {}),
+    }
+    results = [runs[name]() for name in SETUPS if name in wanted]
+    load_after = loadavg()
     by = {r["setup"]: r for r in results}
     print(f"{'setup':<10} {'seq calls/s':>12} {'seq median ms':>14} {'100 in flight/s':>16}"
           f" {'failover gap s':>15}")
@@ -197,22 +225,37 @@ def main() -> int:
         gap = f"{r['failover_gap_s']:.2f}" if "failover_gap_s" in r else "-"
         print(f"{r['setup']:<10} {r['seq']['calls_per_s']:>12.0f} {r['seq']['median_ms']:>14.2f}"
               f" {r['inflight100']['calls_per_s']:>16.0f} {gap:>15}")
-    ratios = {
-        "quorum3/classic1 seq": by["quorum-3"]["seq"]["calls_per_s"]
-        / by["classic-1"]["seq"]["calls_per_s"],
-        "quorum3/classic1 inflight100": by["quorum-3"]["inflight100"]["calls_per_s"]
-        / by["classic-1"]["inflight100"]["calls_per_s"],
-        "quorum3 on tmpfs/classic1 seq": by["quorum-3-shm"]["seq"]["calls_per_s"]
-        / by["classic-1"]["seq"]["calls_per_s"],
-        "tls/plain seq": by["tls-1"]["seq"]["calls_per_s"] / by["plain-1"]["seq"]["calls_per_s"],
-        "tls/plain inflight100": by["tls-1"]["inflight100"]["calls_per_s"]
-        / by["plain-1"]["inflight100"]["calls_per_s"],
+    pairs = {
+        "quorum3/classic1 seq": ("quorum-3", "classic-1", "seq"),
+        "quorum3/classic1 inflight100": ("quorum-3", "classic-1", "inflight100"),
+        "quorum3 wal_sync_method=none/classic1 seq": ("quorum-3-nosync", "classic-1", "seq"),
+        "quorum3 wal_sync_method=none/classic1 inflight100": ("quorum-3-nosync", "classic-1",
+                                                              "inflight100"),
+        "quorum3 on tmpfs/classic1 seq": ("quorum-3-shm", "classic-1", "seq"),
+        "tls/plain seq": ("tls-1", "plain-1", "seq"),
+        "tls/plain inflight100": ("tls-1", "plain-1", "inflight100"),
     }
+    ratios = {label: by[a][kind]["calls_per_s"] / by[b][kind]["calls_per_s"]
+              for label, (a, b, kind) in pairs.items() if a in by and b in by}
     for label, value in ratios.items():
         print(f"{label}: {value:.2f}x")
+    print(f"load average before: {load_before}; after: {load_after}")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "ratios": ratios}, indent=2))
+        args.json.write_text(json.dumps({"results": results, "ratios": ratios,
+                                         "loadavg": [load_before, load_after]}, indent=2))
     return 0
+
+
+#: The setups, in the order they run.
+SETUPS = ("classic-1", "quorum-3", "quorum-3-nosync", "quorum-3-shm", "tls-1", "plain-1")
+
+
+def loadavg() -> str:
+    """The machine's 1, 5 and 15 minute load averages (as ``uptime`` prints them)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":

@@ -104,10 +104,14 @@ def serve(argv=()):
 
 class Client:
     def __init__(self, reply="queue", queue=None, method=None, futures=False):
+        from diracmq.broker import allocator
         from diracmq.client.base import Client as DiracClient
         from diracmq.client.transport import get_transport
 
         self.settings = settings(reply)
+        # What docs/configuration.md tells a process making large calls to do (a worker
+        # does it by itself): keep freed buffers instead of faulting pages in per call.
+        allocator.keep_freed_memory(self.settings.malloc_keep_mb)
         self.transport = get_transport(self.settings)
         result = self.transport.connect_now()
         if not result["OK"]:

@@ -35,6 +35,7 @@ sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
 import diracmq_rpc  # noqa: E402
 import raw_pika_rpc  # noqa: E402
+from diracmq.broker import topology  # noqa: E402
 from procstat import broker_pid, cpu_ns, ctx_switches  # noqa: E402
 
 IMPLS = ("raw", "diracmq")
@@ -43,14 +44,30 @@ REPLY = {"named": {"raw": "exclusive", "diracmq": "queue"},
 
 
 class RawV1Client(raw_pika_rpc.Client):
-    """The raw pika client, speaking our protocol v1 to our worker (adds ``"v": 1``)."""
+    """The raw pika client, speaking our protocol v1 to our worker (adds ``"v": 1``).
+
+    Our worker replies only to the caller's own reply destination (docs/security.md):
+    Direct Reply-to, or a queue named ``dirac.reply.<user>.…`` with a ``user_id`` the
+    broker checked; so in "exclusive" mode this client names its queue that way.
+    """
+
+    USER = "guest"
+
+    def __init__(self, reply="direct", *args, **kwargs):
+        super().__init__("direct", *args, **kwargs)
+        if reply != "direct":
+            self.ch.basic_cancel(self.ch.consumer_tags[0])
+            self.reply_to = self.ch.queue_declare(
+                topology.reply_queue_name(self.USER), exclusive=True).method.queue
+            self.ch.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
 
     def send(self, value, method=None):
         corr = str(next(self.ids))
         self.ch.basic_publish("", self.queue,
                               msgpack.packb({"v": 1, "method": method or self.method,
                                              "args": [value]}),
-                              pika.BasicProperties(reply_to=self.reply_to, correlation_id=corr))
+                              pika.BasicProperties(reply_to=self.reply_to, correlation_id=corr,
+                                                   user_id=self.USER))
         return lambda: self._wait(corr)
 
 
@@ -192,6 +209,8 @@ def main():
     show(res)
     if res["profile"]:
         stats = pstats.Stats(res["profile"])
+        if os.environ.get("PROFILE_DUMP"):
+            stats.dump_stats(os.environ["PROFILE_DUMP"])
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(40)
 

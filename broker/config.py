@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_BROKER_URL", "QUEUE_TYPES", "Settings", "config_file_path",
+__all__ = ["DEFAULT_BROKER_URL", "PUBLISH_CONFIRMS", "QUEUE_TYPES", "Settings", "config_file_path",
            "default_settings", "set_default_settings", "split_urls"]
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -50,7 +50,8 @@ class Settings:
     heartbeat: int = 30
     #: Seconds to keep trying to reach the broker before a call fails with EMQCONN.
     connect_timeout: float = 10.0
-    #: ``queue``: a named reply queue per client process (survives a short reconnect);
+    #: ``queue``: a named reply queue per client process (survives a short reconnect to
+    #: one node; with a URL list each connection declares its own);
     #: ``direct``: RabbitMQ's Direct Reply-to pseudo-queue.
     reply_mode: str = "queue"
     #: Milliseconds an unused reply queue lives after its client went away.
@@ -81,6 +82,11 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
+    #: Publisher confirms on the client's requests: ``on``, ``off``, or ``auto`` (on
+    #: with quorum queues or several URLs, where a node's death can lose a request
+    #: the broker never took; off on one node with classic queues, where the
+    #: connection's loss says as much).  See docs/reliability.md.
+    publish_confirms: str = "auto"
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -113,6 +119,9 @@ class Settings:
             raise ValueError("no_worker_after must be positive")
         if self.max_message_bytes < 1024:
             raise ValueError("max_message_bytes must be at least 1024")
+        if self.publish_confirms not in PUBLISH_CONFIRMS:
+            raise ValueError(f"publish_confirms must be one of {', '.join(PUBLISH_CONFIRMS)}, "
+                             f"not {self.publish_confirms!r}")
         if self.queue_type not in QUEUE_TYPES:
             raise ValueError(f"queue_type must be one of {', '.join(QUEUE_TYPES)}, "
                              f"not {self.queue_type!r}")
@@ -121,6 +130,14 @@ class Settings:
         if not urls or not schemes <= {"amqp", "amqps"}:
             raise ValueError(f"url must be one or more amqp:// or amqps:// URLs, "
                              f"comma-separated, not {self.url!r}")
+
+    @property
+    def confirms(self) -> bool:
+        """Whether a client asks the broker to confirm its requests (``publish_confirms``;
+        ``auto``: with quorum queues or a URL list)."""
+        if self.publish_confirms == "auto":
+            return self.queue_type == "quorum" or len(self.urls) > 1
+        return self.publish_confirms == "on"
 
     @property
     def urls(self) -> list[str]:
@@ -145,10 +162,14 @@ _OPTIONS = {
     "tls_cert": "DIRAC_TLS_CERT",
     "tls_key": "DIRAC_TLS_KEY",
     "tls_ca": "DIRAC_TLS_CA",
+    "publish_confirms": "DIRAC_PUBLISH_CONFIRMS",
 }
 
 #: The service queue types ``queue_type`` accepts.
 QUEUE_TYPES = ("classic", "quorum")
+
+#: The values ``publish_confirms`` accepts.
+PUBLISH_CONFIRMS = ("auto", "on", "off")
 
 
 def split_urls(value: str) -> list[str]:

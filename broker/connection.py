@@ -29,7 +29,8 @@ from tenacity import (
 )
 
 __all__ = ["CONNECTION_ERRORS", "BrokerUnreachable", "broker_user", "close_quietly",
-           "connect", "connection_parameters", "uses_certificate_login", "wake"]
+           "connect", "connection_parameters", "mark_failed", "uses_certificate_login",
+           "wake"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,13 @@ def connection_parameters(settings: Settings, name: str) -> list[pika.URLParamet
 #: host:port -> when a connection attempt to it last failed (monotonic seconds).
 _failed_at: dict[str, float] = {}
 _FAILED_MEMORY = 60.0
+
+
+def mark_failed(host: str, port: int) -> None:
+    """Remember that node ``host:port`` failed us just now: the next connections try it
+    last (for a minute).  For a node that took the connection but then did not answer
+    (broker/pika_driver.py's bounded channel operations)."""
+    _failed_at[f"{host}:{port}"] = time.monotonic()
 
 
 def broker_user(settings: Settings) -> str:

@@ -20,11 +20,25 @@ leader/follower rule, the worker's I/O lock.
 Publishes, acks and rejects are queued and leave with the next :meth:`Driver.drive`,
 in the order they were made: a reply and its ack leave together, and the broker sees
 the reply first.
+
+Publisher confirms (``confirms = True`` before :meth:`Driver.open`): the broker
+acknowledges every request it has taken into its queue (``basic.ack``) or refuses it
+(``basic.nack``); the driver passes each outcome to :attr:`Driver.on_confirm` with the
+request's correlation id, asynchronously, on the I/O thread, inside :meth:`drive`:
+nobody waits for a confirm per publish.  A request neither confirmed nor refused when
+the connection dies may or may not be in the queue; the caller decides what to do.
+
+Every channel operation (declarations, consume, QoS, opening the channel) can be
+bounded with :meth:`Driver.bounded`: a broker node that accepts the connection but
+cannot answer (a quorum queue without its leader, a paused minority node) costs at
+most that time, then :class:`OperationTimedOut`, and the node is tried last at the
+next :meth:`open`.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +52,7 @@ __all__ = [
     "Driver",
     "DriverError",
     "NotFound",
+    "OperationTimedOut",
     "Properties",
     "QueueKind",
     "Returned",
@@ -65,6 +80,11 @@ class BrokerRefused(ConnectionLost):
         super().__init__(f"{reply_code} {reply_text}")
         self.reply_code = reply_code
         self.reply_text = reply_text
+
+
+class OperationTimedOut(ConnectionLost):
+    """A channel operation got no answer within its bound (:meth:`Driver.bounded`); the
+    connection was dropped and its node goes last in the next :meth:`Driver.open`."""
 
 
 class NotFound(DriverError, LookupError):
@@ -136,6 +156,14 @@ class Driver(abc.ABC):
     generation: int = 0
     #: Called (on the I/O thread) with every :class:`Returned` message.
     on_return: Callable[[Returned], None] | None = None
+    #: Ask the broker to confirm every request (publisher confirms), from the next
+    #: :meth:`open` on.  Only requests are tracked: replies and raw publishes are not.
+    confirms: bool = False
+    #: With :attr:`confirms`: called (on the I/O thread, inside :meth:`drive` or
+    #: :meth:`flush`) with ``(correlation_id, accepted)`` for every request the broker
+    #: confirmed (True) or refused (``basic.nack``: False).  A returned request is
+    #: confirmed too, after its :attr:`on_return`.
+    on_confirm: Callable[[str, bool], None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
     @abc.abstractmethod
@@ -155,6 +183,13 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Close the connection; never raises.  Unacknowledged deliveries are requeued."""
+
+    def bounded(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        """Bound the channel operations made inside the ``with`` block to ``seconds`` in
+        all (at least 0.1 s): past it the connection is dropped and the operation
+        waiting raises :class:`OperationTimedOut`.  A driver whose operations never
+        block (the in-memory one) needs no bound."""
+        return contextlib.nullcontext()
 
     # ---------------------------------------------------------------- topology
     @abc.abstractmethod
@@ -230,7 +265,9 @@ class Driver(abc.ABC):
     def drive(self, timeout: float | None) -> None:
         """Send what is queued, then handle what arrives until an event (a delivery, a
         return, a threadsafe callback, a timer) or ``timeout`` seconds; ``None`` waits
-        for an event.  Raises :class:`ConnectionLost` (or :class:`BrokerRefused`)."""
+        for an event.  Raises :class:`ConnectionLost` (or :class:`BrokerRefused`), also
+        when the broker cancelled one of our consumers (its queue deleted, or gone with
+        its node): the caller connects and consumes again."""
 
     @abc.abstractmethod
     def flush(self) -> None:

@@ -13,7 +13,14 @@ parts of RabbitMQ's behaviour the RPC relies on:
 * a service queue's rejected (``requeue=False``) messages go round the retry loop and
   come back with the broker's death count in ``x-death``;
 * Direct Reply-to: a consumer of ``amq.rabbitmq.reply-to`` gets replies published to
-  the per-channel name the broker stamped into its requests' ``reply_to``.
+  the per-channel name the broker stamped into its requests' ``reply_to``;
+* a deleted queue cancels its consumers, and a driver whose consumer was cancelled
+  loses its connection at its next drive (as the pika driver makes it);
+* publisher confirms (``confirms = True``): every request taken into a queue (or
+  returned) is confirmed; :attr:`MemoryBroker.refuse_requests` makes it refuse
+  (``basic.nack``) the next ones, and :attr:`MemoryBroker.swallow_requests` makes it
+  drop the next ones without a word (as RabbitMQ did in rabbitmq-server#9208), for
+  tests of what the client does then.
 
 What it does not model: persistence, message TTLs, flow control, clustering, and
 the wire encoding (properties are objects, never bytes).  Real-broker tests remain
@@ -116,10 +123,24 @@ class MemoryBroker:
         #: Direct Reply-to names -> the consumer they reach.
         self._direct: dict[str, _Consumer] = {}
         self.available = True  # False: connections are refused (a broker that is down)
+        #: Requests to refuse (``basic.nack``, not queued) before taking any again.
+        self.refuse_requests = 0
+        #: Requests to drop without a word (neither queued nor confirmed).
+        self.swallow_requests = 0
 
     def driver(self, user: str = "guest", password: str = "guest") -> MemoryDriver:
         """A new connection (not opened yet) logging in as ``user``."""
         return MemoryDriver(self, user, password)
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue; its consumers are cancelled (``basic.cancel``), as RabbitMQ
+        does when a queue is deleted or its node goes down."""
+        with self.lock:
+            queue = self.queues.pop(name, None)
+            if queue is None:
+                return
+            for consumer in queue.consumers:
+                consumer.driver._cancelled(name)
 
     # ------------------------------------------------------------ broker side
     def _route(self, exchange: str, routing_key: str) -> list[_Queue]:
@@ -285,8 +306,7 @@ class MemoryDriver(Driver):
 
     def delete_queue(self, name: str) -> None:
         self._require()
-        with self.broker.lock:
-            self.broker.queues.pop(name, None)
+        self.broker.delete_queue(name)
 
     def consumer_count(self, queue: str, timeout: float = 1.5) -> int | None:
         with self.broker.lock:
@@ -326,6 +346,12 @@ class MemoryDriver(Driver):
                 if queue is not None and consumer in queue.consumers:
                     queue.consumers.remove(consumer)
 
+    def _cancelled(self, queue: str) -> None:
+        """Broker side: a consumer of ours was cancelled; the next drive says so."""
+        with self._cond:
+            self._events.append(("cancelled", queue))
+            self._cond.notify_all()
+
     def _deliver(self, consumer: _Consumer, message: _Message, broker: MemoryBroker) -> None:
         """Broker side (broker lock held): queue a delivery for this driver's I/O thread."""
         tag = next(self._tags)
@@ -348,7 +374,7 @@ class MemoryDriver(Driver):
         self._queue_publish(exchange, routing_key, body, MemoryProperties(
             content_type="application/x-msgpack", correlation_id=correlation_id,
             message_id=correlation_id, reply_to=reply_to, user_id=user_id, headers=headers,
-            expiration=str(expiration_ms), delivery_mode=1), True)
+            expiration=str(expiration_ms), delivery_mode=1), True, correlation_id)
 
     def publish_reply(self, reply_to: str, correlation_id: Any, body: bytes,
                       mandatory: bool) -> None:
@@ -370,10 +396,17 @@ class MemoryDriver(Driver):
         self._queue_publish(exchange, routing_key, body, properties, mandatory)
 
     def _queue_publish(self, exchange: str, routing_key: str, body: bytes,
-                       properties: MemoryProperties, mandatory: bool) -> None:
+                       properties: MemoryProperties, mandatory: bool,
+                       request_id: str | None = None) -> None:
         self._require()
         self._outbox.append(("publish", _Message(exchange, routing_key, properties, body),
-                             mandatory))
+                             mandatory, request_id))
+
+    def _confirm(self, request_id: str, accepted: bool) -> None:
+        """Queue a confirm (after any return of the same message, as RabbitMQ sends)."""
+        with self._cond:
+            self._events.append(("confirm", request_id, accepted))
+            self._cond.notify_all()
 
     def ack(self, delivery: Delivery) -> None:
         if delivery.generation == self.generation and self._open:
@@ -396,7 +429,18 @@ class MemoryDriver(Driver):
                         self.close()  # the broker closes the channel; unacked go back
                         raise BrokerRefused(406, "PRECONDITION_FAILED - user_id property set "
                                                  "to a name other than the authenticated user")
+                    request_id = item[3] if len(item) > 3 else None
+                    if request_id is not None and broker.swallow_requests > 0:
+                        broker.swallow_requests -= 1
+                        continue
+                    if request_id is not None and broker.refuse_requests > 0:
+                        broker.refuse_requests -= 1
+                        if self.confirms:
+                            self._confirm(request_id, False)
+                        continue
                     broker._publish(self, message, item[2])
+                    if request_id is not None and self.confirms:
+                        self._confirm(request_id, True)
                     continue
                 entry = self._unacked.pop(item[1], None)
                 if entry is None:
@@ -435,6 +479,11 @@ class MemoryDriver(Driver):
                 timers.append(heapq.heappop(self._timers)[2])
         if not self._open:
             raise ConnectionLost("connection closed")
+        cancelled = [event[1] for event in events if event[0] == "cancelled"]
+        if cancelled:
+            # as the pika driver: a consumer the broker cancelled loses the connection
+            self.close()
+            raise ConnectionLost(f"the broker cancelled our consumer of queue {cancelled[0]!r}")
         for event in events:
             kind = event[0]
             if kind == "delivery":
@@ -445,6 +494,9 @@ class MemoryDriver(Driver):
             elif kind == "return":
                 if self.on_return is not None:
                     self.on_return(event[1])
+            elif kind == "confirm":
+                if self.on_confirm is not None:
+                    self.on_confirm(event[1], event[2])
             else:
                 event[1]()
         for callback in timers:

@@ -12,28 +12,49 @@ turned into :class:`BrokerRefused`, and two protections against hostile peers:
   why, so the consumer gets a :class:`Delivery` it can park, and the connection lives.
 * Any other exception out of pika's loop is a :class:`ConnectionLost`, never a crash.
 
+Publisher confirms are asynchronous: ``confirm.select`` is sent with ``nowait`` when
+the channel opens (no round trip), each publish gets the channel's next sequence
+number, and pika calls :meth:`PikaDriver._on_confirm_frame` from inside its I/O loop
+for every ``basic.ack``/``basic.nack`` (single or ``multiple``); nothing waits for them.
+BlockingChannel's own ``confirm_delivery`` would make every publish wait for its
+confirm (a round trip per call), which the hot path cannot afford.
+
+:meth:`PikaDriver.bounded` arms a timer of pika's I/O loop (the loop every blocking
+channel operation spins while it waits) that terminates the stream when it fires, as
+pika's own heartbeat checker does for a silent peer: the operation waiting raises, and
+the driver turns that into :class:`OperationTimedOut`.
+
 The syscall savings of broker/gather.py are switched on when a driver is made
 (``gather=True``, the default), not at import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pika
 import pika.exceptions
 from diracmq.broker import codec, gather, topology
 from diracmq.broker.config import Settings
-from diracmq.broker.connection import CONNECTION_ERRORS, broker_user, close_quietly, connect
+from diracmq.broker.connection import (
+    CONNECTION_ERRORS,
+    broker_user,
+    close_quietly,
+    connect,
+    mark_failed,
+)
 from diracmq.broker.driver import (
     BrokerRefused,
     ConnectionLost,
     Delivery,
     Driver,
+    DriverError,
     NotFound,
+    OperationTimedOut,
     QueueKind,
     Returned,
 )
@@ -71,6 +92,11 @@ def _install_tolerant_properties() -> None:
     spec.props[spec.BasicProperties.INDEX] = TolerantProperties
 
 
+class _Expired(pika.exceptions.AMQPConnectionError):
+    """Why :meth:`PikaDriver.bounded` terminated the stream (pika raises it as the
+    connection's closing reason out of the operation that was waiting)."""
+
+
 def _refused(exc: BaseException) -> ConnectionLost:
     """Our error for a pika exception raised by a lost or refused connection."""
     code = getattr(exc, "reply_code", None)
@@ -95,21 +121,49 @@ class PikaDriver(Driver):
         self._impl: Any = None  # the channel implementation behind the blocking channel
         self._timer_at: float | None = None
         self._templates: dict[tuple[str, str, str | None], tuple[bytes, bytes, bytes, bytes]] = {}
+        #: With confirms: the channel's last publish sequence number, and the requests
+        #: not confirmed yet (sequence number -> correlation id; None for other
+        #: publishes, which use up a number too), oldest first.
+        self._seq = 0
+        self._unconfirmed: dict[int, str | None] = {}
+        #: consumer tag -> queue, and why the broker cancelled one of our consumers
+        self._consumer_queues: dict[str, str] = {}
+        self._cancelled: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def open(self, timeout: float, retry: bool = True) -> None:
         self.close()
+        give_up = time.monotonic() + timeout
         conn = connect(self.settings, self.name, timeout=timeout, retry=retry)
         try:
-            channel = conn.channel()
+            # channel.open is a round trip like any other: a node that took the
+            # connection but cannot serve it must not hold us past the time allowed
+            with _guard(conn, give_up - time.monotonic()):
+                channel = conn.channel()
+        except DriverError:
+            close_quietly(conn)
+            raise
         except CONNECTION_ERRORS as exc:
             close_quietly(conn)
             raise _refused(exc) from exc
         channel.add_on_return_callback(self._on_return)
+        channel.add_on_cancel_callback(self._on_cancelled)
         # pika 1.x's channel implementation behind the blocking channel (pinned below 2)
         self._impl = channel._impl  # type: ignore[attr-defined]  # private in the stubs
         self._conn, self._channel = conn, channel
         self._timer_at = None
+        self._seq = 0
+        self._unconfirmed.clear()
+        self._consumer_queues.clear()
+        self._cancelled = None
+        if self.confirms:
+            try:
+                # nowait (no callback): no round trip; the broker numbers our publishes
+                # from the next one on, as we do
+                self._impl.confirm_delivery(self._on_confirm_frame)
+            except CONNECTION_ERRORS as exc:
+                self.close()
+                raise _refused(exc) from exc
         self.generation += 1
 
     @property
@@ -119,6 +173,7 @@ class PikaDriver(Driver):
 
     def close(self) -> None:
         conn, self._conn, self._channel, self._impl = self._conn, None, None, None
+        self._unconfirmed.clear()  # the caller knows which requests were confirmed
         if conn is not None:
             close_quietly(conn)
 
@@ -126,6 +181,19 @@ class PikaDriver(Driver):
         if self._channel is None:
             raise ConnectionLost("not connected")
         return self._channel
+
+    @contextlib.contextmanager
+    def bounded(self, seconds: float) -> Iterator[None]:
+        conn = self._conn
+        if conn is None:
+            yield
+            return
+        try:
+            with _guard(conn, seconds):
+                yield
+        except OperationTimedOut:
+            self.close()
+            raise
 
     # ---------------------------------------------------------------- topology
     def check_exchange(self, name: str) -> None:
@@ -187,9 +255,11 @@ class PikaDriver(Driver):
                 # Per consumer: a channel-wide (global) limit held a worker to one or
                 # two deliveries at a time on RabbitMQ 3.10.
                 channel.basic_qos(prefetch_count=prefetch)
-            return str(channel.basic_consume(queue, on_message,
-                                             auto_ack=kind is QueueKind.AUTO_ACK,
-                                             exclusive=exclusive))
+            tag = str(channel.basic_consume(queue, on_message,
+                                            auto_ack=kind is QueueKind.AUTO_ACK,
+                                            exclusive=exclusive))
+            self._consumer_queues[tag] = queue
+            return tag
         except CONNECTION_ERRORS as exc:
             raise _refused(exc) from exc
 
@@ -220,7 +290,7 @@ class PikaDriver(Driver):
         if extra_headers:
             template = (template[0], template[1] + extra_headers, template[2], template[3])
         props = RequestProperties.build(template, correlation_id, expiration_ms, deadline_ms)
-        self._publish(exchange, routing_key, body, props, True)
+        self._publish(exchange, routing_key, body, props, True, correlation_id)
 
     def publish_reply(self, reply_to: str, correlation_id: Any, body: bytes,
                       mandatory: bool) -> None:
@@ -236,7 +306,7 @@ class PikaDriver(Driver):
         self._publish("", routing_key, body, props, False)
 
     def _publish(self, exchange: str, routing_key: str, body: bytes, props: Any,
-                 mandatory: bool) -> None:
+                 mandatory: bool, request_id: str | None = None) -> None:
         if self._impl is None:
             raise ConnectionLost("not connected")
         try:
@@ -244,6 +314,32 @@ class PikaDriver(Driver):
         except (pika.exceptions.ChannelWrongStateError,
                 pika.exceptions.ConnectionWrongStateError) as exc:
             raise _refused(exc) from exc
+        if self.confirms:
+            self._seq += 1
+            if request_id is not None:
+                self._unconfirmed[self._seq] = request_id
+
+    def _on_confirm_frame(self, frame: Any) -> None:
+        """pika's I/O loop got a ``basic.ack`` or ``basic.nack`` (see the module doc)."""
+        method = frame.method
+        accepted = isinstance(method, spec.Basic.Ack)
+        tag = int(method.delivery_tag)
+        unconfirmed = self._unconfirmed
+        done: list[str | None] = []
+        if method.multiple:
+            # oldest first: every number up to ``tag`` is settled
+            while unconfirmed:
+                first = next(iter(unconfirmed))
+                if first > tag:
+                    break
+                done.append(unconfirmed.pop(first))
+        else:
+            done.append(unconfirmed.pop(tag, None))
+        callback = self.on_confirm
+        if callback is not None:
+            for request_id in done:
+                if request_id is not None:
+                    callback(request_id, accepted)
 
     def ack(self, delivery: Delivery) -> None:
         if delivery.generation == self.generation and self._impl is not None:
@@ -278,7 +374,11 @@ class PikaDriver(Driver):
         if conn is None:
             raise ConnectionLost("not connected")
         try:
-            conn.process_data_events(time_limit=0)
+            # What BlockingChannel.basic_publish does after queueing its frames: turn the
+            # loop until they are written (a turn that also sees a close the broker sent
+            # before).  process_data_events(0) would do the same and, on every call, also
+            # arm and cancel a timer and dispatch callbacks that drive() dispatches next.
+            conn._flush_output()  # type: ignore[attr-defined]  # pika-private, see above
         except CONNECTION_ERRORS as exc:
             self.close()
             raise _refused(exc) from exc
@@ -288,7 +388,21 @@ class PikaDriver(Driver):
             raise ConnectionLost(f"unexpected error in pika's I/O loop: {exc!r}") from exc
         self._check_channel()
 
+    def _on_cancelled(self, frame: Any) -> None:
+        """The broker cancelled one of our consumers (``basic.cancel``): its queue was
+        deleted, or lived on a node that went down (a client's reply queue declared
+        while the old node was still shutting down lands there, and vanishes with it)."""
+        queue = self._consumer_queues.get(frame.method.consumer_tag, "?")
+        self._cancelled = f"the broker cancelled our consumer of queue {queue!r}"
+
     def _check_channel(self) -> None:
+        # A consumer the broker cancelled would leave the connection up and deaf to its
+        # queue (replies dropped as unroutable, or requests never delivered): start
+        # again on a new connection, which declares and consumes afresh.
+        if self._cancelled is not None:
+            cancelled = self._cancelled
+            self.close()
+            raise ConnectionLost(cancelled)
         # The broker closes a channel rather than the connection for some errors (a
         # message over its size limit, a publish to a missing exchange); pika only says
         # so at the next call on it.  The connection is of no use without its channel.
@@ -329,3 +443,36 @@ class PikaDriver(Driver):
         if self.on_return is not None:
             self.on_return(Returned(method.routing_key, props.correlation_id,
                                     str(method.reply_text)))
+
+
+@contextlib.contextmanager
+def _guard(conn: pika.BlockingConnection, seconds: float) -> Iterator[None]:
+    """Terminate ``conn``'s stream if the block takes more than ``seconds`` (>= 0.1):
+    the blocking operation waiting then raises; that becomes :class:`OperationTimedOut`
+    and the node is marked failed (tried last by the next connection)."""
+    # pika 1.x's connection behind the blocking one (pinned below 2)
+    impl: Any = conn._impl  # type: ignore[attr-defined]  # private in the stubs
+    limit = max(0.1, seconds)
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        impl._terminate_stream(_Expired(f"no answer from the broker within {limit:.1f}s"))
+
+    handle = impl._adapter_call_later(limit, expire)
+    try:
+        yield
+    except (DriverError, *CONNECTION_ERRORS) as exc:
+        if not expired:
+            raise
+        params = impl.params
+        mark_failed(params.host, params.port)
+        close_quietly(conn)
+        raise OperationTimedOut(
+            f"broker node {params.host}:{params.port} accepted the connection but did not "
+            f"answer a channel operation within {limit:.1f}s") from exc
+    finally:
+        if not expired:
+            with contextlib.suppress(Exception):
+                impl._adapter_remove_timeout(handle)

@@ -65,6 +65,7 @@ def service_queue_name(service: str) -> str:
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_-]")
+_ALL_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 #: Longest user token kept readable; longer ones end in a digest (queue names <= 255 bytes).
 _TOKEN_MAX = 100
 
@@ -82,8 +83,11 @@ def user_token(user: str) -> str:
     """
     if not isinstance(user, str) or not user:  # type: ignore[redundant-expr]  # wire values
         raise ValueError(f"a broker user name must be a non-empty string, not {user!r}")
-    token = "".join(ch if _PLAIN.match(ch) else "".join(f"~{b:02x}" for b in ch.encode())
-                    for ch in user)
+    if _ALL_PLAIN.fullmatch(user):  # the usual name: one regex call, not one per character
+        token = user
+    else:
+        token = "".join(ch if _PLAIN.match(ch) else "".join(f"~{b:02x}" for b in ch.encode())
+                        for ch in user)
     if len(token) > _TOKEN_MAX:
         token = token[:60] + "~~" + hashlib.sha256(user.encode()).hexdigest()[:32]
     return token

@@ -38,7 +38,7 @@ class Call:
 
     __slots__ = ("service", "method", "request_id", "body", "timeout", "deadline",
                  "check_at", "cond", "reply", "error", "done", "waiting", "published",
-                 "attempts", "consumers", "extra_headers")
+                 "confirmed", "attempts", "not_before", "consumers", "extra_headers")
 
     def __init__(self, service: str, method: str, request_id: str, body: bytes,
                  timeout: float, cond: threading.Condition, no_worker_after: float) -> None:
@@ -61,7 +61,12 @@ class Call:
         self.done = False
         self.waiting = 0  # threads blocked in wait() for this call
         self.published = False
+        #: With publisher confirms: whether the broker confirmed taking the request (of
+        #: its latest publish).  None: confirms are off.
+        self.confirmed: bool | None = None
         self.attempts = 0
+        #: Not to be published again before this (monotonic): after a refusal.
+        self.not_before = 0.0
         self.consumers: int | None = None  # consumers of the service queue, if checked
         #: Encoded header entries the caller's context adds (client/context.py).
         self.extra_headers = b""
@@ -81,6 +86,8 @@ class Call:
     def timeout_error(self) -> DReturnType:
         """The S_ERROR for a call that got no reply, saying why when the broker told us."""
         message = f"no reply from {self.where} within {self.timeout:g}s (request {self.request_id})"
+        if self.published and self.confirmed is False:
+            message += "; the broker had not confirmed taking the request"
         if self.published and self.consumers == 0:
             return S_ERROR(EMQNOWORKER, f"{message}; the queue of {self.service} has no "
                                         f"consumer: is a worker for its System running?")
@@ -104,6 +111,10 @@ class CallRegistry:
 
     def calls(self) -> list[Call]:
         return list(self._calls.values())
+
+    def get(self, request_id: object) -> Call | None:
+        """The call waiting with that request id, if any."""
+        return self._calls.get(request_id) if isinstance(request_id, str) else None
 
     def deliver(self, request_id: object, reply: bytes) -> None:
         """A reply came: hand it to its call (a reply for no call is counted, dropped)."""

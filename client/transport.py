@@ -27,6 +27,16 @@ does so without the lock (:meth:`RPCTransport._unlocked` releases it around the
 driver's I/O and re-takes it); other threads only queue calls and wake the leader
 (:meth:`Driver.wake` is thread-safe).
 
+Publisher confirms (``publish_confirms``, on by default with quorum queues or a URL
+list): the broker confirms each request it took into its queue, asynchronously (the
+driver reports each ``basic.ack``/``basic.nack`` through :meth:`RPCTransport._on_confirm`;
+no thread waits for one).  What the client then knows: a refused (nacked) request is
+published again; a request still unconfirmed when the connection dies is published
+again on the next one, with the same request id (so a copy the broker had taken after
+all is answered from the worker's reply cache, docs/reliability.md); only a
+*confirmed* request whose connection dies fails with ``EMQCONN``, "may or may not have
+run".  Without confirms every published request is in that last case.
+
 Failures become S_ERROR results, never exceptions: an unreachable broker
 (``EMQCONN``, after tenacity's bounded retries), an unroutable request
 (``EMQNOQUEUE``, from the mandatory flag), a lost connection (``EMQCONN``), a service
@@ -57,6 +67,7 @@ from diracmq.broker.driver import (
     Delivery,
     Driver,
     NotFound,
+    OperationTimedOut,
     QueueKind,
     Returned,
 )
@@ -72,8 +83,16 @@ log = logging.getLogger(__name__)
 #: Seconds without I/O after which the daemon thread drives the connection.
 _IDLE = 0.5
 
-#: How often a request is put back for publishing after its connection failed.
+#: How often a request is put back for publishing after its connection failed (before
+#: it was published, or before the broker confirmed it) or the broker refused it.
 _MAX_PUBLISH_ATTEMPTS = 3
+
+#: Seconds a refused (nacked) request waits, times its attempts, before it is published
+#: again (on a new connection): time for a quorum queue's new leader to be known.
+_NACK_PAUSE = 0.25
+
+#: Least time (seconds) one connection attempt's channel operations get (_connect).
+_MIN_SETUP = 1.0
 
 #: Consumer counts of a service queue are reused for this long (seconds) by other calls.
 _CHECK_REUSE = 1.0
@@ -133,6 +152,10 @@ class RPCTransport:
             driver = PikaDriver(settings, "diracmq client")
         self._driver = driver
         driver.on_return = self._on_return
+        #: Publisher confirms (settings.confirms): the driver reports each request's.
+        self._confirms = settings.confirms
+        driver.confirms = self._confirms
+        driver.on_confirm = self._on_confirm
         self.user = driver.user
         #: The one lock (see the module doc).
         self.lock = threading.Lock()
@@ -146,6 +169,9 @@ class RPCTransport:
             topology.reply_queue_name(self.user)
             if ReplyMode(settings.reply_mode) is ReplyMode.QUEUE else ""
         )
+        self._reply_declared = False  # the reply queue was declared on a connection
+        #: The broker refused a request (basic.nack): start on a new connection.
+        self._renew = False
         self._last_drive = time.monotonic()
         self._closed = False
         self._idle_cond = threading.Condition(self.lock)
@@ -390,8 +416,9 @@ class RPCTransport:
             self._wake_sent = False
             with self._unlocked():
                 self._io(outbox, remaining, publish_only, call)
-            if publish_only and (call is None or call.published or call.done):
-                return
+            if publish_only and (call is None or call.published or call.done
+                                 or call.not_before > time.monotonic()):
+                return  # (a refused call waiting to go again is sent by whoever waits)
             if call is None and (self._outbox or self._closed or self._registry.has_waiting()):
                 return
 
@@ -400,6 +427,11 @@ class RPCTransport:
         """Publish ``outbox`` and drive the connection once (lock NOT held)."""
         sent = 0
         try:
+            if self._renew:
+                self._renew = False
+                if self._connected:
+                    raise ConnectionLost("the broker refused a request (basic.nack); "
+                                         "starting on a new connection")
             if not self._connected:
                 # Up to connect_timeout, and the whole of the call's time when that is
                 # shorter: a broker back 1 s before the deadline must still be reached.
@@ -411,11 +443,15 @@ class RPCTransport:
                     outbox.extend(self._outbox)
                     self._outbox.clear()
             queued = []
+            deferred = []
+            now = time.monotonic()
             for pending in outbox:
-                if pending.request_id in self._registry:  # skip calls that timed out
+                if pending.request_id in self._registry and pending.not_before > now:
+                    deferred.append(pending)  # refused a moment ago: not yet
+                elif pending.request_id in self._registry:  # skip calls that timed out
                     try:
                         self._publish(pending)
-                        queued.append(pending)
+                        queued.append((pending, pending.attempts))
                     except (ValueError, TypeError) as exc:  # this message, not the connection
                         with self.lock:
                             self._registry.fail(pending, S_ERROR(
@@ -424,8 +460,14 @@ class RPCTransport:
             # yet) shows here, and its calls go out again on the next one (same request
             # ids) instead of failing as "may or may not have run".
             self._driver.flush()
-            for pending in queued:
-                pending.published = True
+            with self.lock:
+                self._outbox.extend(c for c in deferred if c not in self._outbox)
+                for pending, attempts in queued:
+                    if pending.attempts != attempts:
+                        continue  # refused (nacked) during flush(): to be published again
+                    pending.published = True
+                    if self._confirms and pending.confirmed is None:
+                        pending.confirmed = False  # unless its confirm came during flush()
             sent = len(outbox)
             if publish_only:
                 return  # replies are read by whoever waits for them next
@@ -438,29 +480,60 @@ class RPCTransport:
             self._on_connection_lost(exc, outbox[sent:])
 
     def _connect(self, timeout: float) -> None:
+        """Connect and set up the reply consumer within ``timeout`` seconds in all.
+
+        The channel operations of one attempt are bounded (:meth:`Driver.bounded`) by
+        half the time allowed (at least ``_MIN_SETUP`` seconds) and by the time left: a
+        node that accepts the connection but does not answer (a paused minority, a
+        quorum queue's node still starting) counts as a failed attempt, and leaves time
+        for the next one, which tries the other nodes first.  Raises
+        :class:`BrokerUnreachable` when time runs out.
+        """
         driver = self._driver
-        driver.open(timeout)
-        try:
+        give_up = time.monotonic() + timeout
+        per_attempt = max(_MIN_SETUP, timeout / 2)
+        while True:
+            driver.open(max(0.1, give_up - time.monotonic()))
             try:
-                driver.check_exchange(topology.REQUEST_EXCHANGE)
-            except NotFound as exc:
-                raise NotFound(
-                    f"no request exchange {topology.REQUEST_EXCHANGE!r} on this broker/vhost: "
-                    f"no worker has ever run here ({exc})") from None
-            if self._reply_queue:
-                driver.declare_reply_queue(self._reply_queue,
-                                           self.settings.reply_queue_expires_ms)
-                driver.consume(self._reply_queue, self._on_reply, QueueKind.AUTO_ACK,
-                               exclusive=True)
-                self._reply_to = self._reply_queue
-            else:
-                driver.consume(topology.DIRECT_REPLY_TO, self._on_reply, QueueKind.AUTO_ACK)
-                self._reply_to = topology.DIRECT_REPLY_TO
-        except Exception:
-            driver.close()
-            raise
+                with driver.bounded(min(per_attempt, give_up - time.monotonic())):
+                    self._set_up(driver)
+                break
+            except OperationTimedOut as exc:
+                driver.close()
+                if time.monotonic() >= give_up - 0.1:
+                    raise BrokerUnreachable(f"no broker node served within {timeout:g}s: "
+                                            f"{exc}") from exc
+                log.warning("%s; trying another node", exc)
+            except Exception:
+                driver.close()
+                raise
         self._connected = True
         self._start_idle_thread()
+
+    def _set_up(self, driver: Driver) -> None:
+        """Check the request exchange, declare and consume the reply queue."""
+        try:
+            driver.check_exchange(topology.REQUEST_EXCHANGE)
+        except NotFound as exc:
+            raise NotFound(
+                f"no request exchange {topology.REQUEST_EXCHANGE!r} on this broker/vhost: "
+                f"no worker has ever run here ({exc})") from None
+        if self._reply_queue:
+            if self._reply_declared and len(self.settings.urls) > 1:
+                # A reconnection on a cluster: a fresh name.  The old queue may still
+                # be on a node shutting down; declaring its name again would hand us
+                # that queue, which then vanishes with its node without our consumer
+                # being told (seen in a rolling restart: every reply unroutable).  The
+                # old one expires after reply_queue_expires_ms.
+                self._reply_queue = topology.reply_queue_name(self.user)
+            driver.declare_reply_queue(self._reply_queue, self.settings.reply_queue_expires_ms)
+            self._reply_declared = True
+            driver.consume(self._reply_queue, self._on_reply, QueueKind.AUTO_ACK,
+                           exclusive=True)
+            self._reply_to = self._reply_queue
+        else:
+            driver.consume(topology.DIRECT_REPLY_TO, self._on_reply, QueueKind.AUTO_ACK)
+            self._reply_to = topology.DIRECT_REPLY_TO
 
     def _publish(self, call: Call) -> None:
         self._driver.publish_request(
@@ -474,6 +547,41 @@ class RPCTransport:
     def _on_reply(self, delivery: Delivery) -> None:
         with self.lock:
             self._registry.deliver(delivery.properties.correlation_id, delivery.body)
+
+    def _on_confirm(self, request_id: str, accepted: bool) -> None:
+        """The broker confirmed taking a request, or refused it (``basic.nack``).
+
+        A refused request never reached a queue.  It is published again (same request
+        id) on a *new connection*: a channel whose node refuses requests to a queue
+        keeps refusing them (RabbitMQ 3.10 after a quorum queue's leader moved: its
+        channel still aims at the dead leader, until that node is back,
+        rabbitmq-server#9208), while a new channel, on the next node in the list, takes
+        them; after a pause of ``_NACK_PAUSE`` x its attempts, the time for a new
+        leader to be known.  Up to ``_MAX_PUBLISH_ATTEMPTS`` attempts in all; then
+        ``EMQCONN``.
+        """
+        with self.lock:
+            call = self._registry.get(request_id)
+            if call is None or call.done:
+                return  # answered, returned or given up already
+            if accepted:
+                call.confirmed = True
+                return
+            call.published = False
+            call.confirmed = None
+            if call.attempts + 1 >= _MAX_PUBLISH_ATTEMPTS:
+                call.attempts += 1
+                self._registry.fail(call, S_ERROR(
+                    EMQCONN, f"the broker refused the request of {call.where} "
+                             f"{call.attempts} times (basic.nack): it was not run"))
+                return
+            log.warning("the broker refused request %s (basic.nack); publishing it again "
+                        "on a new connection", request_id)
+            call.not_before = time.monotonic() + _NACK_PAUSE * (call.attempts + 1)
+            if call not in self._outbox:
+                self._outbox.append(call)  # counted as an attempt when the connection goes
+            self._renew = True
+            self._wake_leader()
 
     def _on_return(self, returned: Returned) -> None:
         """The broker could not route a request: no queue is bound for that service."""
@@ -501,13 +609,29 @@ class RPCTransport:
                         self._registry.fail(call, S_ERROR(
                             EMQCONN, f"could not publish {call.where} after "
                                      f"{call.attempts} connection failures ({exc})"))
-            self._outbox[:0] = retry
             for call in self._registry.calls():
-                if call.published:
+                if not call.published:
+                    continue
+                if call.confirmed is False:
+                    # Published, never confirmed: the broker may never have taken it (a
+                    # node dying, rabbitmq-server#9208).  Published again, same id: a
+                    # copy it did take is answered from the worker's reply cache.
+                    call.published = False
+                    call.confirmed = None
+                    call.attempts += 1
+                    if call.attempts < _MAX_PUBLISH_ATTEMPTS:
+                        retry.append(call)
+                        continue
                     self._registry.fail(call, S_ERROR(
-                        EMQCONN, f"connection to the broker lost while waiting for the reply "
-                                 f"of {call.where} ({exc}); the request may "
-                                 f"or may not have run"))
+                        EMQCONN, f"could not publish {call.where} after {call.attempts} "
+                                 f"connection failures ({exc}); the broker never confirmed "
+                                 f"it"))
+                    continue
+                self._registry.fail(call, S_ERROR(
+                    EMQCONN, f"connection to the broker lost while waiting for the reply "
+                             f"of {call.where} ({exc}); the request may "
+                             f"or may not have run"))
+            self._outbox[:0] = [call for call in retry if call not in self._outbox]
 
     def _fail_all(self, code: int, reason: str, outbox: list[Call]) -> None:
         """Fail every call in flight with ``S_ERROR(code, ...)`` naming its service."""

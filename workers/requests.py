@@ -74,8 +74,11 @@ def parse_request(service: str, props: Properties, body: bytes, message: Any = N
         # Redelivered requests come back through the retry loop, which the broker
         # records in x-death (its own redelivered flag is gone by then).
         # (x-death for a classic queue's retry loop; x-delivery-count for a quorum queue).
-        redelivered=headers is not None and topology.death_count(
-            headers, topology.service_queue_name(service)) > 0,
+        # (Only a request that carries either header can have died before: the queue's
+        # name is not worth building for every first delivery.)
+        redelivered=headers is not None
+        and ("x-death" in headers or "x-delivery-count" in headers)
+        and topology.death_count(headers, topology.service_queue_name(service)) > 0,
         credentials=credentials_for(user, headers),
     )
 
@@ -105,7 +108,7 @@ def _error_body(code: int, message: str) -> bytes:
     return codec.packb(error)
 
 
-def bad_request_reply(exc: BadRequest, service: str) -> bytes:
+def bad_request_reply(exc: BadRequest) -> bytes:
     """The reply body for a request that could not be decoded or validated."""
     return _error_body(EMQDECODE, str(exc))
 

@@ -237,10 +237,15 @@ class Worker:
                     return False
                 self._driver.open(timeout=5.0, retry=False)
                 try:
-                    self._start_consuming()
+                    # A node that took the connection but cannot answer (a quorum queue
+                    # without its leader, a paused minority) must not hold the worker:
+                    # past half the connect timeout (leaving a start-up time for another
+                    # attempt) it is a failed attempt; the next tries other nodes first.
+                    with self._driver.bounded(max(1.0, self.settings.connect_timeout / 2)):
+                        self._start_consuming()
                 except ConnectionLost as exc:
-                    # Dropped, or refused (no permission on a queue), while setting up:
-                    # another attempt, after the same back-off.
+                    # Dropped, refused (no permission on a queue) or not answered while
+                    # setting up: another attempt, after the same back-off.
                     self._driver.close()
                     raise BrokerUnreachable(f"connection lost while setting up: {exc}") from exc
         return True
@@ -530,7 +535,7 @@ class Worker:
         except BadRequest as exc:
             self._count("malformed")
             log.warning("%s", exc)
-            return bad_request_reply(exc, service)
+            return bad_request_reply(exc)
         logformat.decoded_request(request.method, request.credentials)  # logging hook
         handler_cls = self.handlers[service]
         export = find_export(handler_cls, request.method)

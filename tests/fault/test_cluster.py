@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import errno
-import os
+import re
 import shutil
 import tempfile
 import threading
@@ -45,20 +45,21 @@ from fault.faultlib import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-#: EMQCONN: a call in flight on a connection to the dying node.  ETIMEDOUT and
-#: EMQNOWORKER: requests RabbitMQ 3.10 dropped without a word: a client that was
-#: connected to the queue leader's node and reconnected elsewhere before the new leader
-#: was elected publishes into the void until the old node is back
-#: (rabbitmq/rabbitmq-server#9208; our client publishes without confirms, so only the
-#: call's timeout tells).  The handler of such a call never ran (checked by account()).
-#: EMQDEADLETTER: each node going down returns the deliveries held through it, and a
-#: lost connection counts like a death (docs/reliability.md): a request that bounced off
-#: three nodes (rolling restart) or flapping connections (partition) passes
-#: --poison-after + 1 and is parked without having run; its caller is told.
-ALLOWED = frozenset({EMQCONN, errno.ETIMEDOUT, EMQNOWORKER, EMQDEADLETTER})
+#: What a call may get besides its reply when a node dies or restarts: EMQCONN, a call
+#: whose request the broker had *confirmed* when the client's connection to the dying
+#: node dropped ("may or may not have run").  A request the broker had not confirmed
+#: yet (RabbitMQ 3.10 drops some publishes to a quorum queue whose leader just moved,
+#: rabbitmq/rabbitmq-server#9208) is published again by the client (publisher confirms,
+#: on with a URL list), so no call ends in ETIMEDOUT or EMQNOWORKER any more.
+ALLOWED = frozenset({EMQCONN})
 
-#: How late a call may return in the partition test (see there).
-PARTITION_SLACK = 60.0
+#: The partition test allows more, as the issue does (it asks for no split-brain
+#: duplicates there): a request the silenced node holds (delivered to a worker whose
+#: connection goes through it, or its reply on the way back) cannot come back before
+#: the node wakes, SILENCE seconds later, past the calls' 10 s timeout: ETIMEDOUT, or
+#: EMQNOWORKER when the last consumer check (asked of the frozen leader's view)
+#: counted none.  Each such call ran at most once (account() checks it).
+PARTITION_ALLOWED = frozenset({EMQCONN, errno.ETIMEDOUT, EMQNOWORKER})
 
 CRASH_STATUS = 17  # tests/ext/diractest_fault: a handler's os._exit status
 
@@ -184,38 +185,33 @@ class Load:
         return (f"calls since: {len(since)} {dict(outcomes)}; last: "
                 f"{[r.result for r in since[-2:]]}\nqueues:\n{queues}")
 
-    def finish(self, what: str, slack: float = SLACK):
+    def finish(self, what: str, slack: float = SLACK, allowed: frozenset[int] = ALLOWED):
         time.sleep(2.0)  # steady load on the healed cluster
         self.stop.set()
         join_all(self.threads, timeout=60)
-        figures = account(self.calls.records, self.pool.executions(), ALLOWED,
+        figures = account(self.calls.records, self.pool.executions(), allowed,
                           max_ok_executions=2, max_error_executions=2, slack=slack)
         late = [f"{r.elapsed:.1f}s" for r in self.calls.records
                 if r.elapsed > r.timeout + SLACK]
         if late:
             print(f"{what}: {len(late)} call(s) returned after their timeout: {late}")
         print(f"{what}:", figures.summary())
+        kinds = collections.Counter(
+            re.sub(r"[0-9a-f]{8,}|\d+(\.\d+)?", "#", r.result.get("Message", ""))[:160]
+            for r in self.calls.records if not r.ok)
+        for message, count in kinds.most_common(5):
+            print(f"{what}:   {count} x {message}")
         after = [self.client.record(f"after-{what[:8]}-{i}", 0, timeout=10) for i in range(10)]
         assert all(r["OK"] for r in after), [r for r in after if not r["OK"]][:3]
         return figures
 
 
-#: The failover tests under load: opt-in (DIRACMQ_CLUSTER_FAILOVER=1).  They pass most
-#: runs, but RabbitMQ's lost-publish bug after a leader's death (rabbitmq-server#9208) and
-#: the client's unbounded channel operations during a reconnection (issue 12, open) still
-#: make them fail now and then, and a flaky test would keep every change from landing.
-#: Run them with: DIRACMQ_CLUSTER_FAILOVER=1 ./run-tests.sh tests/fault/test_cluster.py
-failover = pytest.mark.skipif(
-    os.environ.get("DIRACMQ_CLUSTER_FAILOVER") != "1",
-    reason="cluster failover under load is opt-in (DIRACMQ_CLUSTER_FAILOVER=1): flaky until "
-           "the client survives rabbitmq-server#9208 (issue 12)")
-
-
-@failover
 def test_sigkill_the_leader_node_and_bring_it_back(running, pool):
     """SIGKILL the node holding the queue leader: nothing lost, nothing run twice but the
-    at-least-once case; served again in seconds (or, hit by rabbitmq-server#9208, once
-    the node is back), then the node rejoins."""
+    at-least-once case; new calls served again within 20 s of the kill (well under a
+    second in the runs reported in docs/reliability.md: RabbitMQ 3.10's refusals after
+    the leader moved, rabbitmq-server#9208, are published again on a new connection),
+    then the node rejoins."""
     load = Load(running, pool)
     wait_for(lambda: load.served_since(time.monotonic() - 1), 20, "calls flowing")
     victim = running.nodes[leader_of(running, load.queue)]
@@ -226,15 +222,12 @@ def test_sigkill_the_leader_node_and_bring_it_back(running, pool):
     back = time.monotonic()
     wait_for(lambda: load.served_since(back), 30, "calls after the node came back")
     figures = load.finish("leader node killed")
-    if gap is None:
-        print(f"leader node killed: no call served until the node was back "
-              f"({time.monotonic() - killed:.1f}s; rabbitmq-server#9208)")
-    else:
-        print(f"leader node killed: first successful new call {gap:.2f}s after the kill")
+    assert gap is not None, "no new call served within 20 s of the kill (until the node " \
+                            "was back: rabbitmq-server#9208 not worked around?)"
+    print(f"leader node killed: first successful new call {gap:.2f}s after the kill")
     assert figures.ok > 0
 
 
-@failover
 def test_rolling_restart_of_all_three_nodes(running, pool):
     """Stop and start each node in turn under load: nothing lost, calls keep flowing."""
     load = Load(running, pool)
@@ -257,7 +250,6 @@ def test_rolling_restart_of_all_three_nodes(running, pool):
     assert figures.ok > 0
 
 
-@failover
 def test_partitioned_node_makes_no_split_brain_duplicates(running, pool):
     """The leader's node goes silent (SIGSTOP: cut off from its peers and clients) for
     SILENCE seconds, then comes back: the other two elect a new leader and serve; the
@@ -274,12 +266,10 @@ def test_partitioned_node_makes_no_split_brain_duplicates(running, pool):
         victim.thaw()
     healed = time.monotonic()
     wait_for(lambda: load.served_since(healed), 40, "calls after the partition healed")
-    # A client that reconnects to the silenced node just as it wakes (or to a node
-    # pausing itself, pause_minority) can block in a channel operation of its
-    # reconnection, which has no timeout of its own in the client transport: such a
-    # call returns late (seen once: 47 s for a 10 s timeout).  Reported, not hidden:
-    # the late calls are printed; the bound here is the test's, not the product's.
-    figures = load.finish("partition", slack=PARTITION_SLACK)
+    # Channel operations of a reconnection are bounded (a client reconnecting to the
+    # silenced node, or to a node pausing itself, gives it up and tries another): no
+    # call may return later than its timeout (+ SLACK) here either.
+    figures = load.finish("partition", allowed=PARTITION_ALLOWED)
     print("partition: first successful new call "
           + ("only after the node woke" if gap is None else f"{gap:.2f}s after the cut"))
     # split brain would show as a call run on both sides: account() allows 2 runs only

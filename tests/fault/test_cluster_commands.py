@@ -11,7 +11,7 @@ import pika
 import pytest
 from cryptography import x509
 from diracmq.broker import dn
-from diracmq.broker.localrabbit import port_open
+from diracmq.broker.localrabbit import LocalNode, NodeUnavailable, port_open
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -66,3 +66,20 @@ def test_rabbitmq_cluster_command_starts_and_stops_nodes(tmp_path):
     assert stop.returncode == 0, stop.stderr
     assert port and not port_open(port)
     assert not (folder / "cluster.json").exists()
+
+
+def test_a_node_can_be_given_ra_wal_sync_method(tmp_path):
+    """bench/cluster.py's ``quorum-3-nosync`` setup and ``--wal-sync-method``: the setting
+    goes into the node's advanced.config, beside net_ticktime (RabbitMQ 3.10's
+    rabbitmq.conf has no key for it); only Ra's values are accepted."""
+    try:
+        node = LocalNode(tmp_path / "n", tmp_path, "x@localhost", net_ticktime=20,
+                         wal_sync_method="none")
+    except NodeUnavailable as exc:
+        pytest.skip(str(exc))
+    assert (node.dir / "advanced.config").read_text() == \
+        "[{kernel, [{net_ticktime, 20}]}, {ra, [{wal_sync_method, none}]}].\n"
+    plain = LocalNode(tmp_path / "p", tmp_path, "y@localhost")
+    assert (plain.dir / "advanced.config").read_text() == "[].\n"
+    with pytest.raises(ValueError, match="wal_sync_method"):
+        LocalNode(tmp_path / "q", tmp_path, "z@localhost", wal_sync_method="fast")

@@ -91,7 +91,6 @@ def test_chain_takes_a_job_from_received_to_waiting_in_its_task_queue(dbs):
     ('[Executable = "/bin/true"; InputSandbox = {"SB:SandboxSE|/SandBox/x/y.tar"};]',
      "JobSanity", "does not exist"),
     ('[Executable = "/bin/true"; InputSandbox = {"LFN:/vo/file"};]', "JobSanity", "LFN"),
-    ('[Executable = "/bin/true"; InputData = {"LFN:/vo/file"};]', "JobSanity", "InputData"),
     ('[Executable = "/bin/true"; Site = "A.B.c"; BannedSites = {"A.B.c"};]', "JobScheduling",
      "Impossible site requirement"),
 ])
@@ -466,16 +465,15 @@ def test_job_api_builds_a_jdl_the_wms_accepts(dbs):
     assert 'Arguments = "value 2"' in jdl and '"*.dat"' in jdl and '"std.out"' in jdl
 
 
-def test_data_management_parts_of_the_api_fail_clearly():
+def test_unprovided_parts_of_the_api_fail_clearly():
     from DIRAC.Interfaces.API.Dirac import Dirac
 
     dirac = Dirac()
-    for method in ("addFile", "getFile", "replicateFile", "getReplicas"):
+    for method in ("getAccessURL", "getFileMetadata"):
         result = getattr(dirac, method)("/vo/user/a/file")
-        assert not result["OK"] and "data management is not part of this API" in \
-            result["Message"]
+        assert not result["OK"] and "not part of this API" in result["Message"]
     job = Job()
-    assert "not supported" in error(job.setOutputData(["out.root"]))["Message"]
+    assert "expected output file names" in error(job.setOutputData([]))["Message"]
     ok(job.setExecutable("/bin/true"))
     refused = error(dirac.submitJob(job))  # the job has an error recorded: not sent
     assert "setOutputData" in refused["Message"]

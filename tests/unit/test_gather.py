@@ -228,3 +228,11 @@ def test_pika_still_has_the_internals_we_rely_on():
     # _on_socket_readable is what calls _consume and takes BlockingIOError as "drained".
     readable = inspect.unwrap(io_services_utils._AsyncPlaintextTransport._on_socket_readable)
     assert "_consume" in readable.__code__.co_names
+
+
+def test_pika_blocking_connection_flush_output_takes_no_waiters():
+    """broker/pika_driver.py flushes a publish with BlockingConnection._flush_output()."""
+    from pika.adapters.blocking_connection import BlockingConnection
+    params = inspect.signature(BlockingConnection._flush_output).parameters
+    assert [p.kind for p in params.values()] == [inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                  inspect.Parameter.VAR_POSITIONAL]

@@ -17,7 +17,11 @@ creates): anybody authenticated reads; writing in a directory needs its owner's,
 group's or the others' write bit (``changePathMode`` sets them); a user may always
 create its own home ``/<vo>/user/<i>/<name>`` and what lies on the way to it; the
 ``FileCatalogManagement`` property writes anywhere.  A file is removed by its owner or
-by whoever may write in its directory.
+by whoever may write in its directory.  A job agent (``GenericPilot``) registers a
+job's output data in its owner's name: ``addFile`` and ``createDirectory`` of a path
+in ``/<vo>/user/<i>/<name>`` are done with that user's rights, the user as owner
+(its home's group as group); it removes nothing but what it may as itself
+(docs/security.md, "Job agents and the owner's data").
 
 Every bulk method takes ``{normalised lfn: params}`` and returns DIRAC's
 ``S_OK({"Successful": {...}, "Failed": {...}})``: a bad LFN lands in Failed, never
@@ -46,7 +50,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from DIRAC.DataManagementSystem.Utilities.DMSUtilities import (
+    JOB_AGENT_PROPERTY,
     getVOForCredentials,
+    homeOwner,
+    isJobAgent,
     userHome,
 )
 
@@ -422,6 +429,54 @@ class FileCatalogDB:
                 dirsTable.c.DirID == dir_id)).one()
         return {p: failed[p] for p in wanted if p in failed}
 
+    # ------------------------------------------------------- job agents
+    def _homeGroup(self, vo: str, user: str) -> str:
+        """The group of ``user``'s home directory; when it has none yet, the user's
+        first group in the Registry ("" when the Registry does not say)."""
+        home = userHome(user, vo)
+        group = self._run(lambda conn: conn.scalar(
+            sa.select(dirsTable.c.OwnerGroup).where(dirsTable.c.Path == home)), write=False)
+        if group:
+            return str(group)
+        try:
+            from DIRAC import gConfig
+
+            groups = gConfig.getValue(f"/Registry/Users/{user}/Groups", [])
+        except Exception:  # no configuration: no group
+            return ""
+        return str(groups[0]) if isinstance(groups, list) and groups else ""
+
+    def _forOwners(self, lfns: dict[str, Any], credentials: dict[str, Any],
+                   method: Callable[[dict[str, Any], dict[str, Any]], DReturnType]
+                   ) -> DReturnType:
+        """Run ``method`` for a job agent: the LFNs in a user's home with that user's
+        rights (owner: the user; group: its home's), the others with the agent's own
+        rights; the answers merged."""
+        agent = str(credentials.get("username") or "")
+        own = {**credentials, "properties": [p for p in credentials.get("properties") or ()
+                                             if p != JOB_AGENT_PROPERTY]}
+        parts: dict[tuple[str, str] | None, dict[str, Any]] = {}
+        for lfn, params in lfns.items():
+            home = homeOwner(lfn)
+            parts.setdefault(None if home is None or home[1] == agent else home,
+                             {})[lfn] = params
+        ok: dict[str, Any] = {}
+        failed: dict[str, Any] = {}
+        for home, part in parts.items():
+            if home is None:
+                creds = own
+            else:
+                vo, user = home
+                creds = {"username": user, "group": self._homeGroup(vo, user), "VO": vo,
+                         "properties": [], "actingFor": agent}
+            result = method(part, creds)
+            if not result["OK"]:
+                failed.update(dict.fromkeys(part, result["Message"]))
+                continue
+            ok.update(result["Value"]["Successful"])
+            failed.update(result["Value"]["Failed"])
+        return S_OK({"Successful": ok, "Failed": failed})
+
     # ------------------------------------------------------------ files
     @_returns
     def addFile(self, lfns: dict[str, dict[str, Any]], credentials: dict[str, Any]
@@ -430,8 +485,11 @@ class FileCatalogDB:
 
         Size is required (an int >= 0); GUID defaults to a fresh UUID; with ``SE`` a
         replica is registered too.  A file that exists with the same GUID counts as
-        registered (a repeated call); with another GUID it fails.
+        registered (a repeated call); with another GUID it fails.  A job agent's
+        files in a user's home are registered in that user's name.
         """
+        if isJobAgent(credentials):
+            return self._forOwners(lfns, credentials, self.addFile)
         who = _Who(credentials)
         failed: dict[str, str] = {}
         good: dict[str, dict[str, Any]] = {}
@@ -728,7 +786,11 @@ class FileCatalogDB:
     @_returns
     def createDirectory(self, paths: Iterable[str], credentials: dict[str, Any]
                         ) -> DReturnType:
-        """Create directories with their parents (an existing directory counts as made)."""
+        """Create directories with their parents (an existing directory counts as made;
+        a job agent's in a user's home are made in that user's name)."""
+        if isJobAgent(credentials):
+            return self._forOwners(dict.fromkeys(paths), credentials,
+                                   lambda part, creds: self.createDirectory(list(part), creds))
         who = _Who(credentials)
         wanted = list(paths)
 

@@ -21,7 +21,11 @@ compares the adler32 of what it received with the one recorded at commit.
 
 Who may write: the owner of the LFN's home (``/<vo>/user/<i>/<name>``) in that home,
 and the ``FileCatalogManagement`` property anywhere; a file is replaced or removed by
-whoever put it or by that property.  Anybody authenticated reads.
+whoever put it or by that property.  Anybody authenticated reads.  A job agent
+(``GenericPilot``) puts a job's output data into its owner's home in the owner's name
+(the file's owner is the home's user, ``Uploader`` the agent): it may create new files
+in any user's home, and neither replace nor remove any there (a copy whose registration
+failed stays for its owner to remove); docs/security.md.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from DIRAC.DataManagementSystem.DB.FileCatalogDB import ADMIN_PROPERTY
 from DIRAC.DataManagementSystem.Utilities.DMSUtilities import (
     formatAdler,
     getVOForCredentials,
+    homeOwner,
+    isJobAgent,
     normalizeLFN,
     sameChecksum,
     splitLFNs,
@@ -114,9 +120,23 @@ class StorageElementHandler(RequestHandler):
         return self.basePath / "transfers" / f"{transferID}{suffix}"
 
     # ------------------------------------------------------------ rights
+    def _actingOwner(self, lfn: str) -> str | None:
+        """The user a job agent writes ``lfn`` for: the owner of the home it lies in,
+        when the caller is a job agent and that home is not its own; else None."""
+        creds = self.getRemoteCredentials()
+        if not isJobAgent(creds):
+            return None
+        home = homeOwner(lfn)
+        if home is None or lfn == userHome(home[1], home[0]) or \
+                home[1] == creds.get("username"):
+            return None
+        return home[1]
+
     def _maySet(self, lfn: str) -> bool:
         creds = self.getRemoteCredentials()
         if ADMIN_PROPERTY in set(creds.get("properties") or ()):
+            return True
+        if self._actingOwner(lfn):
             return True
         user = creds.get("username") or "anonymous"
         if user == "anonymous":
@@ -129,6 +149,8 @@ class StorageElementHandler(RequestHandler):
         creds = self.getRemoteCredentials()
         if ADMIN_PROPERTY in set(creds.get("properties") or ()):
             return True
+        if self._actingOwner(lfn):  # a job agent creates files for the owner, nothing more
+            return False
         owner = self._readMeta(lfn).get("Owner")
         return self._maySet(lfn) and owner in (None, creds.get("username"))
 
@@ -196,7 +218,8 @@ class StorageElementHandler(RequestHandler):
         transferID = uuid.uuid4().hex
         info = {"LFN": lfn, "Size": size, "Checksum": checksum.lower(),
                 "Overwrite": bool(overwrite),
-                "Owner": self.getRemoteCredentials().get("username"),
+                "Owner": self._actingOwner(lfn) or self.getRemoteCredentials().get("username"),
+                "Uploader": self.getRemoteCredentials().get("username"),
                 "Opened": time.time()}
         part = self._transfer(transferID, ".part")
         ticket = self._transfer(transferID, ".json")
@@ -227,7 +250,8 @@ class StorageElementHandler(RequestHandler):
                                          f"{self.seName} (finished, aborted or expired)")
 
     def _ownsTransfer(self, info: dict[str, Any]) -> bool:
-        return info.get("Owner") == self.getRemoteCredentials().get("username")
+        return info.get("Uploader", info.get("Owner")) == \
+            self.getRemoteCredentials().get("username")
 
     types_writeChunk: ClassVar[list] = [str, int, bytes]
     auth_writeChunk: ClassVar[list] = _AUTH
@@ -312,6 +336,7 @@ class StorageElementHandler(RequestHandler):
             tmpMeta = meta.with_name(meta.name + f".{uuid.uuid4().hex}.tmp")
             tmpMeta.write_text(json.dumps({"Size": size, "Checksum": checksum,
                                            "Owner": info.get("Owner"),
+                                           "Uploader": info.get("Uploader"),
                                            "Created": time.time()}))
             os.replace(tmpMeta, meta)
             if info["Overwrite"]:
@@ -494,8 +519,8 @@ class StorageElementHandler(RequestHandler):
                 return S_OK({"FilesRemoved": 0, "SizeRemoved": 0})
             if not target.is_dir():
                 return S_ERROR(errno.ENOTDIR, "Not a directory")
-            if lfn == "/" or not self._maySet(lfn + "/x"):
-                return S_ERROR(errno.EACCES, "Permission denied")
+            if lfn == "/" or not self._maySet(lfn + "/x") or self._actingOwner(lfn + "/x"):
+                return S_ERROR(errno.EACCES, "Permission denied")  # (job agents remove nothing)
             removed = size = 0
             if recursive:
                 for root, _dirs, files in os.walk(target):

@@ -27,7 +27,10 @@ __all__ = [
     "checkArgumentFormat",
     "combineAdler",
     "fileAdler",
+    "JOB_AGENT_PROPERTY",
     "getVOForCredentials",
+    "homeOwner",
+    "isJobAgent",
     "normalizeLFN",
     "parseMetaConditions",
     "sameChecksum",
@@ -178,6 +181,27 @@ def getVOForCredentials(credentials: dict[str, Any] | None = None) -> str:
 def userHome(username: str, vo: str) -> str:
     """DIRAC's home directory of a user: ``/<vo>/user/<initial>/<username>``."""
     return f"/{vo}/user/{username[:1]}/{username}"
+
+
+#: The property of job agents (DIRAC's pilots): they write a job's output data into its
+#: owner's home, in the owner's name (docs/security.md, "Job agents and the owner's data").
+JOB_AGENT_PROPERTY = "GenericPilot"
+
+_HOME = re.compile(r"^/([^/]+)/user/([^/])/([^/]+)(?:/|$)")
+
+
+def homeOwner(lfn: str) -> tuple[str, str] | None:
+    """``(vo, username)`` when the normalised ``lfn`` lies in (or is) a user's home
+    ``/<vo>/user/<initial>/<username>``, else None."""
+    match = _HOME.match(lfn)
+    if not match or not match.group(3).startswith(match.group(2)):
+        return None
+    return match.group(1), match.group(3)
+
+
+def isJobAgent(credentials: dict[str, Any] | None) -> bool:
+    """Whether the caller is a job agent (its group has :data:`JOB_AGENT_PROPERTY`)."""
+    return JOB_AGENT_PROPERTY in set((credentials or {}).get("properties") or ())
 
 
 def checkSEName(name: Any) -> str:

@@ -1,8 +1,11 @@
 """DIRAC's ``Dirac``: submit jobs, follow them, get their sandboxes back.
 
-Every method returns ``S_OK``/``S_ERROR`` as DIRAC's does.  Data-management methods
-(``addFile``, ``getFile``, ``replicateFile``, ...) are not part of this API here: they
-return a clear ``S_ERROR``.
+Every method returns ``S_OK``/``S_ERROR`` as DIRAC's does.  The data methods
+(``addFile``, ``getFile``, ``replicateFile``, ``removeFile``, ``removeReplica``,
+``getReplicas``, ``getLfnMetadata``, ``listCatalogDirectory``, ``getJobOutputLFNs``,
+``getJobOutputData``) go to the DataManagement System (DataManager, FileCatalog);
+``getAccessURL`` and ``getFileMetadata`` (storage URLs and metadata) return a clear
+``S_ERROR``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,7 @@ from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
 
 __all__ = ["Dirac"]
 
-_NOT_HERE = ("addFile", "getFile", "replicateFile", "removeFile", "getReplicas",
-             "getLfnMetadata", "getJobOutputData", "getJobOutputLFNs", "removeReplica",
-             "getAccessURL", "getFileMetadata", "listCatalogDirectory")
+_NOT_HERE = ("getAccessURL", "getFileMetadata")
 
 
 def _jdlToDict(ad: ClassAd) -> dict[str, Any]:
@@ -46,12 +47,13 @@ class Dirac:
         self.wms = WMSClient(**kwargs)
         self.monitoring = JobMonitoringClient(**kwargs)
         self.sandboxes = SandboxStoreClient(**kwargs)
+        self._dm: Any = None
 
     def __getattr__(self, name: str) -> Any:
         if name in _NOT_HERE:
             def unsupported(*args: Any, **kwargs: Any) -> DReturnType:
-                return S_ERROR(f"Dirac.{name}: data management is not part of this API "
-                               f"(see the DataManagement System's clients)")
+                return S_ERROR(f"Dirac.{name}: not part of this API (see the DataManagement "
+                               f"System's clients: StorageElement, FileCatalog)")
             return unsupported
         raise AttributeError(name)
 
@@ -176,3 +178,95 @@ class Dirac:
                         ) -> DReturnType:
         """Download the input sandbox into ``outputDir/InputSandbox<jobID>/``."""
         return self._sandbox(jobID, "Input", outputDir, noJobDir, prefix="InputSandbox")
+
+    # ----------------------------------------------------------------- data
+    @property
+    def dataManager(self) -> Any:
+        """The DataManager the data methods use (made on first use)."""
+        if self._dm is None:
+            from DIRAC.DataManagementSystem.Client.DataManager import DataManager
+
+            self._dm = DataManager(**self._options)
+        return self._dm
+
+    def addFile(self, lfn: str, fullPath: str, diracSE: str, fileGuid: str | None = None,
+                printOutput: bool = False) -> DReturnType:
+        """Upload a local file to ``diracSE`` and register it as ``lfn``."""
+        del printOutput
+        return self.dataManager.putAndRegister(lfn, fullPath, diracSE, guid=fileGuid)
+
+    def getFile(self, lfn: Any, destDir: str = "", printOutput: bool = False) -> DReturnType:
+        """Download files into ``destDir`` (default: the current directory)."""
+        del printOutput
+        return self.dataManager.getFile(lfn, destinationDir=destDir)
+
+    def replicateFile(self, lfn: Any, destinationSE: str, sourceSE: str = "",
+                      localCache: str = "", printOutput: bool = False) -> DReturnType:
+        """Copy files to ``destinationSE`` and register the new replicas."""
+        del printOutput
+        return self.dataManager.replicateAndRegister(lfn, destinationSE, sourceSE=sourceSE,
+                                                     localCache=localCache)
+
+    def removeFile(self, lfn: Any, printOutput: bool = False) -> DReturnType:
+        """Remove files from every SE and from the catalogue."""
+        del printOutput
+        return self.dataManager.removeFile(lfn)
+
+    def removeReplica(self, lfn: Any, storageElement: str, printOutput: bool = False
+                      ) -> DReturnType:
+        """Remove the replicas at ``storageElement`` (never a file's last one)."""
+        del printOutput
+        return self.dataManager.removeReplica(storageElement, lfn)
+
+    def getReplicas(self, lfns: Any, active: bool = True, preferDisk: bool = False,
+                    diskOnly: bool = False, printOutput: bool = False) -> DReturnType:
+        """``{lfn: {SE: PFN}}`` (only the active replicas with ``active``)."""
+        del printOutput
+        return self.dataManager.getReplicas(lfns, active=active, preferDisk=preferDisk,
+                                            diskOnly=diskOnly)
+
+    def getLfnMetadata(self, lfn: Any, printOutput: bool = False) -> DReturnType:
+        """The catalogue's metadata of files (Size, Checksum, GUID, Owner, ...)."""
+        del printOutput
+        return self.dataManager.fileCatalog.getFileMetadata(lfn)
+
+    def listCatalogDirectory(self, directoryLFN: Any, printOutput: bool = False
+                             ) -> DReturnType:
+        """The catalogue's listing of directories (``{path: {Files, SubDirs, Links}}``)."""
+        del printOutput
+        return self.dataManager.fileCatalog.listDirectory(directoryLFN, True)
+
+    def getJobOutputLFNs(self, jobID: int) -> DReturnType:
+        """``S_OK([lfn, ...])``: the output data the job's agent uploaded
+        (its ``UploadedOutputData`` parameter)."""
+        ids = self._ids(jobID)
+        if not ids["OK"]:
+            return ids
+        job_id = ids["Value"][0]
+        result = self.monitoring.getJobParameter(job_id, "UploadedOutputData")
+        if not result["OK"]:
+            return result
+        text = (result["Value"] or {}).get("UploadedOutputData")
+        if not text:
+            return S_ERROR(f"Parameter UploadedOutputData not found for job {job_id}")
+        return S_OK([lfn.strip() for lfn in str(text).split(",") if lfn.strip()])
+
+    def getJobOutputData(self, jobID: int, outputFiles: Any = "", destinationDir: str = ""
+                         ) -> DReturnType:
+        """Download the job's output data (all, or those named in ``outputFiles``) into
+        ``destinationDir``: ``S_OK([local path, ...])``."""
+        lfns = self.getJobOutputLFNs(jobID)
+        if not lfns["OK"]:
+            return lfns
+        wanted = [outputFiles] if isinstance(outputFiles, str) and outputFiles else \
+            list(outputFiles or [])
+        chosen = [lfn for lfn in lfns["Value"]
+                  if not wanted or lfn in wanted or os.path.basename(lfn) in wanted]
+        if not chosen:
+            return S_ERROR(f"none of {wanted} is an output data file of job {jobID}")
+        got = self.dataManager.getFile(chosen, destinationDir=destinationDir)
+        if not got["OK"]:
+            return got
+        if got["Value"]["Failed"]:
+            return S_ERROR(f"cannot download the output data: {got['Value']['Failed']}")
+        return S_OK([got["Value"]["Successful"][lfn] for lfn in chosen])

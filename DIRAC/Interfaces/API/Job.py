@@ -169,17 +169,40 @@ class Job:
         return S_OK()
 
     def setInputData(self, lfns: Any) -> DReturnType:
-        """Input data (needs the DataManagement System's InputData optimizer)."""
-        self.attributes["InputData"] = [f if f.startswith("LFN:") else f"LFN:{f}"
-                                        for f in _list(lfns)]
+        """Input data: LFNs (a str, ``;``-separated, or a list), ``LFN:`` prefixed or not.
+
+        The InputData optimizer checks they exist and keeps the sites holding them;
+        the job agent downloads them into the job's directory before it runs.
+        """
+        names = _list(lfns)
+        if not names or not all(n.strip() for n in names):
+            return self._reportError(f"expected LFNs, not {lfns!r}", "setInputData")
+        self.attributes["InputData"] = [n.strip() if n.strip().startswith("LFN:")
+                                        else f"LFN:{n.strip()}" for n in names]
         return S_OK()
 
     def setOutputData(self, lfns: Any, outputSE: Any = None, outputPath: str = ""
                       ) -> DReturnType:
-        """Output data registration: not part of this WMS."""
-        del lfns, outputSE, outputPath
-        return self._reportError("setOutputData: output data registration is not supported "
-                                 "by this WMS", "setOutputData")
+        """Files the job writes that are uploaded to ``outputSE`` (default: the
+        Configuration's ``SE-USER``) and registered in the catalogue after a successful
+        run, as ``/<vo>/user/<i>/<owner>/<outputPath or jobID//1000/jobID>/<name>``
+        (an ``LFN:`` entry is taken as given).  ``lfns``: a str (``;``-separated) or a
+        list; ``outputSE``: a name or a list (tried in order)."""
+        names = _list(lfns)
+        if not names or not all(n.strip() for n in names):
+            return self._reportError(f"expected output file names, not {lfns!r}",
+                                     "setOutputData")
+        self.attributes["OutputData"] = [n.strip() for n in names]
+        if outputSE:
+            ses = _list(outputSE) if not isinstance(outputSE, str) else \
+                [s.strip() for s in outputSE.replace(";", ",").split(",") if s.strip()]
+            self.attributes["OutputSE"] = ses
+        if outputPath:
+            if not isinstance(outputPath, str):
+                return self._reportError(f"outputPath must be text, not {outputPath!r}",
+                                         "setOutputData")
+            self.attributes["OutputPath"] = outputPath
+        return S_OK()
 
     # --------------------------------------------------------------------- JDL
     def _toClassAd(self) -> ClassAd:

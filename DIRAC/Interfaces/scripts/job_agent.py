@@ -14,10 +14,10 @@ PROG = "dirac-job-agent"
 DESCRIPTION = """\
 Run jobs on this machine: describe the resource to WorkloadManagement/Matcher, take
 the jobs it matches and run each in a fresh directory (WORKDIR/<jobID>): input sandbox
-downloaded, Executable run with its Arguments, heartbeats with CPU, memory and
-wall-clock figures (a killed job is stopped within one heartbeat), CPU and wall-clock
+and InputData downloaded, Executable run with its Arguments, heartbeats with CPU, memory
+and wall-clock figures (a killed job is stopped within one heartbeat), CPU and wall-clock
 limits enforced, output sandbox (stdout, stderr, the OutputSandbox files) uploaded,
-then Done or Failed with the reason.
+OutputData put and registered in the catalogue, then Done or Failed with the reason.
 
 The broker user needs a group with the GenericPilot property (set DIRAC_GROUP to it):
 see docs/jobs.md. Any number of agents, on any hosts, may run at once.

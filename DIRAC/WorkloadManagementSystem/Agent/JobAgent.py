@@ -5,7 +5,9 @@ Any number of job agents, on any hosts, each a broker user whose group has the
 
 1. ``Running`` / "Job Initialization"; a fresh working directory ``<workdir>/<jobID>``;
    the input sandbox (``SB:`` entries of ``InputSandbox``) downloaded and unpacked there
-   ("Input Sandbox Download" failures -> ``Failed``);
+   ("Input Sandbox Download" failures -> ``Failed``); then the ``InputData`` files,
+   ``Running`` / "Input Data Resolution" (Agent/JobAgentData.py; a failure ->
+   ``Failed`` / "Input Data Resolution");
 2. ``Running`` / "Application": the JDL's ``Executable`` with its ``Arguments`` (split
    as a shell would, not run by a shell) and ``ExecutionEnvironment`` (``NAME=value``
    items) plus ``DIRACJOBID``/``JOBID``, stdout and stderr into ``StdOutput``/
@@ -17,7 +19,11 @@ Any number of job agents, on any hosts, each a broker user whose group has the
    ``MaxWallClockTime`` (default: the agent's ``maxWallClock``) ends it, ``Failed``;
 5. ``Completing`` / "Uploading Output Sandbox": stdout, stderr and the files the JDL's
    ``OutputSandbox`` names (glob patterns) present in the directory, as one sandbox;
-6. ``Done`` / "Execution Complete" (exit 0), else ``Failed`` with the reason
+6. after a successful run, the ``OutputData`` files put and registered in the
+   catalogue (``Completing`` / "Uploading Job OutputData", job parameter
+   ``UploadedOutputData``; a missing file or a failed upload -> ``Failed`` /
+   "Uploading Job OutputData" with the reason);
+7. ``Done`` / "Execution Complete" (exit 0), else ``Failed`` with the reason
    ("Application Finished With Errors" and the exit code, a limit, a sandbox error).
 
 SIGTERM (:meth:`JobAgent.stop`): no new jobs; the running payloads are ended, their
@@ -27,6 +33,7 @@ output uploaded, and the jobs set ``Failed`` / "Job agent stopped": never left
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fnmatch
 import logging
@@ -37,6 +44,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +52,10 @@ import psutil
 from diracmq.broker.derrno import EWMSNOMATCH
 from diracmq.broker.returnvalues import S_OK, DReturnType
 
+from DIRAC.WorkloadManagementSystem.Agent.JobAgentData import (
+    downloadInputData,
+    uploadOutputData,
+)
 from DIRAC.WorkloadManagementSystem.Agent.JobAgentMetrics import JobAgentMetrics
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.Client.JobStateUpdateClient import JobStateUpdateClient
@@ -132,6 +144,8 @@ class JobAgent:
         self.matcher = MatcherClient(**options)
         self.state = JobStateUpdateClient(**options)
         self.sandboxes = SandboxStoreClient(**options)
+        self._clientOptions = options
+        self._dm: Any = None  # a DataManager, made for the first job with data
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -305,11 +319,16 @@ class JobAgent:
                     self._status(job_id, JS.FAILED, "Input Sandbox Download",
                                  got["Message"][:500])
                     return JS.FAILED
+            hasInputData = bool(ad.getListFromExpression("InputData"))
+            if hasInputData:
+                ended = self._inputData(job_id, ad, workdir, sandboxes, initialization)
+                if ended:
+                    return ended
             if self._stopping.is_set():
                 self._status(job_id, JS.FAILED, "Job agent stopped")
                 return JS.FAILED
             self._status(job_id, JS.RUNNING, "Application",
-                         earlier=[] if sandboxes else [initialization])
+                         earlier=[] if sandboxes or hasInputData else [initialization])
             code = self._runPayload(payload, ad, workdir)
             stdout = workdir / (ad.getAttributeString("StdOutput") or "std.out")
             self.state.setJobParameters(job_id, [["ApplicationExitCode", str(code)],
@@ -332,12 +351,80 @@ class JobAgent:
                 self._status(job_id, JS.FAILED, "Application Finished With Errors",
                              f"exit code {code}", earlier=completing)
                 return JS.FAILED
+            if ad.getListFromExpression("OutputData"):
+                self._status(job_id, JS.COMPLETING, "Uploading Job OutputData",
+                             earlier=completing)
+                completing = []  # reported
+                if not self._outputData(job_id, ad, workdir, match):
+                    return JS.FAILED
             self._status(job_id, JS.DONE, "Execution Complete",
                          "Application Finished Successfully", earlier=completing)
             return JS.DONE
         finally:
             if not self.keepWorkDirs:
                 shutil.rmtree(workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ data
+    def _dataManager(self) -> Any:
+        if self._dm is None:
+            from DIRAC.DataManagementSystem.Client.DataManager import DataManager
+
+            self._dm = DataManager(**self._clientOptions)
+        return self._dm
+
+    @contextlib.contextmanager
+    def _beating(self, jobID: int) -> Iterator[threading.Event]:
+        """Heartbeats every ``heartbeat`` seconds while data move (a long transfer must
+        not make the job Stalled); the event is set when a reply says Kill."""
+        stop, killed = threading.Event(), threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat):
+                reply = self.state.sendHeartBeat(jobID, {}, {})
+                if reply["OK"] and "Kill" in (reply["Value"] or {}):
+                    killed.set()
+
+        thread = threading.Thread(target=beat, name=f"job-{jobID}-data-heartbeat",
+                                  daemon=True)
+        thread.start()
+        try:
+            yield killed
+        finally:
+            stop.set()
+            thread.join()
+
+    def _inputData(self, jobID: int, ad: ClassAd, workdir: Path, sandboxes: list[str],
+                   initialization: tuple[str, str, str, str]) -> str | None:
+        """Download the input data (Running / "Input Data Resolution"); the job's final
+        status when it ended here (Failed, or Killed meanwhile), else None."""
+        self._status(jobID, JS.RUNNING, "Input Data Resolution",
+                     earlier=[] if sandboxes else [initialization])
+        with self._beating(jobID) as killed:
+            got = downloadInputData(self._dataManager(), ad, workdir, self.site)
+        if killed.is_set():
+            log.info("job %s: killed by its owner while its input data were downloaded",
+                     jobID)
+            return JS.KILLED
+        if not got["OK"]:
+            log.info("job %s: input data: %s", jobID, got["Message"])
+            self._status(jobID, JS.FAILED, "Input Data Resolution", got["Message"][:500])
+            return JS.FAILED
+        return None
+
+    def _outputData(self, jobID: int, ad: ClassAd, workdir: Path, match: dict[str, Any]
+                    ) -> bool:
+        """Upload and register the output data; False when the job failed."""
+        with self._beating(jobID):
+            done = uploadOutputData(self._dataManager(), ad, workdir, jobID,
+                                    str(match.get("Owner") or ""),
+                                    str(match.get("OwnerGroup") or ""))
+        if not done["OK"]:
+            log.info("job %s: output data: %s", jobID, done["Message"])
+            self._status(jobID, JS.FAILED, "Uploading Job OutputData", done["Message"][:500])
+            return False
+        self.state.setJobParameters(jobID, [["UploadedOutputData",
+                                             ", ".join(done["Value"])]])
+        return True
 
     def _command(self, ad: ClassAd, workdir: Path) -> list[str]:
         executable = str(ad.get("Executable", "")).strip()

@@ -1,4 +1,4 @@
-"""DIRAC's optimizer chain: JobPath -> JobSanity -> JobScheduling, once per job.
+"""DIRAC's optimizer chain: JobPath -> JobSanity [-> InputData] -> JobScheduling, once per job.
 
 The JobDB is the record; the broker only says "look at these jobs".  Each step runs
 in one database transaction that first locks the job and checks it is still where
@@ -12,9 +12,19 @@ Optimizers workers and broker redeliveries:
    optimization, is left alone.
 2. **JobSanity** (same claim) checks the JDL and the input sandbox: every ``SB:``
    entry must be a sandbox of the job's owner, then assigned to ``Job:<id>``/Input.
-   -> ``Checking`` / "JobScheduling".
-3. **JobScheduling** (same claim) computes the requirements (requested sites minus
-   banned ones, tags, processors, CPU time), writes them into the JDL as
+   -> ``Checking`` / "JobScheduling" (or "InputData" for a job with input data).
+3. **InputData** (same claim; only for a job whose JDL has ``InputData``: JobPath then
+   records the chain ``JobPath,JobSanity,InputData,JobScheduling``) asks the file
+   catalogue where the files are (Executor/InputData.py, outside any transaction),
+   fails the job when one has no replica ("Input data not available", the LFNs in the
+   logging info), else records the candidate sites (job parameter ``InputDataSites``)
+   -> ``Checking`` / "JobScheduling".  An unreachable catalogue leaves the job in
+   ``Checking`` / "InputData" (the logging info says so) for the sweep to retry after
+   the lease, and fails it once the catalogue has not answered for it during
+   ``DIRAC_WMS_INPUTDATA_MAX_WAIT`` seconds.
+4. **JobScheduling** (same claim) computes the requirements (requested sites minus
+   banned ones, intersected with InputData's candidate sites, tags, processors, CPU
+   time), writes them into the JDL as
    ``JobRequirements``, puts the job in its task queue and sets ``Waiting`` /
    "Pilot Agent Submission", all in one transaction.
 
@@ -29,6 +39,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -38,7 +49,7 @@ from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorExcept
 from sqlalchemy.engine import Connection
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
-from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, jdlTable
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, jdlTable, parametersTable
 from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import (
     SandboxMetadataDB,
     entityForJob,
@@ -51,23 +62,39 @@ from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import (
     insertIgnore,
     normalizeRequirements,
 )
+from DIRAC.WorkloadManagementSystem.Executor.InputData import (
+    INPUT_DATA,
+    MAX_WAIT,
+    NOT_AVAILABLE,
+    ReplicaSource,
+    inputDataLFNs,
+    resolveInputData,
+)
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, JDLError, parseJDL
 
-__all__ = ["CHAIN", "CLAIM_LEASE", "PILOT_AGENT_SUBMISSION", "JobOptimizer"]
+__all__ = ["CHAIN", "CLAIM_LEASE", "INPUT_DATA_CHAIN", "PILOT_AGENT_SUBMISSION",
+           "JobOptimizer"]
 
 log = logging.getLogger(__name__)
 
 #: The optimizers every job goes through, in order (DIRAC's default chain).
 CHAIN = ("JobPath", "JobSanity", "JobScheduling")
+#: The chain of a job with InputData (DIRAC's JobPath adds InputData for it).
+INPUT_DATA_CHAIN = ("JobPath", "JobSanity", INPUT_DATA, "JobScheduling")
 #: Minor status of a job waiting in a task queue (DIRAC's wording).
 PILOT_AGENT_SUBMISSION = "Pilot Agent Submission"
 #: Seconds after which a job left in Checking by an optimizer may be claimed again.
 CLAIM_LEASE = float(os.environ.get("DIRAC_WMS_OPTIMIZER_LEASE", 60))
 SOURCE = "Optimizers"
+#: Seconds after a failed catalogue call during which jobs with input data are put back
+#: at once instead of each waiting for the catalogue's timeout.
+CATALOG_BACKOFF = 10.0
 #: Most jobs :meth:`JobOptimizer.optimizeJobs` runs the chain on in one transaction.
 JOBS_PER_TRANSACTION = int(os.environ.get("DIRAC_WMS_OPTIMIZER_BATCH") or 25)
 
 _T = TypeVar("_T")
+#: What the chain gives for a job it leaves, within a batch, before the InputData step.
+_DEFERRED: DReturnType = {"OK": True, "Value": "deferred"}
 
 # Statements the steps run for every job, built once (values as parameters).
 _JDL = sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
@@ -104,14 +131,19 @@ def bannedSites() -> list[str]:
             if s.strip()]
 
 
-def jobRequirements(ad: ClassAd) -> dict[str, Any]:
-    """What JobScheduling derives from a JDL (raises :class:`_Fail` when impossible)."""
+def jobRequirements(ad: ClassAd, dataSites: list[str] | None = None) -> dict[str, Any]:
+    """What JobScheduling derives from a JDL (raises :class:`_Fail` when impossible).
+
+    ``dataSites``: the InputData optimizer's candidate sites (None: no restriction).
+    """
     requested = _sites(ad, "Site", "Destination")
     banned = sorted(set(_sites(ad, "BannedSites", "BannedSite")) | set(bannedSites()))
     allowed = [s for s in requested if s not in banned]
     if requested and not allowed:
         raise _Fail("JobScheduling", f"Impossible site requirement: every requested site "
                                      f"({', '.join(requested)}) is banned")
+    if dataSites is not None:
+        allowed = _dataSites(requested, allowed, banned, dataSites)
     cpu = ad.getAttributeInt("CPUTime") or ad.getAttributeInt("MaxCPUTime") or DEFAULT_CPU_TIME
     if cpu <= 0:
         raise _Fail("JobScheduling", f"invalid CPUTime {cpu}")
@@ -122,13 +154,38 @@ def jobRequirements(ad: ClassAd) -> dict[str, Any]:
                                   "Tags": tags, "NumberOfProcessors": processors})
 
 
+def _dataSites(requested: list[str], allowed: list[str], banned: list[str],
+               dataSites: list[str]) -> list[str]:
+    """The sites left once the input data's candidate sites are taken into account."""
+    if not dataSites:
+        raise _Fail("JobScheduling", "No candidate sites available: no site holds all the "
+                                     "input data")
+    if requested:
+        kept = [s for s in allowed if s in dataSites]
+        if not kept:
+            raise _Fail("JobScheduling", f"No candidate sites available: the input data "
+                                         f"are at {', '.join(dataSites)}, the job may run "
+                                         f"only at {', '.join(allowed)}")
+        return kept
+    kept = [s for s in dataSites if s not in banned]
+    if not kept:
+        raise _Fail("JobScheduling", f"No candidate sites available: every site holding "
+                                     f"the input data ({', '.join(dataSites)}) is banned")
+    return kept
+
+
 class JobOptimizer:
     """Runs the chain on jobs of one JobDB (thread-safe; one per process is enough)."""
 
     def __init__(self, jobDB: JobDB, taskQueueDB: TaskQueueDB | None = None,
-                 sandboxDB: SandboxMetadataDB | None = None, lease: float | None = None
-                 ) -> None:
+                 sandboxDB: SandboxMetadataDB | None = None, lease: float | None = None,
+                 catalog: ReplicaSource | None = None) -> None:
         self.db = jobDB
+        #: The file catalogue the InputData step asks (a FileCatalogClient on first use).
+        self.catalog = catalog
+        #: (monotonic time, message) of the catalogue's last failure: for
+        #: CATALOG_BACKOFF seconds the next jobs do not wait for it again.
+        self._catalogDown: tuple[float, str] | None = None
         self.tq = taskQueueDB or TaskQueueDB(jobDB)
         self.sb = sandboxDB or SandboxMetadataDB(jobDB)
         self.lease = CLAIM_LEASE if lease is None else lease
@@ -185,14 +242,15 @@ class JobOptimizer:
             job = self.db._lock(conn, jobID)
             if job["Status"] == JS.RECEIVED:
                 pass
-            elif job["Status"] == JS.CHECKING and job["MinorStatus"] in CHAIN and \
+            elif job["Status"] == JS.CHECKING and job["MinorStatus"] in INPUT_DATA_CHAIN and \
                     (job["LastUpdateTime"] is None
                      or job["LastUpdateTime"] < lease_cutoff):
                 pass  # left by an optimizer that stopped: take it over
             else:
                 return False
+            chain = INPUT_DATA_CHAIN if self._hasInputData(conn, jobID) else CHAIN
             self.db._upsert_parameters(conn, jobID, [("OptimizerClaim", token),
-                                                     ("OptimizerChain", ",".join(CHAIN))])
+                                                     ("OptimizerChain", ",".join(chain))])
             self.db._change(conn, job, status=JS.CHECKING, minor="JobSanity", source="JobPath")
             return True
 
@@ -202,8 +260,8 @@ class JobOptimizer:
             log.info("job %s: not optimized: %s", jobID, exc.result.get("Message"))
             return False
 
-    def _jobSanity(self, jobID: int, token: str) -> None:
-        def sanity(conn: Connection) -> None:
+    def _jobSanity(self, jobID: int, token: str) -> bool:
+        def sanity(conn: Connection) -> bool:
             job = self._claimed(conn, jobID, token, "JobSanity")
             jdl = conn.scalar(_JDL, {"jdl_job_id": jobID})
             try:
@@ -212,9 +270,10 @@ class JobOptimizer:
                 raise _Fail("JobSanity", f"the stored JDL does not parse: {exc}") from None
             if not str(ad.get("Executable", "")).strip():
                 raise _Fail("JobSanity", "the JDL has no Executable")
-            if ad.getListFromExpression("InputData"):
-                raise _Fail("JobSanity", "InputData is not supported by this WMS (no "
-                                         "InputData optimizer)")
+            try:
+                hasInputData = bool(inputDataLFNs(ad))
+            except ValueError as exc:
+                raise _Fail("JobSanity", f"invalid InputData: {exc}") from None
             t = sandboxesTable.c
             entity = entityForJob(jobID)
             for entry in ad.getListFromExpression("InputSandbox"):
@@ -237,17 +296,115 @@ class JobOptimizer:
                                              f"(submit with WMSClient, Dirac().submitJob or "
                                              f"dirac-wms-job-submit, which upload local "
                                              f"files)")
-            self.db._change(conn, job, status=JS.CHECKING, minor="JobScheduling",
+            self.db._change(conn, job, status=JS.CHECKING,
+                            minor=INPUT_DATA if hasInputData else "JobScheduling",
                             source="JobSanity")
+            return hasInputData
 
-        self._run(sanity)
+        return bool(self._run(sanity))
+
+    # ------------------------------------------------------------- InputData
+    @staticmethod
+    def _hasInputData(conn: Connection, jobID: int) -> bool:
+        """Whether the job's JDL names input data (a JDL that does not parse: False,
+        JobSanity fails it)."""
+        jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+        if not jdl or "InputData" not in jdl:  # most jobs: no parsing
+            return False
+        try:
+            return bool(parseJDL(jdl).getListFromExpression("InputData"))
+        except JDLError:
+            return False
+
+    @staticmethod
+    def _inputDataSites(conn: Connection, jobID: int) -> list[str] | None:
+        """The candidate sites the InputData step recorded (None: no restriction)."""
+        p = parametersTable.c
+        text = conn.scalar(sa.select(p.Value).where(p.JobID == jobID,
+                                                    p.Name == "InputDataSites"))
+        sites = json.loads(text) if text else None
+        return [str(s) for s in sites] if isinstance(sites, list) else None
+
+    def _catalog(self) -> ReplicaSource:
+        if self.catalog is None:
+            from DIRAC.Resources.Catalog.FileCatalogClient import FileCatalogClient
+
+            try:
+                timeout = float(os.environ.get("DIRAC_WMS_INPUTDATA_TIMEOUT") or 30)
+            except ValueError:
+                timeout = 30.0
+            self.catalog = FileCatalogClient(timeout=timeout)
+        return self.catalog
+
+    def _inputData(self, jobID: int, token: str) -> bool:
+        """The InputData step: True when the job went on to JobScheduling, False when it
+        was left in Checking / InputData because the catalogue did not answer (raises
+        :class:`_Fail` when the data are not available or after too many tries)."""
+        def read(conn: Connection) -> list[str]:
+            self._claimed(conn, jobID, token, INPUT_DATA)
+            jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+            return inputDataLFNs(parseJDL(jdl or ""))
+
+        lfns = self.db._run(read)
+        down = self._catalogDown
+        if down is not None and time.monotonic() - down[0] < CATALOG_BACKOFF:
+            resolved = S_ERROR(f"{down[1]} (less than {CATALOG_BACKOFF:g} s ago)")
+        else:
+            # Asked outside any transaction: the job row stays unlocked meanwhile.
+            resolved = resolveInputData(self._catalog(), lfns)
+            self._catalogDown = None if resolved["OK"] else \
+                (time.monotonic(), resolved["Message"])
+        if resolved["OK"] and resolved["Value"]["Missing"]:
+            missing = resolved["Value"]["Missing"]
+            raise _Fail(INPUT_DATA, f"{NOT_AVAILABLE}: " + ", ".join(
+                f"{lfn} ({reason})" for lfn, reason in sorted(missing.items())))
+
+        def record(conn: Connection) -> bool:
+            job = self._claimed(conn, jobID, token, INPUT_DATA)
+            p = parametersTable.c
+            if not resolved["OK"]:
+                since_text = conn.scalar(sa.select(p.Value).where(
+                    p.JobID == jobID, p.Name == "InputDataWaitingSince"))
+                now = _now()
+                try:
+                    since = dt.datetime.fromisoformat(since_text) if since_text else now
+                except ValueError:
+                    since = now
+                waited = (now - since).total_seconds()
+                if since_text and waited >= MAX_WAIT:
+                    raise _Fail(INPUT_DATA, f"cannot resolve the input data: the file "
+                                            f"catalogue has not answered for {waited:.0f} s: "
+                                            f"{resolved['Message']}")
+                if not since_text:
+                    self.db._upsert_parameters(conn, jobID, [
+                        ("InputDataWaitingSince", now.isoformat(timespec="seconds"))])
+                self.db._change(conn, job, status=JS.CHECKING, minor=INPUT_DATA,
+                                application=f"waiting for the file catalogue (since "
+                                            f"{since:%Y-%m-%d %H:%M:%S}): "
+                                            f"{resolved['Message']}"[:1000],
+                                source=INPUT_DATA)
+                return False
+            waited_before = str(job.get("ApplicationStatus") or "").startswith(
+                "waiting for the file catalogue")
+            found = [("InputDataSites", json.dumps(resolved["Value"]["Sites"]))]
+            if waited_before:  # a rescheduled job waits afresh
+                found.append(("InputDataWaitingSince", ""))
+            self.db._upsert_parameters(conn, jobID, found)
+            self.db._change(conn, job, status=JS.CHECKING, minor="JobScheduling",
+                            application="Input data resolved" if waited_before else None,
+                            source=INPUT_DATA)
+            return True
+
+        return bool(self.db._run(record))
 
     def _jobScheduling(self, jobID: int, token: str) -> None:
         def schedule(conn: Connection) -> None:
             job = self._claimed(conn, jobID, token, "JobScheduling")
             jdl = conn.scalar(_JDL, {"jdl_job_id": jobID})
             ad = parseJDL(jdl or "")
-            requirements = jobRequirements(ad)
+            dataSites = self._inputDataSites(conn, jobID) \
+                if ad.getListFromExpression("InputData") else None
+            requirements = jobRequirements(ad, dataSites)
             ad["JobRequirements"] = ClassAd({
                 "CPUTime": requirements["CPUTime"],
                 "NumberOfProcessors": requirements["NumberOfProcessors"],
@@ -272,9 +429,20 @@ class JobOptimizer:
         token = uuid.uuid4().hex
         if not self._jobPath(jobID, token):
             return S_OK(None)
-        step = "JobSanity"
+        return self._chain(jobID, token, "JobSanity")
+
+    def _chain(self, jobID: int, token: str, step: str) -> DReturnType:
+        """The chain from ``step`` (JobSanity, or InputData for a job a batch left
+        there) on, for the job this optimizer claimed with ``token``.  Within a batch,
+        a job with input data stops after JobSanity (:data:`_DEFERRED`): the InputData
+        step asks the catalogue, which must not happen inside a transaction."""
         try:
-            self._jobSanity(jobID, token)
+            hasInputData = step == INPUT_DATA or self._jobSanity(jobID, token)
+            step = INPUT_DATA
+            if hasInputData and getattr(self._batch, "conn", None) is not None:
+                return _DEFERRED
+            if hasInputData and not self._inputData(jobID, token):
+                return S_OK(None)  # the catalogue did not answer: the sweep retries
             step = "JobScheduling"
             self._jobScheduling(jobID, token)
         except _Lost:
@@ -313,10 +481,25 @@ class JobOptimizer:
         for start in range(0, len(ids), JOBS_PER_TRANSACTION):
             chunk = ids[start:start + JOBS_PER_TRANSACTION]
 
-            def batch(conn: Connection, chunk: list[int] = chunk) -> dict[int, DReturnType]:
+            deferred: dict[int, str] = {}  # jobs with input data: their claim tokens
+
+            def batch(conn: Connection, chunk: list[int] = chunk,
+                      deferred: dict[int, str] = deferred) -> dict[int, DReturnType]:
+                deferred.clear()  # (the transaction may run again)
                 self._batch.conn = conn
+                done: dict[int, DReturnType] = {}
                 try:
-                    return {job_id: self.optimizeJob(job_id) for job_id in chunk}
+                    for job_id in chunk:
+                        token = uuid.uuid4().hex
+                        if not self._jobPath(job_id, token):
+                            done[job_id] = S_OK(None)
+                            continue
+                        result = self._chain(job_id, token, "JobSanity")
+                        if result is _DEFERRED:
+                            deferred[job_id] = token
+                        else:
+                            done[job_id] = result
+                    return done
                 finally:
                     self._batch.conn = None
 
@@ -326,6 +509,10 @@ class JobOptimizer:
                 log.warning("optimizing jobs %s..%s together failed (%s); one by one",
                             chunk[0], chunk[-1], exc)
                 out.update((job_id, self.optimizeJob(job_id)) for job_id in chunk)
+                continue
+            # committed: the jobs with input data go on, each step in its own transaction
+            out.update((job_id, self._chain(job_id, token, INPUT_DATA))
+                       for job_id, token in deferred.items())
         return S_OK(out)
 
     def jobsToRecover(self, limit: int = 1000) -> DReturnType:

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, Expression, JDLError, parseJDL
+from DIRAC.WorkloadManagementSystem.Utilities.OutputData import checkDataAttributes
 from DIRAC.WorkloadManagementSystem.Utilities.ParametricJob import expandParametricJobs
 
 __all__ = [
@@ -132,6 +133,14 @@ def _check_string_list(ad: ClassAd, name: str) -> None:
                                f"not {value!r}")
 
 
+def _check_data(ad: ClassAd) -> None:
+    """InputData, OutputData, OutputSE and OutputPath as the job path will use them
+    (an error at submission rather than a job failing later)."""
+    problem = checkDataAttributes(ad)
+    if problem:
+        raise JDLError(problem)
+
+
 def jobAttributesFromClassAd(ad: ClassAd) -> dict[str, Any]:
     """The Jobs-table attributes a (non-parametric) job description sets.
 
@@ -148,8 +157,9 @@ def jobAttributesFromClassAd(ad: ClassAd) -> dict[str, Any]:
     for name in ("CPUTime", "NumberOfProcessors", "MaxNumberOfProcessors",
                  "MinNumberOfProcessors"):
         _check_numeric(ad, name)
-    for name in ("InputSandbox", "OutputSandbox", "InputData", "OutputData"):
+    for name in ("InputSandbox", "OutputSandbox", "InputData", "OutputData", "OutputSE"):
         _check_string_list(ad, name)
+    _check_data(ad)
     return {
         "JobName": _text(ad, "JobName", DEFAULT_ATTRIBUTES["JobName"]),
         "JobGroup": _text(ad, "JobGroup", DEFAULT_ATTRIBUTES["JobGroup"]),
