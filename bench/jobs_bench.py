@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/jobs_bench.py [--backends sqlite,postgresql] [--jobs 2000]
                                          [--agents 4] [--slots 2] [--summary-jobs 100000]
+                                         [--only submit,e2e,summary] [--profile DIR]
 
 Everything runs against the local broker in a vhost of its own (made and deleted with
 rabbitmqctl) and real ``dirac-worker`` / ``dirac-job-agent`` processes; PostgreSQL in a
@@ -12,7 +13,9 @@ on stdout (progress on stderr); bench/RESULTS.md quotes them.
   one client) and the time of one parametric JDL of 1,000 jobs;
 * ``e2e``: ``--jobs`` trivial jobs (``/bin/true``, parametric bulks of 1,000) from the first
   submission until all are Done, through a WorkloadManagement worker, an Optimizers worker
-  and ``--agents`` job agents; where the time goes from the jobs' logging records;
+  and ``--agents`` job agents; where the time goes from the jobs' logging records (phases
+  per job, and when the last job reached each stage), CPU seconds per kind of process
+  from /proc (bench/procstat.py), py-spy stacks of every process with ``--profile``;
 * ``summary``: ``getJobPageSummaryWeb`` (sorted, filtered, paged) over ``--summary-jobs``
   jobs inserted directly into the JobDB: latency percentiles through the broker.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import random
@@ -34,6 +38,9 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import procstat  # noqa: E402  (bench/procstat.py)
+
 BIN = Path(sys.executable).parent
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -108,10 +115,11 @@ class Procs:
     """Processes started by the benchmark, stopped by PID (SIGTERM, then SIGKILL)."""
 
     def __init__(self, env, tmp):
-        self.env, self.tmp, self.procs = env, tmp, []
+        self.env, self.tmp, self.procs, self.names = env, tmp, [], []
 
     def start(self, name, argv, ready=None, extra_env=None):
         log = self.tmp / f"{name}-{len(self.procs)}.log"
+        self.names.append(name)
         with log.open("w") as fh:
             proc = subprocess.Popen(argv, env=dict(self.env, **(extra_env or {})),
                                     stdout=fh, stderr=subprocess.STDOUT,
@@ -135,6 +143,38 @@ class Procs:
                 proc.kill()
                 proc.wait()
         self.procs = []
+        self.names = []
+
+    def cpu(self):
+        """CPU seconds used so far per process kind (wms, opt, agent), and the broker's."""
+        out = {}
+        import psutil
+
+        for name, proc in zip(self.names, self.procs, strict=True):
+            kind = name.rstrip("0123456789")
+            pids = [proc.pid]  # and its worker processes (--processes N)
+            with contextlib.suppress(psutil.Error):
+                pids += [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+            out[kind] = out.get(kind, 0.0) + sum(procstat.cpu_ns(p) for p in pids) / 1e9
+        broker = procstat.broker_pid()
+        if broker:
+            out["broker"] = procstat.cpu_ns(broker) / 1e9
+        busy = procstat.machine_busy_ns()
+        if busy is not None:
+            out["machine"] = busy / 1e9
+        return out
+
+    def profile(self, directory, seconds):
+        """py-spy every process for ``seconds`` (flame graphs as SVG in ``directory``)."""
+        spies = []
+        for name, proc in zip(self.names, self.procs, strict=True):
+            spies.append(subprocess.Popen(
+                [str(BIN / "py-spy"), "record", "--pid", str(proc.pid), "--duration",
+                 str(int(seconds)), "--rate", "200", "--nonblocking", "--format", "raw",
+                 *os.environ.get("BENCH_PYSPY_FLAGS", "").split(),
+                 "--output", str(Path(directory) / f"{name}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return spies
 
 
 @contextlib.contextmanager
@@ -208,7 +248,7 @@ def bench_submit(backend, broker_url, singles=300):
               "jobs_per_s": round(1000 / statistics.median(times), 1)})
 
 
-def bench_e2e(backend, broker_url, jobs, agents, slots, processes):
+def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None):
     from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import JobManagerClient
     from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB
 
@@ -220,6 +260,8 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes):
                         ready="job agent ready", extra_env={"DIRAC_GROUP": "dirac_pilot"})
         manager = JobManagerClient(settings=settings(broker_url))
         bulk = '[Executable = "/bin/true"; Parameters = {n}; JobName = "e2e-%n";]'
+        cpu_before = procs.cpu()
+        spies = procs.profile(profile, max(5, jobs / 40)) if profile else []
         started = time.time()
         ids = []
         left = jobs
@@ -231,15 +273,42 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes):
             left -= n
         submitted = time.time()
         db = JobDB(db_url)
+        progress, progressed = None, time.time()
         while True:
+            # the database is this run's: count every job (cheaper than by ID)
             counts = dict((k["Status"], v) for k, v in db.getCounters(
-                ["Status"], {"JobID": ids})["Value"])
+                "Jobs", ["Status"])["Value"])
             if counts.get("Done", 0) + counts.get("Failed", 0) >= len(ids):
                 break
             if time.time() - started > 1800:
                 raise RuntimeError(f"not done after 30 min: {counts}")
-            time.sleep(0.5)
+            dead = [n for n, p in zip(procs.names, procs.procs, strict=True)
+                    if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} stopped (logs in {tmp}): {counts}")
+            if counts != progress:
+                progress, progressed = counts, time.time()
+            elif time.time() - progressed > 120:
+                raise RuntimeError(f"no job changed state for 2 min (logs in {tmp}): {counts}")
+            time.sleep(0.2)
         ended = time.time()
+        cpu_after = procs.cpu()
+        for spy in spies:
+            spy.wait()
+        # the last job to reach each stage (from every job's logging records)
+        import sqlalchemy as sa
+
+        from DIRAC.WorkloadManagementSystem.DB.JobDB import loggingTable
+
+        t = loggingTable.c
+        stages = {}
+        with db.engine.connect() as conn:
+            for status, minor in (("Waiting", "Pilot Agent Submission"),
+                                  ("Matched", "Assigned"), ("Done", "Execution Complete")):
+                last = conn.scalar(sa.select(sa.func.max(t.StatusTime)).where(
+                    t.Status == status, t.MinorStatus == minor))
+                stages[status] = None if last is None else round(
+                    last.replace(tzinfo=datetime.UTC).timestamp() - started, 2)
         # where the time goes, from the logging records
         phases = {"optimize": [], "wait_match": [], "run": []}
         sample = random.sample(ids, min(300, len(ids)))
@@ -248,7 +317,7 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes):
             log = db.getJobLoggingInfo(job_id)["Value"]
             t = {}
             for status, minor, _app, when, _src in log:
-                t.setdefault((status, minor), when.replace(tzinfo=None).timestamp())
+                t.setdefault((status, minor), when.replace(tzinfo=datetime.UTC).timestamp())
             rec = t[("Received", "Job accepted")]
             wait = t[("Waiting", "Pilot Agent Submission")]
             match = t[("Matched", "Assigned")]
@@ -264,7 +333,9 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes):
               "total_s": round(ended - started, 2),
               "jobs_per_s": round(len(ids) / (ended - started), 1),
               "phases_p50_s": {k: round(pct(v, 50), 3) for k, v in phases.items()},
-              "phases_p90_s": {k: round(pct(v, 90), 3) for k, v in phases.items()}})
+              "phases_p90_s": {k: round(pct(v, 90), 3) for k, v in phases.items()},
+              "last_reached_s": stages,
+              "cpu_s": {k: round(cpu_after[k] - cpu_before.get(k, 0), 1) for k in cpu_after}})
 
 
 def bench_summary(backend, broker_url, count, calls=60):
@@ -287,6 +358,11 @@ def bench_summary(backend, broker_url, count, calls=60):
                     template.classAd))
             assert db.insertNewJobs(prepared, f"user{start // 5000 % 10}", "users")["OK"]
         say(f"{backend}: {count} jobs inserted in {time.perf_counter() - t0:.0f}s")
+        if backend == "sqlite":
+            # As a deployment does: the Optimizers worker's sweep (every 5 s here)
+            # refreshes SQLite's planner statistics once the number of jobs has doubled,
+            # and the WorkloadManagement worker's connections reload them within 10 s.
+            time.sleep(16)
         monitor = JobMonitoringClient(settings=settings(broker_url))
         queries = [
             ({"Site": "LCG.CERN.cern"}, [["JobID", "DESC"]], 0, 25),
@@ -316,6 +392,8 @@ def main():
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--wms-processes", type=int, default=1)
     parser.add_argument("--summary-jobs", type=int, default=100000)
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy every process during e2e (raw stacks in DIR)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     for backend in args.backends.split(","):
@@ -326,7 +404,7 @@ def main():
                     bench_submit(backend, url)
                 elif what == "e2e":
                     bench_e2e(backend, url, args.jobs, args.agents, args.slots,
-                              args.wms_processes)
+                              args.wms_processes, args.profile)
                 elif what == "summary":
                     bench_summary(backend, url, args.summary_jobs)
 

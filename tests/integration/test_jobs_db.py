@@ -310,6 +310,139 @@ def test_sandbox_upload_checks_size_checksum_and_ownership(dbs):
     assert not sb.blobPath(sha).exists()
 
 
+def _upload(sb, data, owner, chunks):
+    """Upload ``data`` as ``owner`` in chunks of the given sizes (in this order)."""
+    import hashlib
+
+    started = ok(sb.initiateUpload(hashlib.sha256(data).hexdigest(), len(data), owner, ""))
+    if started["Exists"]:
+        return started["Sandbox"]
+    offset = 0
+    for size in chunks:
+        ok(sb.uploadChunk(started["UploadID"], offset, data[offset:offset + size], owner))
+        offset += size
+    return ok(sb.finishUpload(started["UploadID"], owner))
+
+
+def test_database_sandbox_store_round_trip_dedup_and_removal(jobdb_url, tmp_path):
+    """DIRAC_SANDBOX_BACKEND=db: contents are rows of the JobDB's database."""
+    import hashlib
+    import os
+
+    from DIRAC.WorkloadManagementSystem.DB import SandboxMetadataDB as module
+
+    db = JobDB(jobdb_url)
+    sb = SandboxMetadataDB(db, tmp_path / "unused", backend="db")
+    sb.dropTables()
+    ok(sb.initialize())
+    assert not (tmp_path / "unused").exists()  # nothing on disk
+    chunk = module.CHUNK_SIZE
+    data = os.urandom(2 * chunk + 12345)  # three content rows, the last one short
+    sha = hashlib.sha256(data).hexdigest()
+    # chunks not aligned with the content rows, sent out of order, one sent twice
+    started = ok(sb.initiateUpload(sha, len(data), "alice", "users"))
+    upload = started["UploadID"]
+    pieces = [(0, 700_000), (700_000, chunk), (700_000 + chunk, len(data) - 700_000 - chunk)]
+    for offset, size in reversed(pieces):
+        ok(sb.uploadChunk(upload, offset, data[offset:offset + size], "alice"))
+    ok(sb.uploadChunk(upload, 0, data[:700_000], "alice"))  # a retry replaces itself
+    # a chunk overlapping another is refused (an upload never stores more than its size)
+    assert "overlaps" in error(sb.uploadChunk(upload, 100, data[100:200], "alice"))["Message"]
+    name = ok(sb.finishUpload(upload, "alice"))
+    assert sb.hasContent(sha)
+    rows = db._run(lambda c: c.execute(sa.select(module.contentChunksTable.c.Seq,
+                                                 sa.func.length(module.contentChunksTable.c.Data))
+                                       .order_by(module.contentChunksTable.c.Seq)).all(),
+                   write=False)
+    assert [tuple(r) for r in rows] == [(0, chunk), (1, chunk), (2, 12345)]
+    assert db._run(lambda c: c.scalar(sa.select(sa.func.count()).select_from(
+        module.uploadChunksTable)), write=False) == 0  # the upload's rows are gone
+    # reads across row boundaries, past the end, of a whole content
+    assert ok(sb.readChunk(sha, chunk - 10, 30)) == data[chunk - 10:chunk + 20]
+    assert ok(sb.readChunk(sha, len(data) - 5, 100)) == data[-5:]
+    assert ok(sb.readChunk(sha, len(data) + 1, 100)) == b""
+    back = b"".join(ok(sb.readChunk(sha, o, module.MAX_CHUNK))
+                    for o in range(0, len(data), module.MAX_CHUNK))
+    assert back == data
+    # dedup: the same owner is told it exists; another owner's upload stores no new rows
+    assert ok(sb.initiateUpload(sha, len(data), "alice", "")) == {"Exists": True,
+                                                                 "Sandbox": name}
+    bobs = _upload(sb, data, "bob", [len(data)])
+    assert bobs != name
+    assert len(db._run(lambda c: c.execute(sa.select(module.contentChunksTable.c.Seq)).all(),
+                       write=False)) == 3
+    # an incomplete or corrupt upload is refused
+    gap = ok(sb.initiateUpload(hashlib.sha256(b"ab").hexdigest(), 2, "alice", ""))
+    ok(sb.uploadChunk(gap["UploadID"], 1, b"b", "alice"))
+    assert "incomplete" in error(sb.finishUpload(gap["UploadID"], "alice"))["Message"]
+    ok(sb.uploadChunk(gap["UploadID"], 0, b"x", "alice"))
+    assert "corrupt" in error(sb.finishUpload(gap["UploadID"], "alice"))["Message"]
+    # an empty sandbox is a content too
+    empty = _upload(sb, b"", "alice", [])
+    assert ok(sb.readChunk(hashlib.sha256(b"").hexdigest(), 0, 10)) == b""
+    # removal: the content goes with the last record using it
+    job1, job2, job3 = submit(db), submit(db, owner="bob"), submit(db)
+    ok(sb.assignSandboxesToEntities({f"Job:{job1}": [(name, "Input")],
+                                     f"Job:{job3}": [(empty, "Input")]}))
+    ok(sb.assignSandboxesToEntities({f"Job:{job2}": [(bobs, "Input")]}))
+    assert ok(sb.unassignEntities([f"Job:{job1}"])) == 0  # bob's record still uses it
+    assert sb.hasContent(sha) and ok(sb.readChunk(sha, 0, 4)) == data[:4]
+    assert ok(sb.unassignEntities([f"Job:{job2}"])) == 1
+    assert not sb.hasContent(sha)
+    assert db._run(lambda c: c.scalar(sa.select(sa.func.count()).select_from(
+        module.contentChunksTable).where(module.contentChunksTable.c.SHA256 == sha)),
+        write=False) == 0
+    assert "missing from the store" in error(sb.readChunk(sha, 0, 10))["Message"]
+    # uploading it again after the removal stores it again
+    again = _upload(sb, data, "alice", [chunk, len(data) - chunk])
+    assert again == name and ok(sb.readChunk(sha, len(data) - 3, 3)) == data[-3:]
+    sb.dropTables()
+
+
+def test_database_sandbox_store_limits_are_the_directory_stores(jobdb_url, tmp_path,
+                                                                 monkeypatch):
+    import hashlib
+
+    db = JobDB(jobdb_url)
+    monkeypatch.setenv("DIRAC_SANDBOX_BACKEND", "db")
+    sb = SandboxMetadataDB(db)
+    assert sb.backend == "db"
+    sb.dropTables()
+    ok(sb.initialize())
+    monkeypatch.setenv("DIRAC_SANDBOX_MAX_SIZE", "1000")
+    sha = hashlib.sha256(b"x" * 10).hexdigest()
+    assert "larger than the limit" in error(sb.initiateUpload(sha, 1001, "alice", ""))[
+        "Message"]
+    started = ok(sb.initiateUpload(sha, 10, "alice", ""))
+    assert error(sb.uploadChunk(started["UploadID"], 5, b"x" * 6, "alice"))  # past the end
+    assert error(sb.uploadChunk(started["UploadID"], 0, b"x" * 10, "bob"))  # not bob's
+    monkeypatch.setenv("DIRAC_SANDBOX_BACKEND", "nfs")
+    with pytest.raises(ValueError, match="DIRAC_SANDBOX_BACKEND"):
+        SandboxMetadataDB(db)
+    sb.dropTables()
+
+
+def test_sqlite_planner_statistics_are_refreshed_when_the_jobs_double(jobdb_url):
+    db = JobDB(jobdb_url)
+    if not db.isSQLite:
+        assert ok(db.refreshStatistics(force=True)) is False  # autovacuum's job
+        return
+    assert ok(db.refreshStatistics(force=True)) is True
+    for _ in range(3):
+        submit(db)
+    assert ok(db.refreshStatistics()) is True  # 0 -> 3 jobs
+    assert ok(db.refreshStatistics()) is False  # nothing changed
+    submit(db)
+    assert ok(db.refreshStatistics()) is False  # 3 -> 4: not doubled
+    plan = db._run(lambda c: c.exec_driver_sql(
+        "EXPLAIN QUERY PLAN SELECT JobID FROM Jobs WHERE Owner = 'alice' "
+        "AND Status = 'Received'").fetchall(), write=False)
+    assert plan  # the statistics exist and the planner reads them
+    stats = db._run(lambda c: c.exec_driver_sql(
+        "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'Jobs'").scalar(), write=False)
+    assert stats >= 1
+
+
 # ------------------------------------------------------------------ Job API
 def test_job_api_builds_a_jdl_the_wms_accepts(dbs):
     db, _, _, optimizer = dbs

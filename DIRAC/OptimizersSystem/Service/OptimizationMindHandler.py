@@ -8,7 +8,8 @@ process runs, from ``initializeHandler`` on, in background threads:
 * a sweep every ``DIRAC_WMS_OPTIMIZER_SWEEP`` seconds (default 30): jobs the JobDB
   says still need optimizing (Received, or Checking past the lease) are optimized,
   so a lost announcement or a restarted worker loses nothing; the same thread runs
-  the StalledJobAgent.
+  the StalledJobAgent, and refreshes SQLite's statistics when the number of jobs has
+  doubled or halved (JobDB.refreshStatistics).
 
 Its RPC methods report and trigger: ``getStats``, ``optimizeJobs`` (JobAdministrator).
 Scale it like any worker: ``dirac-worker Optimizers --processes 2`` or more commands.
@@ -29,7 +30,10 @@ from diracmq.workers.handler import RequestHandler
 
 from DIRAC.WorkloadManagementSystem.Agent.StalledJobAgent import StalledJobAgent
 from DIRAC.WorkloadManagementSystem.DB.JobDB import getJobDB
-from DIRAC.WorkloadManagementSystem.Executor.Optimizers import JobOptimizer
+from DIRAC.WorkloadManagementSystem.Executor.Optimizers import (
+    JOBS_PER_TRANSACTION,
+    JobOptimizer,
+)
 from DIRAC.WorkloadManagementSystem.Utilities import OptimizerQueue
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
 
@@ -96,16 +100,20 @@ class OptimizationMindHandler(RequestHandler):
         """Optimize the announced jobs; False (put back) on a database error."""
         assert cls.optimizer is not None
         ok = True
-        for job_id in jobIDs:
+        ids = list(jobIDs)
+        # several jobs per transaction (optimizeJobs), but not all of a big sweep at once:
+        # a stop request is honoured between chunks
+        for start in range(0, len(ids), JOBS_PER_TRANSACTION):
             if cls._stop.is_set():
                 return False
-            result = cls.optimizer.optimizeJob(job_id)
-            if not result["OK"]:
-                cls._count("Errors")
-                ok = False
-            else:
-                cls._count({"Waiting": "Waiting", "Failed": "Failed"}.get(
-                    result["Value"], "Skipped"))
+            outcomes = cls.optimizer.optimizeJobs(ids[start:start + JOBS_PER_TRANSACTION])
+            for result in outcomes["Value"].values():
+                if not result["OK"]:
+                    cls._count("Errors")
+                    ok = False
+                else:
+                    cls._count({"Waiting": "Waiting", "Failed": "Failed"}.get(
+                        result["Value"], "Skipped"))
         return ok
 
     @classmethod
@@ -122,6 +130,7 @@ class OptimizationMindHandler(RequestHandler):
                 marked = cls.stalled.execute()
                 if marked["OK"]:
                     cls._count("Stalled", marked["Value"]["Stalled"])
+                cls.optimizer.db.refreshStatistics()  # SQLite's planner statistics
                 cls._count("Sweeps")
             except Exception:
                 log.exception("optimizer sweep failed; next one in %gs", interval)

@@ -191,22 +191,27 @@ class JobAgent:
                 self._wait(self.pollInterval)
                 idle_since = time.monotonic()
                 continue
-            asked = time.monotonic()
-            result = self.matcher.requestJob(self.resourceDescription())
-            if self.metrics is not None:
-                self.metrics.match_request(result, time.monotonic() - asked)
-            if result["OK"]:
-                failures = 0
-                idle_since = time.monotonic()
-                self._start(result["Value"])
+            wanted = self.slots - busy
+            if self.maxJobs:
+                wanted = min(wanted, self.maxJobs - self.started)
+            matched, refused = False, False
+            for result in self._requestJobs(wanted):
+                if result["OK"]:
+                    failures = 0
+                    idle_since = time.monotonic()
+                    self._start(result["Value"])
+                    matched = True
+                elif result.get("Errno") != EWMSNOMATCH:
+                    failures += 1
+                    log.warning("requestJob failed: %s", result["Message"])
+                    if failures >= 3 and result.get("Errno") == 1111:  # ENOAUTH: for good
+                        refused = True
+            if refused:
+                log.error("the Matcher refuses this agent (is its group GenericPilot?)")
+                self.stop()
+                break
+            if matched:
                 continue
-            if result.get("Errno") != EWMSNOMATCH:
-                failures += 1
-                log.warning("requestJob failed: %s", result["Message"])
-                if failures >= 3 and result.get("Errno") == 1111:  # ENOAUTH: will not change
-                    log.error("the Matcher refuses this agent (is its group GenericPilot?)")
-                    self.stop()
-                    break
             if busy == 0 and self.idleTimeout and \
                     time.monotonic() - idle_since >= self.idleTimeout:
                 log.info("idle for %gs: stopping", self.idleTimeout)
@@ -215,6 +220,27 @@ class JobAgent:
         for thread in list(self._threads):
             thread.join()
         return 0
+
+    def _requestJobs(self, count: int) -> list[DReturnType]:
+        """Ask the Matcher for ``count`` jobs, the requests all in flight at once (a free
+        slot each): filling several slots costs one round trip, not one per slot.
+
+        Each request offers what a request after the previous ones matched would: the
+        free processors, one fewer per request before it.
+        """
+        description = self.resourceDescription()
+        asked = time.monotonic()
+        if count <= 1:
+            results = [self.matcher.requestJob(description)]
+        else:
+            free = description["NumberOfProcessors"]
+            futures = [self.matcher.submit("requestJob", dict(
+                description, NumberOfProcessors=max(1, free - n))) for n in range(count)]
+            results = [future.result() for future in futures]
+        if self.metrics is not None:
+            for result in results:
+                self.metrics.match_request(result, time.monotonic() - asked)
+        return results
 
     def _wait(self, seconds: float) -> None:
         self._wake.wait(seconds)

@@ -1,16 +1,24 @@
 """Sandboxes: the files stored (content-addressed) and who they belong to.
 
-Files live under ``DIRAC_SANDBOX_DIR`` (default ``<data dir>/sandboxes``), one file per
-content, named by its sha256 (``ab/abcdef...``): the same content is stored once.  The
-records (who uploaded what, which job uses which sandbox) live in the JobDB's database.
-Several hosts serving SandboxStore need the same directory (NFS or any shared
-filesystem) and a shared JobDB (PostgreSQL).
+The records (who uploaded what, which job uses which sandbox) live in the JobDB's
+database.  The contents, once per content (named by its sha256), live in one of two
+stores, ``DIRAC_SANDBOX_BACKEND``:
+
+* ``dir`` (default): files under ``DIRAC_SANDBOX_DIR`` (default ``<data
+  dir>/sandboxes``), ``ab/abcdef...``; uploads in progress are files under
+  ``<dir>/.partial/<uploadID>``, written chunk by chunk at their offsets, checked
+  against the announced sha256 and size, then renamed into place.  Several hosts
+  serving SandboxStore need the same directory (NFS or any shared filesystem).
+* ``db``: rows of the JobDB's own database (SQLite or PostgreSQL), nothing else to
+  share between hosts.  A content is rows of at most :data:`CHUNK_SIZE` bytes
+  (``sb_ContentChunks``, by sha256 and sequence number) plus one row saying it is
+  complete (``sb_Contents``); an upload in progress is its chunks as sent
+  (``sb_UploadChunks``, at most :data:`MAX_CHUNK` each).  Every step reads or writes
+  a few rows at a time, so a sandbox of any size moves within bounded memory.
 
 A sandbox is named ``SB:SandboxSE|/SandBox/<owner>/<sha256>.tar`` (DIRAC's form
 ``SB:<SE>|<path>``); one record per (owner, content), so a user never learns whether
-somebody else uploaded the same file.  Uploads in progress are files under
-``<dir>/.partial/<uploadID>``, written chunk by chunk at their offsets, checked
-against the announced sha256 and size, then renamed into place.
+somebody else uploaded the same file.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +38,11 @@ from diracmq.broker.derrno import EVALUE, EWMSUKN
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from sqlalchemy.engine import Connection
 
-from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, _returns
+from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, _returns, jobsTable
 from DIRAC.WorkloadManagementSystem.DB.TaskQueueDB import insertIgnore
 
-__all__ = ["SandboxMetadataDB", "getSandboxDir", "sandboxName", "sbMetadata"]
+__all__ = ["BACKENDS", "SandboxMetadataDB", "getSandboxBackend", "getSandboxDir",
+           "sandboxName", "sbMetadata"]
 
 #: The storage element name in sandbox names (DIRAC: the sandbox SE).
 SANDBOX_SE = "SandboxSE"
@@ -79,6 +89,33 @@ uploadsTable = sa.Table(
     sa.Column("Started", sa.DateTime, nullable=False),
 )
 
+# The database store (DIRAC_SANDBOX_BACKEND=db).  The tables exist whichever store is
+# used (created with the others), so a store can be switched without a schema step.
+contentsTable = sa.Table(
+    "sb_Contents", sbMetadata,
+    sa.Column("SHA256", sa.String(64), primary_key=True),
+    sa.Column("Bytes", sa.BigInteger, nullable=False),
+    sa.Column("Chunks", sa.Integer, nullable=False),
+)
+
+contentChunksTable = sa.Table(
+    "sb_ContentChunks", sbMetadata,
+    sa.Column("SHA256", sa.String(64), primary_key=True),
+    sa.Column("Seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("Data", sa.LargeBinary, nullable=False),
+)
+
+uploadChunksTable = sa.Table(
+    "sb_UploadChunks", sbMetadata,
+    sa.Column("UploadID", sa.String(64), primary_key=True),
+    sa.Column("Offset", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("Bytes", sa.Integer, nullable=False),
+    sa.Column("Data", sa.LargeBinary, nullable=False),
+)
+
+#: The content stores ``DIRAC_SANDBOX_BACKEND`` may name.
+BACKENDS = ("dir", "db")
+
 
 def getSandboxDir() -> Path:
     """``DIRAC_SANDBOX_DIR``, else ``<DIRAC_DATA_DIR or ~/.dirac/data>/sandboxes``."""
@@ -86,6 +123,15 @@ def getSandboxDir() -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return Path(os.environ.get("DIRAC_DATA_DIR") or "~/.dirac/data").expanduser() / "sandboxes"
+
+
+def getSandboxBackend() -> str:
+    """``DIRAC_SANDBOX_BACKEND``: ``dir`` (default) or ``db``; anything else is refused."""
+    backend = (os.environ.get("DIRAC_SANDBOX_BACKEND") or "dir").strip().lower()
+    if backend not in BACKENDS:
+        raise ValueError(f"DIRAC_SANDBOX_BACKEND={backend!r}: expected one of "
+                         f"{', '.join(BACKENDS)}")
+    return backend
 
 
 def maxSandboxSize() -> int:
@@ -115,12 +161,307 @@ def entityForJob(jobID: int) -> str:
     return f"Job:{int(jobID)}"
 
 
+def jobOfEntity(entity: Any) -> int | None:
+    """The job ID of an entity name ``Job:<id>``; None for anything else."""
+    if isinstance(entity, str) and entity.startswith("Job:") and entity[4:].isdigit():
+        return int(entity[4:])
+    return None
+
+
+class _DirectoryStore:
+    """Contents as files: ``<directory>/<sha[:2]>/<sha>``; uploads in ``.partial``."""
+
+    def __init__(self, jobDB: JobDB, directory: Path) -> None:
+        self.jobDB = jobDB
+        self.directory = directory
+
+    def prepare(self) -> None:
+        (self.directory / ".partial").mkdir(parents=True, exist_ok=True)
+
+    def blobPath(self, sha256: str) -> Path:
+        return self.directory / sha256[:2] / sha256
+
+    def _partial(self, uploadID: str) -> Path:
+        return self.directory / ".partial" / uploadID
+
+    def has(self, sha256: str) -> bool:
+        return self.blobPath(sha256).exists()
+
+    def purge(self) -> None:
+        cutoff = time.time() - PARTIAL_TTL
+        for path in (self.directory / ".partial").glob("*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue
+
+    def start(self, uploadID: str) -> None:
+        self._partial(uploadID).touch()
+
+    def write(self, uploadID: str, offset: int, data: bytes) -> DReturnType:
+        try:
+            fd = os.open(self._partial(uploadID), os.O_WRONLY)
+        except FileNotFoundError:
+            return S_ERROR(EVALUE, f"upload {uploadID} is gone (expired?)")
+        try:
+            os.pwrite(fd, data, offset)
+        finally:
+            os.close(fd)
+        return S_OK(len(data))
+
+    def finish(self, upload: dict[str, Any], record: Callable[[Connection], None]
+               ) -> DReturnType:
+        uploadID, sha = upload["UploadID"], upload["SHA256"]
+        path = self._partial(uploadID)
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as fh:
+                size = 0
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+                    size += len(block)
+        except FileNotFoundError:
+            return S_ERROR(EVALUE, f"upload {uploadID} is gone (expired?)")
+        checked = _checked(upload, size, digest.hexdigest())
+        if not checked["OK"]:
+            return checked
+        blob = self.blobPath(sha)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, blob)  # same content under the same name: replacing is harmless
+        self.jobDB._run(record)
+        return S_OK()
+
+    def read(self, sha256: str, offset: int, length: int) -> DReturnType:
+        try:
+            with self.blobPath(sha256).open("rb") as fh:
+                fh.seek(offset)
+                return S_OK(fh.read(length))
+        except FileNotFoundError:
+            return S_ERROR(EWMSUKN, "the sandbox file is missing from the store")
+
+    def removeInTransaction(self, conn: Connection, shas: set[str]) -> None:
+        del conn, shas  # files go after the commit (removeAfter)
+
+    def removeAfter(self, shas: set[str]) -> int:
+        removed = 0
+        for sha in sorted(shas):
+            try:
+                self.blobPath(sha).unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+
+class _DatabaseStore:
+    """Contents as rows of the JobDB's database (see the module's docstring).
+
+    Memory: an upload chunk is one row written as it comes; finishing an upload reads
+    its chunks one row at a time (checksum), then copies them into content rows of
+    :data:`CHUNK_SIZE` in transactions of :data:`COPY_BYTES_PER_TRANSACTION` (a long
+    copy does not hold SQLite's write lock for its whole length); a download reads the
+    few content rows its range covers.
+    """
+
+    #: Bytes of content rows written per transaction while an upload is stored.
+    COPY_BYTES_PER_TRANSACTION = 16 << 20
+
+    def __init__(self, jobDB: JobDB) -> None:
+        self.jobDB = jobDB
+
+    def prepare(self) -> None:
+        pass  # the tables are in sbMetadata
+
+    def has(self, sha256: str) -> bool:
+        c = contentsTable.c
+        return self.jobDB._run(lambda conn: conn.scalar(
+            sa.select(c.SHA256).where(c.SHA256 == sha256)), write=False) is not None
+
+    def purge(self) -> None:
+        u, k = uploadsTable.c, uploadChunksTable.c
+        self.jobDB._run(lambda conn: conn.execute(sa.delete(uploadChunksTable).where(
+            ~sa.exists().where(u.UploadID == k.UploadID))))
+
+    def start(self, uploadID: str) -> None:
+        del uploadID  # nothing until the first chunk
+
+    def write(self, uploadID: str, offset: int, data: bytes) -> DReturnType:
+        k, u = uploadChunksTable.c, uploadsTable.c
+
+        def store(conn: Connection) -> DReturnType:
+            if conn.scalar(sa.select(u.UploadID).where(u.UploadID == uploadID)) is None:
+                return S_ERROR(EVALUE, f"upload {uploadID} is gone (expired?)")
+            # A chunk sent again at its offset replaces itself; one overlapping another
+            # is refused, so what an upload stores never exceeds its announced size.
+            end = offset + len(data)
+            clash = conn.scalar(sa.select(k.Offset).where(
+                k.UploadID == uploadID, k.Offset != offset, k.Offset < end,
+                k.Offset + k.Bytes > offset).limit(1))
+            if clash is not None:
+                return S_ERROR(EVALUE, f"chunk at {offset} of {len(data)} bytes overlaps the "
+                                       f"chunk at {clash}")
+            conn.execute(sa.delete(uploadChunksTable).where(k.UploadID == uploadID,
+                                                            k.Offset == offset))
+            conn.execute(sa.insert(uploadChunksTable), {
+                "UploadID": uploadID, "Offset": offset, "Bytes": len(data), "Data": data})
+            return S_OK(len(data))
+
+        return self.jobDB._run(store)
+
+    def _chunks(self, uploadID: str) -> Iterator[tuple[int, bytes]]:
+        """The upload's chunks in offset order, one row in memory at a time."""
+        k = uploadChunksTable.c
+        after = -1
+        while True:
+            stmt = (sa.select(k.Offset, k.Data).where(k.UploadID == uploadID, k.Offset > after)
+                    .order_by(k.Offset).limit(1))
+            row = self.jobDB._run(lambda conn, stmt=stmt: conn.execute(stmt).first(),
+                                  write=False)
+            if row is None:
+                return
+            after = int(row.Offset)
+            yield after, bytes(row.Data)
+
+    def _contiguous(self, uploadID: str) -> Iterator[bytes]:
+        """The upload's bytes in order; raises _Refused at a gap."""
+        position = 0
+        for offset, data in self._chunks(uploadID):
+            if offset != position:
+                raise _Refused(S_ERROR(EVALUE, f"upload {uploadID} is incomplete: nothing "
+                                               f"at offset {position}"))
+            position += len(data)
+            yield data
+
+    def _copy(self, uploadID: str, sha: str) -> int:
+        """Write the upload as content rows of CHUNK_SIZE; the number of rows."""
+        t = contentChunksTable
+        buffer = bytearray()
+        seq = 0
+        pending: list[dict[str, Any]] = []
+        pending_bytes = 0
+
+        def flush() -> None:
+            nonlocal pending, pending_bytes
+            if pending:
+                rows = pending
+                self.jobDB._run(lambda conn: [insertIgnore(conn, t, row) for row in rows])
+            pending, pending_bytes = [], 0
+
+        for data in self._contiguous(uploadID):
+            buffer += data
+            while len(buffer) >= CHUNK_SIZE:
+                pending.append({"SHA256": sha, "Seq": seq, "Data": bytes(buffer[:CHUNK_SIZE])})
+                del buffer[:CHUNK_SIZE]
+                seq += 1
+                pending_bytes += CHUNK_SIZE
+                if pending_bytes >= self.COPY_BYTES_PER_TRANSACTION:
+                    flush()
+        if buffer or seq == 0:  # the last (or only, maybe empty) row
+            pending.append({"SHA256": sha, "Seq": seq, "Data": bytes(buffer)})
+            seq += 1
+        flush()
+        return seq
+
+    def finish(self, upload: dict[str, Any], record: Callable[[Connection], None]
+               ) -> DReturnType:
+        uploadID, sha, size = upload["UploadID"], upload["SHA256"], int(upload["Bytes"])
+        try:
+            digest = hashlib.sha256()
+            total = 0
+            for data in self._contiguous(uploadID):
+                digest.update(data)
+                total += len(data)
+        except _Refused as exc:
+            return exc.result
+        checked = _checked(upload, total, digest.hexdigest())
+        if not checked["OK"]:
+            return checked
+        rows = -(-size // CHUNK_SIZE) or 1
+        c, d = contentsTable.c, contentChunksTable.c
+        for _attempt in range(3):
+            if not self.has(sha):
+                self._copy(uploadID, sha)
+
+            def register(conn: Connection) -> bool:
+                # The content's rows, locked (PostgreSQL) against a removal of the same
+                # content running at once (see removeInTransaction), then counted: a
+                # removal that went first means copying again.
+                held = conn.execute(sa.select(d.Seq, sa.func.length(d.Data).label("n"))
+                                    .where(d.SHA256 == sha).with_for_update()).all()
+                if len(held) != rows or sum(int(r.n) for r in held) != size:
+                    conn.execute(sa.delete(contentsTable).where(c.SHA256 == sha))
+                    return False
+                insertIgnore(conn, contentsTable, {"SHA256": sha, "Bytes": size,
+                                                   "Chunks": rows})
+                conn.execute(sa.delete(uploadChunksTable).where(
+                    uploadChunksTable.c.UploadID == uploadID))
+                record(conn)
+                return True
+
+            if self.jobDB._run(register):
+                return S_OK()
+        return S_ERROR(EVALUE, f"upload {uploadID}: its content kept being removed while "
+                               f"it was stored; try again")
+
+    def read(self, sha256: str, offset: int, length: int) -> DReturnType:
+        c, d = contentsTable.c, contentChunksTable.c
+
+        def read(conn: Connection) -> bytes | None:
+            size = conn.scalar(sa.select(c.Bytes).where(c.SHA256 == sha256))
+            if size is None:
+                return None
+            end = min(offset + length, int(size))
+            if end <= offset:
+                return b""
+            first, last = offset // CHUNK_SIZE, (end - 1) // CHUNK_SIZE
+            out = bytearray()
+            for (data,) in conn.execute(sa.select(d.Data).where(
+                    d.SHA256 == sha256, d.Seq >= first, d.Seq <= last).order_by(d.Seq)):
+                out += data
+            start = offset - first * CHUNK_SIZE
+            return bytes(out[start:start + end - offset])
+
+        found = self.jobDB._run(read, write=False)
+        if found is None:
+            return S_ERROR(EWMSUKN, "the sandbox content is missing from the store")
+        return S_OK(found)
+
+    def removeInTransaction(self, conn: Connection, shas: set[str]) -> None:
+        if not shas:
+            return
+        d = contentChunksTable.c
+        conn.execute(sa.delete(contentsTable).where(contentsTable.c.SHA256.in_(shas)))
+        conn.execute(sa.delete(contentChunksTable).where(d.SHA256.in_(shas)))
+
+    def removeAfter(self, shas: set[str]) -> int:
+        return len(shas)
+
+
+def _checked(upload: dict[str, Any], size: int, sha: str) -> DReturnType:
+    if size != upload["Bytes"] or sha != upload["SHA256"]:
+        return S_ERROR(EVALUE, f"upload {upload['UploadID']} is incomplete or corrupt: "
+                               f"{size} of {upload['Bytes']} bytes, checksum "
+                               f"{'matches' if sha == upload['SHA256'] else 'differs'}")
+    return S_OK()
+
+
 class SandboxMetadataDB:
     """Sandbox records in the JobDB's database and files in :func:`getSandboxDir`."""
 
-    def __init__(self, jobDB: JobDB, directory: Path | None = None) -> None:
+    def __init__(self, jobDB: JobDB, directory: Path | None = None,
+                 backend: str | None = None) -> None:
+        """``backend``: ``dir`` or ``db`` (default ``DIRAC_SANDBOX_BACKEND``, else
+        ``dir``); ``directory``: the ``dir`` store's (default :func:`getSandboxDir`)."""
         self.jobDB = jobDB
         self.directory = Path(directory) if directory else getSandboxDir()
+        self.backend = backend or getSandboxBackend()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"sandbox backend {self.backend!r}: expected one of "
+                             f"{', '.join(BACKENDS)}")
+        self.store: _DirectoryStore | _DatabaseStore = (
+            _DatabaseStore(jobDB) if self.backend == "db"
+            else _DirectoryStore(jobDB, self.directory))
         self._ready = False
 
     # ----------------------------------------------------------------- schema
@@ -128,8 +469,8 @@ class SandboxMetadataDB:
     def initialize(self) -> DReturnType:
         """Create the tables and the directories."""
         if not self._ready:
-            self.jobDB._run(lambda conn: sbMetadata.create_all(conn, checkfirst=True))
-            (self.directory / ".partial").mkdir(parents=True, exist_ok=True)
+            self.jobDB.createTables(sbMetadata)  # under the schema lock
+            self.store.prepare()
             self._ready = True
         return S_OK()
 
@@ -140,23 +481,18 @@ class SandboxMetadataDB:
 
     # ------------------------------------------------------------------ paths
     def blobPath(self, sha256: str) -> Path:
-        """Where the content with this sha256 is stored."""
+        """Where the ``dir`` store keeps the content with this sha256."""
         return self.directory / sha256[:2] / sha256
 
-    def _partial(self, uploadID: str) -> Path:
-        return self.directory / ".partial" / uploadID
+    def hasContent(self, sha256: str) -> bool:
+        """Whether the store holds this content (complete)."""
+        return self.store.has(sha256)
 
     def _purge_partials(self) -> None:
-        cutoff = time.time() - PARTIAL_TTL
-        for path in (self.directory / ".partial").glob("*"):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-            except OSError:
-                continue
         started = _now() - dt.timedelta(seconds=PARTIAL_TTL)
         self.jobDB._run(lambda conn: conn.execute(
             sa.delete(uploadsTable).where(uploadsTable.c.Started < started)))
+        self.store.purge()
 
     # ---------------------------------------------------------------- uploads
     @_returns
@@ -177,7 +513,7 @@ class SandboxMetadataDB:
         t = sandboxesTable.c
         existing = self.jobDB._run(lambda conn: conn.scalar(
             sa.select(t.SBId).where(t.Name == name)), write=False)
-        if existing is not None and self.blobPath(sha256).exists():
+        if existing is not None and self.store.has(sha256):
             return S_OK({"Exists": True, "Sandbox": name})
         self._purge_partials()
         u = uploadsTable.c
@@ -189,7 +525,7 @@ class SandboxMetadataDB:
                                    f"{maxUploads()}, DIRAC_SANDBOX_MAX_UPLOADS): finish them, "
                                    f"or wait a day for them to expire")
         upload_id = uuid.uuid4().hex
-        self._partial(upload_id).touch()
+        self.store.start(upload_id)
         self.jobDB._run(lambda conn: conn.execute(sa.insert(uploadsTable).values(
             UploadID=upload_id, Owner=owner, OwnerGroup=ownerGroup, SHA256=sha256,
             Bytes=size, Started=_now())))
@@ -219,16 +555,7 @@ class SandboxMetadataDB:
                 or offset + len(data) > upload["Bytes"]:
             return S_ERROR(EVALUE, f"chunk at {offset!r} of {len(data)} bytes is outside the "
                                    f"announced size {upload['Bytes']}")
-        path = self._partial(uploadID)
-        try:
-            fd = os.open(path, os.O_WRONLY)
-        except FileNotFoundError:
-            return S_ERROR(EVALUE, f"upload {uploadID} is gone (expired?)")
-        try:
-            os.pwrite(fd, data, offset)
-        finally:
-            os.close(fd)
-        return S_OK(len(data))
+        return self.store.write(uploadID, offset, data)
 
     @_returns
     def finishUpload(self, uploadID: str, owner: str) -> DReturnType:
@@ -237,34 +564,17 @@ class SandboxMetadataDB:
             upload = self._upload(uploadID, owner)
         except _Refused as exc:
             return exc.result
-        path = self._partial(uploadID)
-        digest = hashlib.sha256()
-        try:
-            with path.open("rb") as fh:
-                size = 0
-                while block := fh.read(1 << 20):
-                    digest.update(block)
-                    size += len(block)
-        except FileNotFoundError:
-            return S_ERROR(EVALUE, f"upload {uploadID} is gone (expired?)")
         sha = upload["SHA256"]
-        if size != upload["Bytes"] or digest.hexdigest() != sha:
-            return S_ERROR(EVALUE, f"upload {uploadID} is incomplete or corrupt: {size} of "
-                                   f"{upload['Bytes']} bytes, checksum "
-                                   f"{'matches' if digest.hexdigest() == sha else 'differs'}")
-        blob = self.blobPath(sha)
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, blob)  # same content under the same name: replacing is harmless
         name = sandboxName(owner, sha)
 
         def record(conn: Connection) -> None:
             conn.execute(sa.delete(uploadsTable).where(uploadsTable.c.UploadID == uploadID))
             insertIgnore(conn, sandboxesTable, dict(
                 Name=name, SHA256=sha, Owner=owner, OwnerGroup=upload["OwnerGroup"],
-                Bytes=size, RegistrationTime=_now()))
+                Bytes=upload["Bytes"], RegistrationTime=_now()))
 
-        self.jobDB._run(record)
-        return S_OK(name)
+        stored = self.store.finish(upload, record)
+        return stored if not stored["OK"] else S_OK(name)
 
     # ------------------------------------------------------------------ reads
     @_returns
@@ -294,20 +604,19 @@ class SandboxMetadataDB:
         length = min(int(length), MAX_CHUNK)
         if offset < 0 or length < 0:
             return S_ERROR(EVALUE, "offset and length must not be negative")
-        try:
-            with self.blobPath(sha256).open("rb") as fh:
-                fh.seek(offset)
-                return S_OK(fh.read(length))
-        except FileNotFoundError:
-            return S_ERROR(EWMSUKN, "the sandbox file is missing from the store")
+        return self.store.read(sha256, int(offset), length)
 
     # -------------------------------------------------------------- entities
     @_returns
-    def assignSandboxesToEntities(self, enDict: dict[str, list], owner: str | None = None
-                                  ) -> DReturnType:
+    def assignSandboxesToEntities(self, enDict: dict[str, list], owner: str | None = None,
+                                  authorize: Callable[[int, dict[str, Any] | None], None]
+                                  | None = None) -> DReturnType:
         """``{"Job:1": [(name, "Input"|"Output"), ...]}``: record the assignments.
 
-        With ``owner``, only that owner's sandboxes may be assigned.  ``S_OK(count)``.
+        With ``owner``, only that owner's sandboxes may be assigned.  ``authorize(jobID,
+        attributes)`` (attributes: ``Owner``, ``OwnerGroup``; None for a job that does
+        not exist) is called for each ``Job:<id>`` entity in the same transaction and
+        raises SErrorException to refuse.  ``S_OK(count)``.
         """
         rows = []
         for entity, pairs in enDict.items():
@@ -319,6 +628,16 @@ class SandboxMetadataDB:
         t = sandboxesTable.c
 
         def assign(conn: Connection) -> int:
+            if authorize is not None:
+                j = jobsTable.c
+                for entity in enDict:
+                    job_id = jobOfEntity(entity)
+                    if job_id is None:
+                        raise _Refused(S_ERROR(EVALUE, f"unknown entity {entity!r}: expected "
+                                                       f"'Job:<id>'"))
+                    row = conn.execute(sa.select(j.Owner, j.OwnerGroup)
+                                       .where(j.JobID == job_id)).mappings().first()
+                    authorize(job_id, None if row is None else dict(row))
             count = 0
             for entity, name, kind in rows:
                 sb = conn.execute(sa.select(t.SBId, t.Owner).where(t.Name == name)).first()
@@ -354,7 +673,7 @@ class SandboxMetadataDB:
         names = [str(e) for e in entities]
         t, m = sandboxesTable.c, entityTable.c
 
-        def unassign(conn: Connection) -> list[str]:
+        def unassign(conn: Connection) -> set[str]:
             sb_ids = [r for r in conn.scalars(sa.select(m.SBId).where(m.EntityId.in_(names)))]
             conn.execute(sa.delete(entityTable).where(m.EntityId.in_(names)))
             orphans = [r for r in conn.execute(
@@ -365,17 +684,18 @@ class SandboxMetadataDB:
                 conn.execute(sa.delete(sandboxesTable).where(
                     t.SBId.in_([o.SBId for o in orphans])))
             shas = {o.SHA256 for o in orphans}
+            if shas and self.backend == "db":
+                # lock the contents' rows before looking for other users of them: an
+                # upload of the same content finishing meanwhile (it locks them too)
+                # is then either seen here or sees the removal (and stores it again)
+                d = contentChunksTable.c
+                conn.execute(sa.select(d.Seq).where(d.SHA256.in_(shas)).with_for_update())
             still = set(conn.scalars(sa.select(t.SHA256).where(t.SHA256.in_(shas))))
-            return sorted(shas - still)
+            gone = shas - still
+            self.store.removeInTransaction(conn, gone)
+            return gone
 
-        removed = 0
-        for sha in self.jobDB._run(unassign):
-            try:
-                self.blobPath(sha).unlink()
-                removed += 1
-            except FileNotFoundError:
-                pass
-        return S_OK(removed)
+        return S_OK(self.store.removeAfter(self.jobDB._run(unassign)))
 
     @_returns
     def sandboxesOlderThan(self, seconds: float) -> DReturnType:

@@ -31,7 +31,12 @@ from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorExcept
 from sqlalchemy.engine import Connection
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
-from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _returns, jobsTable
+from DIRAC.WorkloadManagementSystem.DB.JobDB import (
+    _LOCK_JOB,
+    JobDB,
+    _returns,
+    jdlTable,
+)
 
 __all__ = ["TaskQueueDB", "groupShares", "insertIgnore", "tqMetadata"]
 
@@ -63,6 +68,23 @@ taskQueueJobsTable = sa.Table(
     sa.Column("UserPriority", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_tq_Jobs_TQ_Priority", "TQId", "UserPriority", "JobID"),
 )
+
+
+# Statements run for every job, built once (values as parameters).
+_TQ_BY_HASH = sa.select(taskQueuesTable.c.TQId).where(
+    taskQueuesTable.c.Hash == sa.bindparam("tq_hash"))
+_PICK = (sa.select(taskQueueJobsTable.c.JobID)
+         .where(taskQueueJobsTable.c.TQId == sa.bindparam("pick_tq"))
+         .order_by(taskQueueJobsTable.c.UserPriority.desc(), taskQueueJobsTable.c.JobID)
+         .limit(1))
+_PICK_SKIP_LOCKED = _PICK.with_for_update(skip_locked=True)
+_TAKE = sa.delete(taskQueueJobsTable).where(
+    taskQueueJobsTable.c.JobID == sa.bindparam("take_job_id"))
+_JOB_JDL = sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
+_CANDIDATES = sa.select(taskQueuesTable).where(
+    taskQueuesTable.c.CPUTime <= sa.bindparam("max_cpu"),
+    sa.exists().where(taskQueueJobsTable.c.TQId == taskQueuesTable.c.TQId))
+_INSERTS: dict[tuple[str, str], Any] = {}  # (dialect, table) -> INSERT ... DO NOTHING
 
 
 def groupShares() -> dict[str, float]:
@@ -124,14 +146,18 @@ def insertIgnore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> N
     """INSERT that does nothing when a unique key already holds the row: concurrent
     transactions creating the same row (a task queue, a sandbox record) both succeed."""
     dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - other databases: plain insert
-        conn.execute(sa.insert(table).values(**values))
-        return
-    conn.execute(insert(table).values(**values).on_conflict_do_nothing())
+    stmt = _INSERTS.get((dialect, table.name))
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # pragma: no cover - other databases: plain insert
+            conn.execute(sa.insert(table), values)
+            return
+        # built once per table (values as parameters): this runs for every job
+        stmt = _INSERTS[(dialect, table.name)] = insert(table).on_conflict_do_nothing()
+    conn.execute(stmt, values)
 
 
 def _split(text: str) -> list[str]:
@@ -149,7 +175,7 @@ class TaskQueueDB:
     def initialize(self) -> DReturnType:
         """Create the task queue tables that do not exist yet."""
         if not self._ready:
-            self.jobDB._run(lambda conn: tqMetadata.create_all(conn, checkfirst=True))
+            self.jobDB.createTables(tqMetadata)  # under the schema lock
             self._ready = True
         return S_OK()
 
@@ -165,14 +191,13 @@ class TaskQueueDB:
         req = normalizeRequirements(requirements)
         key = json.dumps([owner, ownerGroup, req], sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()
-        t = taskQueuesTable.c
-        tq_id = conn.scalar(sa.select(t.TQId).where(t.Hash == digest))
+        tq_id = conn.scalar(_TQ_BY_HASH, {"tq_hash": digest})
         if tq_id is None:
             insertIgnore(conn, taskQueuesTable, dict(
                 Hash=digest, Owner=owner, OwnerGroup=ownerGroup, CPUTime=req["CPUTime"],
                 NumberOfProcessors=req["NumberOfProcessors"], Sites=";".join(req["Sites"]),
                 BannedSites=";".join(req["BannedSites"]), Tags=";".join(req["Tags"])))
-            tq_id = conn.scalar(sa.select(t.TQId).where(t.Hash == digest))
+            tq_id = conn.scalar(_TQ_BY_HASH, {"tq_hash": digest})
         insertIgnore(conn, taskQueueJobsTable, dict(JobID=int(jobID), TQId=tq_id,
                                                     UserPriority=int(priority)))
         return int(tq_id)
@@ -226,11 +251,8 @@ class TaskQueueDB:
         return set(_split(tq["Tags"])) <= resource["Tags"]
 
     def _candidates(self, conn: Connection, resource: dict[str, Any]) -> list[dict[str, Any]]:
-        t, j = taskQueuesTable.c, taskQueueJobsTable.c
-        stmt = (sa.select(taskQueuesTable)
-                .where(t.CPUTime <= resource["CPUTime"],
-                       sa.exists().where(j.TQId == t.TQId)))
-        return [dict(r) for r in conn.execute(stmt).mappings() if self._fits(r, resource)]
+        rows = conn.execute(_CANDIDATES, {"max_cpu": resource["CPUTime"]}).mappings()
+        return [dict(r) for r in rows if self._fits(r, resource)]
 
     @_returns
     def getMatchingTaskQueues(self, resourceDescription: dict) -> DReturnType:
@@ -259,37 +281,36 @@ class TaskQueueDB:
     @_returns
     def matchAndGetJob(self, resourceDescription: dict, source: str = "Matcher"
                        ) -> DReturnType:
-        """Give one job this resource can run: ``S_OK({"JobID", "TQId"})``, the job now
-        ``Matched`` / "Assigned" (Site set to the resource's); nothing:
-        ``S_ERROR(EWMSNOMATCH)``."""
+        """Give one job this resource can run: ``S_OK({"JobID", "TQId", "JDL", "Owner",
+        "OwnerGroup"})``, the job now ``Matched`` / "Assigned" (Site set to the
+        resource's); nothing: ``S_ERROR(EWMSNOMATCH)``.  The job's description is read
+        in the matching transaction: what the Matcher hands out costs one transaction."""
         resource = _resource(resourceDescription)
         db = self.jobDB
-        j = taskQueueJobsTable.c
 
         def match(conn: Connection) -> dict[str, Any] | None:
             candidates = self._candidates(conn, resource)
             while candidates:
                 tq = self._pick(candidates)
-                pick = (sa.select(j.JobID).where(j.TQId == tq["TQId"])
-                        .order_by(j.UserPriority.desc(), j.JobID).limit(1))
-                if db.isPostgres:
-                    pick = pick.with_for_update(skip_locked=True)
-                job_id = conn.scalar(pick)
+                job_id = conn.scalar(_PICK_SKIP_LOCKED if db.isPostgres else _PICK,
+                                     {"pick_tq": tq["TQId"]})
                 if job_id is None:
                     candidates.remove(tq)
                     continue
-                taken = conn.execute(sa.delete(taskQueueJobsTable).where(j.JobID == job_id))
+                taken = conn.execute(_TAKE, {"take_job_id": job_id})
                 if taken.rowcount != 1:
                     continue  # another matcher was quicker
-                row = conn.execute(sa.select(jobsTable).where(jobsTable.c.JobID == job_id)
-                                   .with_for_update()).mappings().first()
+                # the job's row, locked, with its last logging time (JobDB._lock's query)
+                row = conn.execute(_LOCK_JOB, {"lock_job_id": job_id}).mappings().first()
                 if row is None or row["Status"] != JS.WAITING:
                     continue  # killed or deleted while it waited: dropped from the TQ
                 job = dict(row)
                 extra = {"Site": resource["Site"][:100]} if resource["Site"] else None
                 db._change(conn, job, status=JS.MATCHED, minor=ASSIGNED, source=source,
                            extra=extra)
-                return {"JobID": int(job_id), "TQId": int(tq["TQId"])}
+                jdl = conn.scalar(_JOB_JDL, {"jdl_job_id": job_id})
+                return {"JobID": int(job_id), "TQId": int(tq["TQId"]), "JDL": jdl or "",
+                        "Owner": job["Owner"], "OwnerGroup": job["OwnerGroup"]}
             return None
 
         found = db._run(match)

@@ -42,9 +42,11 @@ import datetime as dt
 import json
 import logging
 import os
+import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
@@ -93,6 +95,16 @@ SOURCE = "Optimizers"
 #: Seconds after a failed catalogue call during which jobs with input data are put back
 #: at once instead of each waiting for the catalogue's timeout.
 CATALOG_BACKOFF = 10.0
+#: Most jobs :meth:`JobOptimizer.optimizeJobs` runs the chain on in one transaction.
+JOBS_PER_TRANSACTION = int(os.environ.get("DIRAC_WMS_OPTIMIZER_BATCH") or 25)
+
+_T = TypeVar("_T")
+#: What the chain gives for a job it leaves, within a batch, before the InputData step.
+_DEFERRED: DReturnType = {"OK": True, "Value": "deferred"}
+
+# Statements the steps run for every job, built once (values as parameters).
+_JDL = sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
+_SET_JDL = sa.update(jdlTable).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
 
 
 class _Fail(Exception):
@@ -183,6 +195,8 @@ class JobOptimizer:
         self.tq = taskQueueDB or TaskQueueDB(jobDB)
         self.sb = sandboxDB or SandboxMetadataDB(jobDB)
         self.lease = CLAIM_LEASE if lease is None else lease
+        #: The transaction of the batch this thread is optimizing (see optimizeJobs).
+        self._batch = threading.local()
 
     def initialize(self) -> DReturnType:
         """Create the tables the chain uses."""
@@ -193,13 +207,25 @@ class JobOptimizer:
         return S_OK()
 
     # --------------------------------------------------------------- helpers
+    def _run(self, work: Callable[[Connection], _T], savepoint: bool = True) -> _T:
+        """Run a step: in its own transaction, or within the batch's transaction, in a
+        savepoint so that a step that fails leaves nothing of itself behind.  A step
+        that refuses a job only before writing anything needs none (``savepoint=False``:
+        two round trips less on PostgreSQL); a database error within a batch fails the
+        whole batch (see optimizeJobs)."""
+        conn: Connection | None = getattr(self._batch, "conn", None)
+        if conn is None:
+            return self.db._run(work)  # type: ignore[no-any-return]
+        if not savepoint:
+            return work(conn)
+        with conn.begin_nested():
+            return work(conn)
+
     def _claimed(self, conn: Connection, jobID: int, token: str, minor: str
                  ) -> dict[str, Any]:
         """The locked job if it is still ours at step ``minor``; else raise _Lost."""
-        job = self.db._lock(conn, jobID)
-        p = parametersTable.c
-        mine = conn.scalar(sa.select(p.Value).where(p.JobID == jobID,
-                                                    p.Name == "OptimizerClaim"))
+        job = self.db._lock(conn, jobID, parameter="OptimizerClaim")
+        mine = job.pop("_parameter")
         if job["Status"] != JS.CHECKING or job["MinorStatus"] != minor or mine != token:
             raise _Lost()
         return job
@@ -210,7 +236,7 @@ class JobOptimizer:
             self.db._change(conn, job, status=JS.FAILED, minor=f"{step} optimizer",
                             application=reason[:1000], source=step)
         try:
-            self.db._run(fail)
+            self._run(fail)
         except _Lost:
             pass
 
@@ -235,7 +261,7 @@ class JobOptimizer:
             return True
 
         try:
-            return bool(self.db._run(claim))
+            return bool(self._run(claim, savepoint=False))  # refuses before writing
         except SErrorException as exc:
             log.info("job %s: not optimized: %s", jobID, exc.result.get("Message"))
             return False
@@ -243,7 +269,7 @@ class JobOptimizer:
     def _jobSanity(self, jobID: int, token: str) -> bool:
         def sanity(conn: Connection) -> bool:
             job = self._claimed(conn, jobID, token, "JobSanity")
-            jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+            jdl = conn.scalar(_JDL, {"jdl_job_id": jobID})
             try:
                 ad = parseJDL(jdl or "")
             except JDLError as exc:
@@ -284,7 +310,7 @@ class JobOptimizer:
                             source="JobSanity")
             return hasInputData
 
-        return bool(self.db._run(sanity))
+        return bool(self._run(sanity))
 
     # ------------------------------------------------------------- InputData
     @staticmethod
@@ -382,7 +408,7 @@ class JobOptimizer:
     def _jobScheduling(self, jobID: int, token: str) -> None:
         def schedule(conn: Connection) -> None:
             job = self._claimed(conn, jobID, token, "JobScheduling")
-            jdl = conn.scalar(sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobID))
+            jdl = conn.scalar(_JDL, {"jdl_job_id": jobID})
             ad = parseJDL(jdl or "")
             dataSites = self._inputDataSites(conn, jobID) \
                 if ad.getListFromExpression("InputData") else None
@@ -392,8 +418,7 @@ class JobOptimizer:
                 "NumberOfProcessors": requirements["NumberOfProcessors"],
                 "Sites": requirements["Sites"], "BannedSites": requirements["BannedSites"],
                 "Tags": requirements["Tags"], "OwnerGroup": job["OwnerGroup"]})
-            conn.execute(sa.update(jdlTable).where(jdlTable.c.JobID == jobID)
-                         .values(JDL=ad.asJDL()))
+            conn.execute(_SET_JDL, {"jdl_job_id": jobID, "JDL": ad.asJDL()})
             self.db._upsert_parameters(conn, jobID, [
                 ("JobRequirements", json.dumps(requirements, sort_keys=True))])
             self.tq.insertJobInConn(conn, jobID, requirements, job["Owner"],
@@ -401,7 +426,7 @@ class JobOptimizer:
             self.db._change(conn, job, status=JS.WAITING, minor=PILOT_AGENT_SUBMISSION,
                             source="JobScheduling")
 
-        self.db._run(schedule)
+        self._run(schedule, savepoint=False)  # refuses (_Fail, JDLError) before writing
 
     # ------------------------------------------------------------------ chain
     def optimizeJob(self, jobID: int) -> DReturnType:
@@ -412,10 +437,18 @@ class JobOptimizer:
         token = uuid.uuid4().hex
         if not self._jobPath(jobID, token):
             return S_OK(None)
-        step = "JobSanity"
+        return self._chain(jobID, token, "JobSanity")
+
+    def _chain(self, jobID: int, token: str, step: str) -> DReturnType:
+        """The chain from ``step`` (JobSanity, or InputData for a job a batch left
+        there) on, for the job this optimizer claimed with ``token``.  Within a batch,
+        a job with input data stops after JobSanity (:data:`_DEFERRED`): the InputData
+        step asks the catalogue, which must not happen inside a transaction."""
         try:
-            hasInputData = self._jobSanity(jobID, token)
+            hasInputData = step == INPUT_DATA or self._jobSanity(jobID, token)
             step = INPUT_DATA
+            if hasInputData and getattr(self._batch, "conn", None) is not None:
+                return _DEFERRED
             if hasInputData and not self._inputData(jobID, token):
                 return S_OK(None)  # the catalogue did not answer: the sweep retries
             step = "JobScheduling"
@@ -429,13 +462,66 @@ class JobOptimizer:
         except JDLError as exc:
             self._fail(jobID, token, step, f"invalid JDL: {exc}")
             return S_OK(JS.FAILED)
-        except SErrorException as exc:
-            log.warning("job %s: %s: %s", jobID, step, exc.result.get("Message"))
-            return exc.result
-        except sa.exc.SQLAlchemyError as exc:
+        except (SErrorException, sa.exc.SQLAlchemyError) as exc:
+            if getattr(self._batch, "conn", None) is not None:
+                # what the step wrote may stay in the batch's transaction (a step without
+                # savepoint), or that transaction is spoilt: all of it again, one by one
+                raise
+            if isinstance(exc, SErrorException):
+                log.warning("job %s: %s: %s", jobID, step, exc.result.get("Message"))
+                return exc.result
             log.warning("job %s: database error in %s: %s", jobID, step, exc)
             return S_ERROR(f"database error in {step}: {exc}")
         return S_OK(JS.WAITING)
+
+    def optimizeJobs(self, jobIDs: Iterable[int]) -> DReturnType:
+        """Run the chain on several jobs, :data:`JOBS_PER_TRANSACTION` per transaction:
+        ``S_OK({jobID: outcome})``, outcome as :meth:`optimizeJob` gives (``S_ERROR``
+        results included for the jobs that met database trouble).
+
+        Every step of every job is what :meth:`optimizeJob` does (same checks, states
+        and logging records), each in a savepoint; what changes is that one commit
+        covers many jobs, the costly part of a step.  A transaction that fails as a
+        whole is run again by the JobDB's retry, else its jobs go one by one.
+        """
+        ids = sorted({int(i) for i in jobIDs})  # one lock order for every optimizer
+        out: dict[int, DReturnType] = {}
+        for start in range(0, len(ids), JOBS_PER_TRANSACTION):
+            chunk = ids[start:start + JOBS_PER_TRANSACTION]
+
+            deferred: dict[int, str] = {}  # jobs with input data: their claim tokens
+
+            def batch(conn: Connection, chunk: list[int] = chunk,
+                      deferred: dict[int, str] = deferred) -> dict[int, DReturnType]:
+                deferred.clear()  # (the transaction may run again)
+                self._batch.conn = conn
+                done: dict[int, DReturnType] = {}
+                try:
+                    for job_id in chunk:
+                        token = uuid.uuid4().hex
+                        if not self._jobPath(job_id, token):
+                            done[job_id] = S_OK(None)
+                            continue
+                        result = self._chain(job_id, token, "JobSanity")
+                        if result is _DEFERRED:
+                            deferred[job_id] = token
+                        else:
+                            done[job_id] = result
+                    return done
+                finally:
+                    self._batch.conn = None
+
+            try:
+                out.update(self.db._run(batch))
+            except (SErrorException, sa.exc.SQLAlchemyError) as exc:
+                log.warning("optimizing jobs %s..%s together failed (%s); one by one",
+                            chunk[0], chunk[-1], exc)
+                out.update((job_id, self.optimizeJob(job_id)) for job_id in chunk)
+                continue
+            # committed: the jobs with input data go on, each step in its own transaction
+            out.update((job_id, self._chain(job_id, token, INPUT_DATA))
+                       for job_id, token in deferred.items())
+        return S_OK(out)
 
     def jobsToRecover(self, limit: int = 1000) -> DReturnType:
         """Jobs waiting for optimization per the JobDB: Received, or Checking for longer

@@ -8,18 +8,19 @@ Every status change is checked against the state machine (refused with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from diracmq.broker.derrno import ENOAUTH, EVALUE
-from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.derrno import ENOAUTH, EVALUE, EWMSUKN
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from diracmq.workers.handler import RequestHandler
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus
+from DIRAC.WorkloadManagementSystem.DB.JobDB import Authorize
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     JobDBHandlerMixin,
     canUpdateState,
     singleJobID,
-    splitByRights,
 )
 
 __all__ = ["JobStateUpdateHandler"]
@@ -31,21 +32,26 @@ _AUTH = ["authenticated"]
 class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
     """Updates of a job's state while it runs."""
 
-    def _authorized(self, jobID: Any) -> DReturnType:
-        """``S_OK(int jobID)`` if the job exists and the caller may update it."""
+    def _update(self, jobID: Any, update: Callable[[int, Authorize], DReturnType]
+                ) -> DReturnType:
+        """Run ``update(jobID, authorize)``, a JobDB method checking the caller's rights on
+        the job in its own transaction (one transaction per update, not a read of the
+        rights first); an unknown job is ``S_ERROR(EVALUE, "Job N not found")``."""
         job_id = singleJobID(jobID)
         if not job_id["OK"]:
             return job_id
-        rights = splitByRights(self.db, self.getRemoteCredentials(), [job_id["Value"]],
-                               canUpdateState)
-        if not rights["OK"]:
-            return rights
-        _authorized, unknown, refused = rights["Value"]
-        if unknown:
-            return S_ERROR(EVALUE, f"Job {job_id['Value']} not found")
-        if refused:
-            return S_ERROR(ENOAUTH, f"not the owner of job {job_id['Value']}")
-        return job_id
+        number = job_id["Value"]
+        credentials = self.getRemoteCredentials()
+
+        def authorize(job: dict[str, Any]) -> None:
+            if not canUpdateState(credentials, job["Owner"], job["OwnerGroup"]):
+                raise SErrorException(S_ERROR(ENOAUTH, f"not the owner of job {number}"))
+
+        result = update(number, authorize)
+        if not result["OK"] and result.get("Errno") == EWMSUKN \
+                and result["Message"].endswith(f"Job {number} not found)"):
+            return S_ERROR(EVALUE, f"Job {number} not found")
+        return result
 
     types_setJobStatus: ClassVar[list] = [_JOB_ID, str, str, str]
     auth_setJobStatus: ClassVar[list] = _AUTH
@@ -56,11 +62,8 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
 
         ``datetime`` (a datetime or ISO text, UTC) dates the change; default now.
         """
-        job_id = self._authorized(jobID)
-        if not job_id["OK"]:
-            return job_id
-        return self.db.setJobStatus(job_id["Value"], status, minorStatus, source, datetime,
-                                    bool(force))
+        return self._update(jobID, lambda job_id, authorize: self.db.setJobStatus(
+            job_id, status, minorStatus, source, datetime, bool(force), authorize=authorize))
 
     types_setJobStatusBulk: ClassVar[list] = [_JOB_ID, dict]
     auth_setJobStatusBulk: ClassVar[list] = _AUTH
@@ -69,10 +72,8 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
                                 ) -> DReturnType:
         """Apply ``{date: {Status, MinorStatus, ApplicationStatus, Source}}`` in date order,
         all or nothing."""
-        job_id = self._authorized(jobID)
-        if not job_id["OK"]:
-            return job_id
-        return self.db.setJobStatusBulk(job_id["Value"], statusDict, bool(force))
+        return self._update(jobID, lambda job_id, authorize: self.db.setJobStatusBulk(
+            job_id, statusDict, bool(force), authorize=authorize))
 
     types_setJobApplicationStatus: ClassVar[list] = [_JOB_ID, str, str]
     auth_setJobApplicationStatus: ClassVar[list] = _AUTH
@@ -80,30 +81,24 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
     def export_setJobApplicationStatus(self, jobID: Any, appStatus: str, source: str
                                        ) -> DReturnType:
         """Set a job's application status (logged)."""
-        job_id = self._authorized(jobID)
-        if not job_id["OK"]:
-            return job_id
-        return self.db.setJobApplicationStatus(job_id["Value"], appStatus, source)
+        return self._update(jobID, lambda job_id, authorize: self.db.setJobStatus(
+            job_id, applicationStatus=appStatus, source=source, authorize=authorize))
 
     types_setJobParameter: ClassVar[list] = [_JOB_ID, str, None]
     auth_setJobParameter: ClassVar[list] = _AUTH
 
     def export_setJobParameter(self, jobID: Any, name: str, value: Any) -> DReturnType:
         """Set one job parameter (stored as text)."""
-        job_id = self._authorized(jobID)
-        if not job_id["OK"]:
-            return job_id
-        return self.db.setJobParameter(job_id["Value"], name, value)
+        return self._update(jobID, lambda job_id, authorize: self.db.setJobParameter(
+            job_id, name, value, authorize=authorize))
 
     types_setJobParameters: ClassVar[list] = [_JOB_ID, [list, tuple, dict]]
     auth_setJobParameters: ClassVar[list] = _AUTH
 
     def export_setJobParameters(self, jobID: Any, parameters: Any) -> DReturnType:
         """Set job parameters: ``[[name, value], ...]`` or ``{name: value}``."""
-        job_id = self._authorized(jobID)
-        if not job_id["OK"]:
-            return job_id
-        return self.db.setJobParameters(job_id["Value"], parameters)
+        return self._update(jobID, lambda job_id, authorize: self.db.setJobParameters(
+            job_id, parameters, authorize=authorize))
 
     types_sendHeartBeat: ClassVar[list] = [_JOB_ID, dict, dict]
     auth_sendHeartBeat: ClassVar[list] = _AUTH
@@ -112,10 +107,8 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
                              ) -> DReturnType:
         """Record a heartbeat; ``S_OK({command: argument})`` (``{"Kill": ...}`` when the
         job was killed).  A Matched or Stalled job becomes Running."""
-        job_id = self._authorized(jobID)
-        if not job_id["OK"]:
-            return job_id
-        return self.db.setHeartBeat(job_id["Value"], dynamicData, staticData)
+        return self._update(jobID, lambda job_id, authorize: self.db.setHeartBeat(
+            job_id, dynamicData, staticData, authorize=authorize))
 
     types_getStateMachine: ClassVar[list] = []
     auth_getStateMachine: ClassVar[list] = ["all"]

@@ -68,15 +68,7 @@ class MatcherHandler(JobDBHandlerMixin, RequestHandler):
         matched = self.tqDB.matchAndGetJob(resourceDescription, source=f"Matcher ({who})")
         if not matched["OK"]:
             return matched
-        job_id = matched["Value"]["JobID"]
-        jdl = self.db.getJobJDL(job_id)
-        attrs = self.db.getJobAttributes(job_id, ["Owner", "OwnerGroup"])
-        if not jdl["OK"] or not attrs["OK"]:
-            return jdl if not jdl["OK"] else attrs
-        return S_OK({"JobID": job_id, "JDL": jdl["Value"], "Owner": attrs["Value"]["Owner"],
-                     "OwnerGroup": attrs["Value"]["OwnerGroup"],
-                     "TQId": matched["Value"]["TQId"],
-                     "matchingTime": time.monotonic() - started})
+        return S_OK(dict(matched["Value"], matchingTime=time.monotonic() - started))
 
     types_getActiveTaskQueues: ClassVar[list] = []
     auth_getActiveTaskQueues: ClassVar[list] = [*_PILOTS, JOB_ADMINISTRATOR]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from diracmq.broker.derrno import ENOAUTH, EVALUE
-from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from diracmq.workers.handler import RequestHandler
 
 from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
@@ -159,11 +159,17 @@ class SandboxStoreHandler(JobDBHandlerMixin, RequestHandler):
         """``{"Job:<id>": [(name, "Input"|"Output")]}``: your sandboxes, for jobs you own
         or run (a job agent assigns the output sandbox).  ``S_OK(count)``."""
         del ownerName, ownerGroup  # DIRAC's delegation arguments: the caller is the owner
-        for entity in enDict:
-            allowed = self._mayUse(entity, canUpdateState)
-            if not allowed["OK"]:
-                return allowed
-        return self.sb.assignSandboxesToEntities(enDict, owner=self._me()[0])
+        credentials = self._me()[2]
+
+        def authorize(jobID: int, job: dict[str, Any] | None) -> None:
+            # checked in the assignment's transaction (no read of the rights before)
+            if job is None:
+                raise SErrorException(S_ERROR(EVALUE, f"Job {jobID} not found"))
+            if not canUpdateState(credentials, job["Owner"], job["OwnerGroup"]):
+                raise SErrorException(S_ERROR(ENOAUTH, f"not allowed for job {jobID}"))
+
+        return self.sb.assignSandboxesToEntities(enDict, owner=self._me()[0],
+                                                 authorize=authorize)
 
     types_getSandboxesAssignedToEntity: ClassVar[list] = [str]
     auth_getSandboxesAssignedToEntity: ClassVar[list] = _AUTH
