@@ -234,4 +234,4 @@ def connect(settings: Settings, name: str, timeout: float | None = None,
                 f"broker {_describe(params)} refused user {user!r}: {exc!r}") from exc
         raise BrokerUnreachable(
             f"cannot reach the broker at {', '.join(_describe(p) for p in candidates)} "
-            f"within {limit:g}s: {exc!r}") from exc
+            f"within {round(limit, 2):g}s: {exc!r}") from exc

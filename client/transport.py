@@ -501,7 +501,7 @@ class RPCTransport:
             except OperationTimedOut as exc:
                 driver.close()
                 if time.monotonic() >= give_up - 0.1:
-                    raise BrokerUnreachable(f"no broker node served within {timeout:g}s: "
+                    raise BrokerUnreachable(f"no broker node served within {round(timeout, 2):g}s: "
                                             f"{exc}") from exc
                 log.warning("%s; trying another node", exc)
             except Exception:
