@@ -53,6 +53,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from DIRAC.Core.Utilities.Environment import envNumber
 from DIRAC.WorkloadManagementSystem.Client import JobMinorStatus
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import JDLError
@@ -467,8 +468,8 @@ class JobDB:
         self.isPostgres = self.engine.dialect.name == "postgresql"
         self.isSQLite = self.engine.dialect.name == "sqlite"
         if maxRescheduling is None:
-            maxRescheduling = int(os.environ.get("DIRAC_WMS_MAX_RESCHEDULING",
-                                                 DEFAULT_MAX_RESCHEDULING))
+            maxRescheduling = envNumber("DIRAC_WMS_MAX_RESCHEDULING",
+                                        DEFAULT_MAX_RESCHEDULING, minimum=0)
         self.maxRescheduling = maxRescheduling
 
     def __repr__(self) -> str:

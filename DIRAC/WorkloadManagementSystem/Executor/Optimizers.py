@@ -52,6 +52,7 @@ import sqlalchemy as sa
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from sqlalchemy.engine import Connection
 
+from DIRAC.Core.Utilities.Environment import envNumber
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, jdlTable, parametersTable
 from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import (
@@ -90,13 +91,13 @@ INPUT_DATA_CHAIN = ("JobPath", "JobSanity", INPUT_DATA, "JobScheduling")
 #: Minor status of a job waiting in a task queue (DIRAC's wording).
 PILOT_AGENT_SUBMISSION = "Pilot Agent Submission"
 #: Seconds after which a job left in Checking by an optimizer may be claimed again.
-CLAIM_LEASE = float(os.environ.get("DIRAC_WMS_OPTIMIZER_LEASE", 60))
+CLAIM_LEASE = envNumber("DIRAC_WMS_OPTIMIZER_LEASE", 60.0, minimum=1.0)
 SOURCE = "Optimizers"
 #: Seconds after a failed catalogue call during which jobs with input data are put back
 #: at once instead of each waiting for the catalogue's timeout.
 CATALOG_BACKOFF = 10.0
 #: Most jobs :meth:`JobOptimizer.optimizeJobs` runs the chain on in one transaction.
-JOBS_PER_TRANSACTION = int(os.environ.get("DIRAC_WMS_OPTIMIZER_BATCH") or 25)
+JOBS_PER_TRANSACTION = envNumber("DIRAC_WMS_OPTIMIZER_BATCH", 25, minimum=1)
 
 _T = TypeVar("_T")
 #: What the chain gives for a job it leaves, within a batch, before the InputData step.

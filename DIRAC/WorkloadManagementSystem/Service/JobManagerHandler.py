@@ -6,7 +6,6 @@ handler checks arguments and who may act on which job (see JobPolicy).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -14,6 +13,7 @@ from diracmq.broker.derrno import EVALUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from diracmq.workers.handler import RequestHandler
 
+from DIRAC.Core.Utilities.Environment import envNumber
 from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import (
     SandboxMetadataDB,
     entityForJob,
@@ -37,7 +37,7 @@ class JobManagerHandler(JobDBHandlerMixin, RequestHandler):
     """Job submission and job control."""
 
     #: Most jobs one parametric JDL may describe (DIRAC's MaxParametricJobs).
-    maxParametricJobs: ClassVar[int] = int(os.environ.get("DIRAC_WMS_MAX_PARAMETRIC_JOBS", 20))
+    maxParametricJobs: ClassVar[int] = envNumber("DIRAC_WMS_MAX_PARAMETRIC_JOBS", 20, minimum=1)
     _sandboxDB: ClassVar[SandboxMetadataDB | None] = None
 
     # ------------------------------------------------------------- submit
