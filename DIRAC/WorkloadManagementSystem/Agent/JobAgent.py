@@ -46,7 +46,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -409,17 +409,9 @@ class JobAgent:
         InputSandbox LFN(s)", DIRAC's wording); the job's final status when it ended
         here (Failed / "Input Sandbox Download", or Killed meanwhile), else None."""
         self._status(jobID, JS.RUNNING, "Downloading InputSandbox LFN(s)")
-        with self._beating(jobID) as killed:
-            got = downloadSandboxLFNs(self._dataManager(), ad, workdir, self.site)
-        if killed.is_set():
-            log.info("job %s: killed by its owner while its input sandbox was downloaded",
-                     jobID)
-            return JS.KILLED
-        if not got["OK"]:
-            log.info("job %s: input sandbox LFNs: %s", jobID, got["Message"])
-            self._status(jobID, JS.FAILED, "Input Sandbox Download", got["Message"][:500])
-            return JS.FAILED
-        return None
+        return self._download(jobID, "input sandbox LFNs", "Input Sandbox Download",
+                              lambda: downloadSandboxLFNs(self._dataManager(), ad, workdir,
+                                                          self.site))
 
     def _inputData(self, jobID: int, ad: ClassAd, workdir: Path, sandboxes: list[str],
                    initialization: tuple[str, str, str, str]) -> str | None:
@@ -427,15 +419,23 @@ class JobAgent:
         status when it ended here (Failed, or Killed meanwhile), else None."""
         self._status(jobID, JS.RUNNING, "Input Data Resolution",
                      earlier=[] if sandboxes else [initialization])
+        return self._download(jobID, "input data", "Input Data Resolution",
+                              lambda: downloadInputData(self._dataManager(), ad, workdir,
+                                                        self.site))
+
+    def _download(self, jobID: int, what: str, failedMinor: str,
+                  download: Callable[[], DReturnType]) -> str | None:
+        """Run ``download`` with the job's heartbeats going: ``Killed`` when its owner
+        killed it meanwhile, ``Failed`` / ``failedMinor`` (with the reason) when the
+        download failed, else None (the job goes on)."""
         with self._beating(jobID) as killed:
-            got = downloadInputData(self._dataManager(), ad, workdir, self.site)
+            got = download()
         if killed.is_set():
-            log.info("job %s: killed by its owner while its input data were downloaded",
-                     jobID)
+            log.info("job %s: killed by its owner while its %s were downloaded", jobID, what)
             return JS.KILLED
         if not got["OK"]:
-            log.info("job %s: input data: %s", jobID, got["Message"])
-            self._status(jobID, JS.FAILED, "Input Data Resolution", got["Message"][:500])
+            log.info("job %s: %s: %s", jobID, what, got["Message"])
+            self._status(jobID, JS.FAILED, failedMinor, got["Message"][:500])
             return JS.FAILED
         return None
 
