@@ -446,16 +446,18 @@ class RPCTransport:
             deferred = []
             now = time.monotonic()
             for pending in outbox:
-                if pending.request_id in self._registry and pending.not_before > now:
+                if pending.request_id not in self._registry:
+                    continue  # timed out meanwhile
+                if pending.not_before > now:
                     deferred.append(pending)  # refused a moment ago: not yet
-                elif pending.request_id in self._registry:  # skip calls that timed out
-                    try:
-                        self._publish(pending)
-                        queued.append((pending, pending.attempts))
-                    except (ValueError, TypeError) as exc:  # this message, not the connection
-                        with self.lock:
-                            self._registry.fail(pending, S_ERROR(
-                                EMQENCODE, f"cannot publish {pending.where}: {exc!r}"))
+                    continue
+                try:
+                    self._publish(pending)
+                    queued.append((pending, pending.attempts))
+                except (ValueError, TypeError) as exc:  # this message, not the connection
+                    with self.lock:
+                        self._registry.fail(pending, S_ERROR(
+                            EMQENCODE, f"cannot publish {pending.where}: {exc!r}"))
             # Written now: a connection that died before (a cut the driver has not seen
             # yet) shows here, and its calls go out again on the next one (same request
             # ids) instead of failing as "may or may not have run".
