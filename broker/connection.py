@@ -214,7 +214,7 @@ def connect(settings: Settings, name: str, timeout: float | None = None,
             except Exception as exc:
                 if _final(exc) or not _worth_retrying(exc):
                     raise
-                _failed_at[f"{params.host}:{params.port}"] = time.monotonic()
+                mark_failed(params.host, params.port)
                 # DEBUG: the caller logs one line per attempt, naming every node tried
                 log.debug("broker node %s unreachable (%r); trying the next", _describe(params),
                          exc)
