@@ -28,14 +28,27 @@ hold decrypted bytes that no poll can see.  A/B with client and worker both on o
 off (8 interleaved rounds of 4,000 sequential calls): p50 0.743 -> 0.701 ms, 1,323 ->
 1,395 calls/s.
 
+Writing: pika's ``write()`` arms a writability watcher (an ``epoll_ctl``) when its buffer
+was empty, the next turn of the loop waits for the socket to be writable (an
+``epoll_wait``), sends, and disarms the watcher (another ``epoll_ctl``): four syscalls
+and a round through pika's event dispatch for every request and every reply.  A
+transport *corked* by :func:`cork` only buffers what is written meanwhile (the
+driver corks around its own publishes, acks and rejects); :func:`release` then sends
+the buffered frames at once (one ``sendmsg``) and arms pika's watcher only for a rest
+the kernel did not take.  Any other write (a heartbeat, a channel operation, closing)
+arms the watcher for the deferred bytes first, pika's way, so nothing is left unsent
+whoever turns the loop next; the driver releases before every turn of its own.
+
 It relies on pika 1.x internals (``_AsyncPlaintextTransport``, ``_tx_buffers``,
 ``_tx_buffered_byte_count``, ``_sock``, ``_protocol``, ``_state``, ``_MAX_RECV_BYTES``,
-``_MAX_CONSUME_BYTES``); pyproject pins pika below 2, and tests/unit/test_gather.py
-checks those names exist, so a pika upgrade that moves them fails loudly.
+``_MAX_CONSUME_BYTES``, ``_buffer_tx_data``, ``_nbio``, ``_on_socket_writable``,
+``write``); pyproject pins pika below 2, and tests/unit/test_gather.py checks those
+names exist, so a pika upgrade that moves them fails loudly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 from collections import deque
@@ -43,7 +56,8 @@ from typing import Any
 
 from pika.adapters.utils import io_services_utils
 
-__all__ = ["IOV_MAX", "consume_until_short", "install", "produce_gathered", "send_gathered"]
+__all__ = ["IOV_MAX", "consume_until_short", "cork", "corkable", "install",
+           "produce_gathered", "release", "send_gathered"]
 
 #: Buffers passed to one sendmsg() at most (Linux's IOV_MAX is 1024).
 IOV_MAX = 1024
@@ -116,12 +130,66 @@ def consume_until_short(self: Any) -> None:
             return  # drained: a level-triggered poll reports what comes next
 
 
+#: pika's plaintext transport class (typed Any: the methods replaced below are private)
+_Transport: Any = io_services_utils._AsyncPlaintextTransport
+#: pika's own write(), called for every write made while not corked.
+_pika_write = _Transport.write
+
+
+def write_corkable(self: Any, data: bytes) -> None:
+    """``_AsyncPlaintextTransport.write``: buffered only while corked (see the module doc)."""
+    if self._diracmq_corked:
+        if not self._tx_buffered_byte_count and self._state == self._STATE_ACTIVE:
+            self._diracmq_deferred = True  # buffered with no watcher armed: release() sends
+        self._buffer_tx_data(data)  # pika's checks: empty data, inactive transport
+        return
+    if self._diracmq_deferred:
+        # Someone else writes (a heartbeat, a channel operation): the deferred frames go
+        # first, pika's way, before whoever turns the loop next waits for them.
+        _arm(self)
+    _pika_write(self, data)
+
+
+def _arm(transport: Any) -> None:
+    transport._diracmq_deferred = False
+    if transport._tx_buffers and transport._state == transport._STATE_ACTIVE:
+        transport._nbio.set_writer(transport._sock.fileno(), transport._on_socket_writable)
+
+
+def corkable(transport: Any) -> bool:
+    """Whether ``transport`` (pika's, behind a connection) can be corked: plaintext, with
+    :func:`install` done."""
+    return _installed and type(transport) is _Transport
+
+
+def cork(transport: Any, on: bool) -> None:
+    """Start (``on``) or stop buffering writes to ``transport`` without arming pika's
+    writer; what was buffered meanwhile waits for :func:`release`."""
+    transport._diracmq_corked = on
+
+
+def release(transport: Any, send: bool = True) -> None:
+    """Hand frames buffered while corked to the kernel now (``send``), or leave them to
+    pika's writability watcher; a rest the kernel did not take is left to the watcher.
+
+    A send that fails (a reset connection) is left to the watcher too: pika's own
+    writable handler then meets the same error and closes the connection its way.
+    """
+    if not transport._diracmq_deferred:
+        return
+    if send and transport._state == transport._STATE_ACTIVE:
+        with contextlib.suppress(OSError):
+            transport._produce()
+    _arm(transport)
+
+
 _installed = False
 
 
 def install() -> None:
-    """Put :func:`produce_gathered` and :func:`consume_until_short` into pika's
-    plaintext transport, once per process (TLS keeps pika's own, see the module doc).
+    """Put :func:`produce_gathered`, :func:`consume_until_short` and
+    :func:`write_corkable` into pika's plaintext transport, once per process (TLS
+    keeps pika's own, see the module doc).
 
     The pika driver calls it when it is made (broker/pika_driver.py); importing this
     module changes nothing.
@@ -130,7 +198,9 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    transport = io_services_utils._AsyncPlaintextTransport
-    # private methods of pika 1.x (pinned below 2), absent from the stubs
-    transport._produce = produce_gathered  # type: ignore[attr-defined]
-    transport._consume = consume_until_short  # type: ignore[attr-defined]
+    # private methods of pika 1.x (pinned below 2)
+    _Transport._produce = produce_gathered
+    _Transport._consume = consume_until_short
+    _Transport.write = write_corkable
+    _Transport._diracmq_corked = False
+    _Transport._diracmq_deferred = False

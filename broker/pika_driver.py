@@ -25,13 +25,18 @@ pika's own heartbeat checker does for a silent peer: the operation waiting raise
 the driver turns that into :class:`OperationTimedOut`.
 
 The syscall savings of broker/gather.py are switched on when a driver is made
-(``gather=True``, the default), not at import.
+(``gather=True``, the default), not at import.  With them, the driver's own publishes,
+acks and rejects are corked (buffered without arming pika's writability watcher) and
+released by the next :meth:`PikaDriver.flush` or :meth:`PikaDriver.drive` in one
+``sendmsg``: a sequential call then costs no ``epoll_ctl`` pair and no extra loop turn
+per message, in the client or the worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -119,6 +124,9 @@ class PikaDriver(Driver):
         self._conn: pika.BlockingConnection | None = None
         self._channel: Any = None
         self._impl: Any = None  # the channel implementation behind the blocking channel
+        #: pika's plaintext transport under the connection, when it can be corked
+        #: (broker/gather.py), else None
+        self._transport: Any = None
         self._timer_at: float | None = None
         self._templates: dict[tuple[str, str, str | None], tuple[bytes, bytes, bytes, bytes]] = {}
         #: With confirms: the channel's last publish sequence number, and the requests
@@ -151,6 +159,8 @@ class PikaDriver(Driver):
         # pika 1.x's channel implementation behind the blocking channel (pinned below 2)
         self._impl = channel._impl  # type: ignore[attr-defined]  # private in the stubs
         self._conn, self._channel = conn, channel
+        transport = getattr(conn._impl, "_transport", None)  # type: ignore[attr-defined]  # pika-private
+        self._transport = transport if gather.corkable(transport) else None
         self._timer_at = None
         self._seq = 0
         self._unconfirmed.clear()
@@ -173,6 +183,7 @@ class PikaDriver(Driver):
 
     def close(self) -> None:
         conn, self._conn, self._channel, self._impl = self._conn, None, None, None
+        self._transport = None
         self._unconfirmed.clear()  # the caller knows which requests were confirmed
         if conn is not None:
             close_quietly(conn)
@@ -309,11 +320,17 @@ class PikaDriver(Driver):
                  mandatory: bool, request_id: str | None = None) -> None:
         if self._impl is None:
             raise ConnectionLost("not connected")
+        transport = self._transport
+        if transport is not None:
+            gather.cork(transport, True)
         try:
             self._impl.basic_publish(exchange, routing_key, body, props, mandatory)
         except (pika.exceptions.ChannelWrongStateError,
                 pika.exceptions.ConnectionWrongStateError) as exc:
             raise _refused(exc) from exc
+        finally:
+            if transport is not None:
+                gather.cork(transport, False)
         if self.confirms:
             self._seq += 1
             if request_id is not None:
@@ -343,11 +360,25 @@ class PikaDriver(Driver):
 
     def ack(self, delivery: Delivery) -> None:
         if delivery.generation == self.generation and self._impl is not None:
-            self._impl.basic_ack(delivery.tag)
+            transport = self._transport
+            if transport is not None:
+                gather.cork(transport, True)
+            try:
+                self._impl.basic_ack(delivery.tag)
+            finally:
+                if transport is not None:
+                    gather.cork(transport, False)
 
     def reject(self, delivery: Delivery, requeue: bool) -> None:
         if delivery.generation == self.generation and self._impl is not None:
-            self._impl.basic_reject(delivery.tag, requeue=requeue)
+            transport = self._transport
+            if transport is not None:
+                gather.cork(transport, True)
+            try:
+                self._impl.basic_reject(delivery.tag, requeue=requeue)
+            finally:
+                if transport is not None:
+                    gather.cork(transport, False)
 
     # -------------------------------------------------------------------- I/O
     def drive(self, timeout: float | None) -> None:
@@ -355,6 +386,8 @@ class PikaDriver(Driver):
         if conn is None:
             raise ConnectionLost("not connected")
         try:
+            if self._transport is not None:
+                gather.release(self._transport)  # the loop below would wait on them
             if timeout is not None:
                 self._arm_timer(max(0.0, timeout))
             # No time_limit: pika would create and cancel a timer on every turn.  An
@@ -373,6 +406,17 @@ class PikaDriver(Driver):
         conn = self._conn
         if conn is None:
             raise ConnectionLost("not connected")
+        transport = self._transport
+        if transport is not None and transport._diracmq_deferred:
+            # Sent here, unless the socket has something to read: a close the broker
+            # sent, or the end of a cut connection, must show before the caller counts
+            # its requests as published (client/transport.py); pika's turn reads it.
+            if not select.select((transport._sock,), (), (), 0)[0]:
+                gather.release(transport)
+                if not transport._tx_buffers:
+                    self._check_channel()
+                    return
+            gather.release(transport, send=False)
         try:
             # What BlockingChannel.basic_publish does after queueing its frames: turn the
             # loop until they are written (a turn that also sees a close the broker sent

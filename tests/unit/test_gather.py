@@ -225,6 +225,11 @@ def test_pika_still_has_the_internals_we_rely_on():
                  "_consume", "_produce"):
         assert hasattr(base, name), name
     assert hasattr(io_services_utils, "_LOGGER")  # consume_until_short logs EOF as pika does
+    # write_corkable buffers as pika's write does and arms the same watcher
+    plain = io_services_utils._AsyncPlaintextTransport
+    assert {"_buffer_tx_data", "_nbio", "set_writer", "_on_socket_writable"} <= set(
+        inspect.unwrap(gather._pika_write).__code__.co_names)
+    assert hasattr(plain, "_on_socket_writable") and hasattr(base, "_buffer_tx_data")
     # _on_socket_readable is what calls _consume and takes BlockingIOError as "drained".
     readable = inspect.unwrap(io_services_utils._AsyncPlaintextTransport._on_socket_readable)
     assert "_consume" in readable.__code__.co_names
@@ -236,3 +241,118 @@ def test_pika_blocking_connection_flush_output_takes_no_waiters():
     params = inspect.signature(BlockingConnection._flush_output).parameters
     assert [p.kind for p in params.values()] == [inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                   inspect.Parameter.VAR_POSITIONAL]
+
+
+# ------------------------------------------------------------------ corked writes
+class FakeNbio:
+    """The watcher calls pika's transport makes; records the writer's arming."""
+
+    def __init__(self) -> None:
+        self.writers: list[int] = []
+        self.reader = None
+
+    def set_reader(self, fd: int, callback) -> None:
+        self.reader = callback
+
+    def set_writer(self, fd: int, callback) -> None:
+        self.writers.append(fd)
+
+    def remove_writer(self, fd: int) -> bool:
+        return True
+
+
+@pytest.fixture
+def transport(pair):
+    """pika's real plaintext transport on one end of a socket pair (gather installed)."""
+    gather.install()
+    sender, sock = pair
+    nbio = FakeNbio()
+    t = io_services_utils._AsyncPlaintextTransport(sock, object(), nbio)
+    sender.setblocking(False)
+    return t, nbio, sender
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except BlockingIOError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_corked_writes_wait_for_release_and_leave_in_one_send(transport):
+    t, nbio, peer = transport
+    gather.cork(t, True)
+    t.write(b"method")
+    t.write(b"header")
+    t.write(b"body")
+    gather.cork(t, False)
+    assert nbio.writers == [] and t.get_write_buffer_size() == 16  # nothing armed, nothing sent
+    assert read_all(peer) == b""
+    gather.release(t)
+    assert read_all(peer) == b"methodheaderbody"
+    assert t.get_write_buffer_size() == 0 and nbio.writers == []  # no watcher needed
+    gather.release(t)  # nothing deferred: nothing happens
+    assert nbio.writers == []
+
+
+def test_another_write_arms_the_watcher_for_the_deferred_frames_first(transport):
+    """A heartbeat or a channel operation written meanwhile must not strand them."""
+    t, nbio, peer = transport
+    gather.cork(t, True)
+    t.write(b"reply")
+    gather.cork(t, False)
+    t.write(b"heartbeat")  # pika's own write, not corked
+    assert len(nbio.writers) == 1  # armed once, for both, in order
+    t._on_socket_writable()  # what the loop does when the socket is writable
+    assert read_all(peer) == b"replyheartbeat"
+    gather.release(t)  # no longer deferred: nothing to do, nothing armed again
+    assert len(nbio.writers) == 1
+
+
+def test_a_rest_the_kernel_does_not_take_is_left_to_the_watcher(transport):
+    t, nbio, peer = transport
+    t._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    big = bytes(random.Random(1).randbytes(4 << 20))
+    gather.cork(t, True)
+    t.write(big)
+    gather.cork(t, False)
+    gather.release(t)
+    assert 0 < t.get_write_buffer_size() < len(big)  # sent in part, the rest buffered
+    assert len(nbio.writers) == 1  # pika's watcher sends the rest
+    received = read_all(peer)
+    while t.get_write_buffer_size():
+        t._on_socket_writable()
+        received += read_all(peer)
+    assert received == big
+
+
+def test_release_without_sending_arms_the_watcher(transport):
+    t, nbio, peer = transport
+    gather.cork(t, True)
+    t.write(b"request")
+    gather.cork(t, False)
+    gather.release(t, send=False)
+    assert len(nbio.writers) == 1 and read_all(peer) == b""
+    t._on_socket_writable()
+    assert read_all(peer) == b"request"
+
+
+def test_a_failed_send_is_left_to_pikas_writer_which_reports_it(transport):
+    t, nbio, peer = transport
+    gather.cork(t, True)
+    t.write(b"request")
+    gather.cork(t, False)
+    t._sock.shutdown(socket.SHUT_WR)  # the send now fails (EPIPE)
+    gather.release(t)  # no exception here
+    assert len(nbio.writers) == 1 and t.get_write_buffer_size() == 7
+
+
+def test_only_pikas_plaintext_transport_is_corkable(transport):
+    t, _, _ = transport
+    assert gather.corkable(t)
+    assert not gather.corkable(object())
