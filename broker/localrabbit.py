@@ -82,7 +82,8 @@ class LocalNode:
     def __init__(self, folder: Path, home: Path, name: str,
                  tls: dict[str, str] | None = None, net_ticktime: int = 0,
                  ports: dict[str, int] | None = None,
-                 wal_sync_method: str | None = None) -> None:
+                 wal_sync_method: str | None = None,
+                 erl_args: Sequence[str] = ()) -> None:
         if wal_sync_method not in (None, *WAL_SYNC_METHODS):
             raise ValueError(f"wal_sync_method must be one of {', '.join(WAL_SYNC_METHODS)}")
         self.server_script, self.ctl_script = _scripts()
@@ -100,6 +101,8 @@ class LocalNode:
         #: Ra's ``wal_sync_method`` (docs/configuration.md, "Quorum queues and the
         #: disk"); None: RabbitMQ's default (``datasync``).
         self.wal_sync_method = wal_sync_method
+        #: Extra Erlang VM flags (after the start scripts' own, so they win).
+        self.erl_args = tuple(erl_args)
         self._configure()
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
@@ -152,7 +155,8 @@ class LocalNode:
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(folder / "advanced.config"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(folder / "node.pid"),
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": " ".join(
+                ("-kernel inet_dist_use_interface {127,0,0,1}", *self.erl_args)),
         })
 
     # ------------------------------------------------------------------ URLs
@@ -316,7 +320,8 @@ class LocalCluster:
 
     def __init__(self, nodes: int = 3, folder: Path | None = None, label: str = "cluster",
                  tls: dict[str, str] | None = None, net_ticktime: int = 0,
-                 wal_sync_method: str | None = None) -> None:
+                 wal_sync_method: str | None = None,
+                 erl_args: Sequence[str] | None = None) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self.own_dir = folder is None
@@ -330,7 +335,7 @@ class LocalCluster:
         tag = f"{label}-{os.getpid()}"
         self.nodes = [LocalNode(self.dir / f"node{i + 1}", self.home,
                                 f"diracmq-{tag}-{i + 1}@localhost", tls, net_ticktime,
-                                wal_sync_method=wal_sync_method)
+                                wal_sync_method=wal_sync_method, erl_args=erl_args or ())
                       for i in range(nodes)]
 
     def start(self, timeout: float = 120.0) -> None:
