@@ -301,6 +301,11 @@ def main() -> int:
     runs = {
         "classic-1": lambda: Setup("classic-1", 1, "classic", None, gap=True,
                                    settings_kw=kw(), **common),
+        # the single node with the client settings the URL list gets (confirms on)
+        "classic-1-confirms": lambda: Setup(
+            "classic-1-confirms", 1, "classic", None, gap=False,
+            settings_kw={"publish_confirms": "on" if args.confirms == "auto"
+                         else args.confirms}, **common),
         "quorum-3": lambda: Setup("quorum-3", 3, "quorum", None, gap=True,
                                   settings_kw=kw(), **common),
         # client and worker on one node, the leader's: what the inter-node hops cost
@@ -342,6 +347,7 @@ def main() -> int:
     pairs = {
         "quorum3/classic1 seq": ("quorum-3", "classic-1", "seq"),
         "quorum3/classic1 inflight100": ("quorum-3", "classic-1", "inflight100"),
+        "quorum3/classic1 with confirms seq": ("quorum-3", "classic-1-confirms", "seq"),
         "quorum3 client+worker on the leader's node/classic1 seq": ("quorum-3-onenode",
                                                                     "classic-1", "seq"),
         "quorum3 wal_sync_method=none/classic1 seq": ("quorum-3-nosync", "classic-1", "seq"),
@@ -370,8 +376,8 @@ def main() -> int:
 
 
 #: The setups, in the order they run.
-SETUPS = ("classic-1", "quorum-3", "quorum-3-onenode", "quorum-3-nosync", "quorum-3-shm",
-          "tls-1", "plain-1")
+SETUPS = ("classic-1", "classic-1-confirms", "quorum-3", "quorum-3-onenode",
+          "quorum-3-nosync", "quorum-3-shm", "tls-1", "plain-1")
 
 
 def loadavg() -> str:
