@@ -11,21 +11,34 @@ shared broker), one ``dirac-worker Bench --processes 2`` serving bench/benchext'
   to the end of the first call made after it that succeeded.  For the single classic
   node that includes restarting the node; for the quorum cluster the node stays dead.
 
-Setups (in this order, one cluster at a time): ``classic-1`` (classic queue, 1 node,
-plain), ``quorum-3`` (quorum queue, 3 nodes, plain: RabbitMQ's defaults),
-``quorum-3-nosync`` (the same with Ra's ``wal_sync_method = none``: the write-ahead
-log is not synced to disk before an enqueue is confirmed; **gives up durability** against
-a simultaneous power loss of a majority of nodes, docs/configuration.md),
-``quorum-3-shm`` (the nodes' data on /dev/shm: no disk at all, to show what the disk
-costs; not a deployment setting), ``tls-1`` (classic, 1 node, ``amqps://`` with
-certificate login) and ``plain-1`` again right after it (so the TLS ratio compares
-neighbours).  Ratios are printed between setups of this run only.  The client uses the
-deployment defaults: publisher confirms ``auto`` (on for the 3-node setups, which get
-the URL list; off for the single nodes).  The machine's load average is printed before
-and after (``/proc/loadavg``).
+Setups (in this order): ``classic-1`` (classic queue, 1 node, plain),
+``classic-1-confirms`` (the same with publisher confirms on, as a URL list has them),
+``quorum-3`` (quorum queue, 3 nodes, plain: RabbitMQ's defaults), ``quorum-3-onenode``
+(the same, but the worker and the client both connect to the first node only, which then
+holds the queue's leader: what the inter-node hops cost; not a deployment setting),
+``quorum-3-nosync`` (Ra's ``wal_sync_method = none``: the write-ahead log is not synced
+to disk before an enqueue is confirmed; **gives up durability** against a simultaneous
+power loss of a majority of nodes, docs/configuration.md), ``quorum-3-notify`` (Ra's
+``wal_write_strategy = sync_after_notify``: an entry counts as written before its sync;
+gives up durability over that sync's time), ``quorum-3-shm`` (the nodes' data on
+/dev/shm: no disk at all, to show what the disk costs; not a deployment setting),
+``tls-1`` (classic, 1 node, ``amqps://`` with certificate login) and ``plain-1`` again
+right after it (so the TLS ratio compares neighbours).  Ratios are printed between
+setups of this run only.  The client uses the deployment defaults unless ``--confirms``
+says otherwise: publisher confirms ``auto`` (on for the 3-node setups, which get the URL
+list; off for the single nodes).  ``--erl-args`` gives every node of every setup the same
+extra Erlang VM flags.  The machine's load average is printed before and after
+(``/proc/loadavg``).
+
+By default the setups run one after the other (each started, measured, stopped).  With
+``--rounds N`` (N > 1) the chosen setups are started together and measured in turn, N
+rounds of ``--duration`` seconds each (the order rotating), so the load of a shared
+machine weighs on every setup alike; each ratio is then printed with its median,
+minimum and maximum over the rounds.  Failover gaps are measured at the end.
 
 Run:  .venv/bin/python bench/cluster.py [--duration 5] [--json out.json]
-                                         [--setups classic-1,quorum-3,...]
+                                         [--setups classic-1,quorum-3,...] [--rounds N]
+                                         [--erl-args FLAGS] [--confirms auto|on|off]
 """
 
 from __future__ import annotations
@@ -140,13 +153,14 @@ class Setup:
     def __init__(self, name: str, nodes: int, queue_type: str, tls: dict | None,
                  gap: bool, workdir: Path, settings_kw: dict, folder: Path | None = None,
                  wal_sync_method: str | None = None, erl_args: tuple[str, ...] = (),
-                 one_node: bool = False) -> None:
+                 one_node: bool = False, wal_write_strategy: str | None = None) -> None:
         self.name, self.nodes, self.queue_type, self.tls = name, nodes, queue_type, tls
         self.gap, self.workdir, self.settings_kw = gap, workdir, dict(settings_kw)
         self.folder, self.wal_sync_method, self.erl_args = folder, wal_sync_method, erl_args
-        self.one_node = one_node
+        self.one_node, self.wal_write_strategy = one_node, wal_write_strategy
         self.cluster = LocalCluster(nodes, folder, label=f"bench{name}", tls=tls,
-                                    wal_sync_method=wal_sync_method, erl_args=erl_args)
+                                    wal_sync_method=wal_sync_method, erl_args=erl_args,
+                                    wal_write_strategy=wal_write_strategy)
         self.worker: subprocess.Popen | None = None
         self.settings: Settings | None = None
         self.client: Client | None = None
@@ -180,6 +194,7 @@ class Setup:
         return {"setup": self.name, "nodes": self.nodes, "queue_type": self.queue_type,
                 "tls": bool(self.tls),
                 "wal_sync_method": self.wal_sync_method or "datasync (default)",
+                "wal_write_strategy": self.wal_write_strategy or "default",
                 "publish_confirms": self.settings.confirms, "erl_args": " ".join(self.erl_args)}
 
     def failover_gap(self) -> float:
@@ -317,7 +332,11 @@ def main() -> int:
         # Ra's WAL not synced: what a deployment may choose, trading durability
         "quorum-3-nosync": lambda: Setup("quorum-3-nosync", 3, "quorum", None, gap=False,
                                          settings_kw=kw(), wal_sync_method="none", **common),
-        # the same on tmpfs: what the quorum queues' write-ahead log costs on this disk
+        # Ra told "written" before the sync: a sync-long window, durability traded too
+        "quorum-3-notify": lambda: Setup("quorum-3-notify", 3, "quorum", None, gap=False,
+                                         settings_kw=kw(),
+                                         wal_write_strategy="sync_after_notify", **common),
+        # quorum-3 on tmpfs: what the quorum queues' write-ahead log costs on this disk
         "quorum-3-shm": lambda: Setup(
             "quorum-3-shm", 3, "quorum", None, gap=False, settings_kw=kw(),
             folder=Path(tempfile.mkdtemp(prefix="diracmq-bench-", dir=SHM)), **common),
@@ -353,6 +372,8 @@ def main() -> int:
         "quorum3 wal_sync_method=none/classic1 seq": ("quorum-3-nosync", "classic-1", "seq"),
         "quorum3 wal_sync_method=none/classic1 inflight100": ("quorum-3-nosync", "classic-1",
                                                               "inflight100"),
+        "quorum3 wal_write_strategy=sync_after_notify/classic1 seq": ("quorum-3-notify",
+                                                                      "classic-1", "seq"),
         "quorum3 on tmpfs/classic1 seq": ("quorum-3-shm", "classic-1", "seq"),
         "tls/plain seq": ("tls-1", "plain-1", "seq"),
         "tls/plain inflight100": ("tls-1", "plain-1", "inflight100"),
@@ -377,7 +398,7 @@ def main() -> int:
 
 #: The setups, in the order they run.
 SETUPS = ("classic-1", "classic-1-confirms", "quorum-3", "quorum-3-onenode",
-          "quorum-3-nosync", "quorum-3-shm", "tls-1", "plain-1")
+          "quorum-3-nosync", "quorum-3-notify", "quorum-3-shm", "tls-1", "plain-1")
 
 
 def loadavg() -> str:
