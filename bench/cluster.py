@@ -11,21 +11,34 @@ shared broker), one ``dirac-worker Bench --processes 2`` serving bench/benchext'
   to the end of the first call made after it that succeeded.  For the single classic
   node that includes restarting the node; for the quorum cluster the node stays dead.
 
-Setups (in this order, one cluster at a time): ``classic-1`` (classic queue, 1 node,
-plain), ``quorum-3`` (quorum queue, 3 nodes, plain: RabbitMQ's defaults),
-``quorum-3-nosync`` (the same with Ra's ``wal_sync_method = none``: the write-ahead
-log is not synced to disk before an enqueue is confirmed; **gives up durability** against
-a simultaneous power loss of a majority of nodes, docs/configuration.md),
-``quorum-3-shm`` (the nodes' data on /dev/shm: no disk at all, to show what the disk
-costs; not a deployment setting), ``tls-1`` (classic, 1 node, ``amqps://`` with
-certificate login) and ``plain-1`` again right after it (so the TLS ratio compares
-neighbours).  Ratios are printed between setups of this run only.  The client uses the
-deployment defaults: publisher confirms ``auto`` (on for the 3-node setups, which get
-the URL list; off for the single nodes).  The machine's load average is printed before
-and after (``/proc/loadavg``).
+Setups (in this order): ``classic-1`` (classic queue, 1 node, plain),
+``classic-1-confirms`` (the same with publisher confirms on, as a URL list has them),
+``quorum-3`` (quorum queue, 3 nodes, plain: RabbitMQ's defaults), ``quorum-3-onenode``
+(the same, but the worker and the client both connect to the first node only, which then
+holds the queue's leader: what the inter-node hops cost; not a deployment setting),
+``quorum-3-nosync`` (Ra's ``wal_sync_method = none``: the write-ahead log is not synced
+to disk before an enqueue is confirmed; **gives up durability** against a simultaneous
+power loss of a majority of nodes, docs/configuration.md), ``quorum-3-notify`` (Ra's
+``wal_write_strategy = sync_after_notify``: an entry counts as written before its sync;
+gives up durability over that sync's time), ``quorum-3-shm`` (the nodes' data on
+/dev/shm: no disk at all, to show what the disk costs; not a deployment setting),
+``tls-1`` (classic, 1 node, ``amqps://`` with certificate login) and ``plain-1`` again
+right after it (so the TLS ratio compares neighbours).  Ratios are printed between
+setups of this run only.  The client uses the deployment defaults unless ``--confirms``
+says otherwise: publisher confirms ``auto`` (on for the 3-node setups, which get the URL
+list; off for the single nodes).  ``--erl-args`` gives every node of every setup the same
+extra Erlang VM flags.  The machine's load average is printed before and after
+(``/proc/loadavg``).
+
+By default the setups run one after the other (each started, measured, stopped).  With
+``--rounds N`` (N > 1) the chosen setups are started together and measured in turn, N
+rounds of ``--duration`` seconds each (the order rotating), so the load of a shared
+machine weighs on every setup alike; each ratio is then printed with its median,
+minimum and maximum over the rounds.  Failover gaps are measured at the end.
 
 Run:  .venv/bin/python bench/cluster.py [--duration 5] [--json out.json]
-                                         [--setups classic-1,quorum-3,...]
+                                         [--setups classic-1,quorum-3,...] [--rounds N]
+                                         [--erl-args FLAGS] [--confirms auto|on|off]
 """
 
 from __future__ import annotations
@@ -77,7 +90,8 @@ def wait_served(client: Client, timeout: float = 60.0) -> None:
     raise RuntimeError("the worker never answered")
 
 
-def sequential(client: Client, duration: float) -> dict:
+def sequential(client: Client, duration: float) -> list[float]:
+    """The latencies (s) of sequential ``echo`` calls made for ``duration`` seconds."""
     lat = []
     end = time.monotonic() + duration
     while time.monotonic() < end:
@@ -85,7 +99,13 @@ def sequential(client: Client, duration: float) -> dict:
         result = client.echo("x" * 100, timeout=30)
         lat.append(time.perf_counter() - t)
         assert result["OK"], result
-    return {"calls_per_s": len(lat) / sum(lat), "median_ms": statistics.median(lat) * 1000}
+    return lat
+
+
+def seq_figures(lat: list[float]) -> dict:
+    """calls/s (one thread: 1 / mean latency) and the median latency of ``lat``."""
+    return {"calls_per_s": len(lat) / sum(lat), "median_ms": statistics.median(lat) * 1000,
+            "calls": len(lat)}
 
 
 def in_flight(client: Client, duration: float, window: int = 100) -> dict:
@@ -127,46 +147,126 @@ def failover_gap(cluster: LocalCluster, client: Client, restart: bool) -> float:
             raise RuntimeError("no successful call within 120 s of the kill")
 
 
-def run_setup(name: str, nodes: int, queue_type: str, tls: dict | None, duration: float,
-              gap: bool, workdir: Path, settings_kw: dict, folder: Path | None = None,
-              wal_sync_method: str | None = None) -> dict:
-    cluster = LocalCluster(nodes, folder, label=f"bench{name}", tls=tls,
-                           wal_sync_method=wal_sync_method)
-    worker = None
-    try:
+class Setup:
+    """One setup's node(s), worker and client, kept alive between measurements."""
+
+    def __init__(self, name: str, nodes: int, queue_type: str, tls: dict | None,
+                 gap: bool, workdir: Path, settings_kw: dict, folder: Path | None = None,
+                 wal_sync_method: str | None = None, erl_args: tuple[str, ...] = (),
+                 one_node: bool = False, wal_write_strategy: str | None = None) -> None:
+        self.name, self.nodes, self.queue_type, self.tls = name, nodes, queue_type, tls
+        self.gap, self.workdir, self.settings_kw = gap, workdir, dict(settings_kw)
+        self.folder, self.wal_sync_method, self.erl_args = folder, wal_sync_method, erl_args
+        self.one_node, self.wal_write_strategy = one_node, wal_write_strategy
+        self.cluster = LocalCluster(nodes, folder, label=f"bench{name}", tls=tls,
+                                    wal_sync_method=wal_sync_method, erl_args=erl_args,
+                                    wal_write_strategy=wal_write_strategy)
+        self.worker: subprocess.Popen | None = None
+        self.settings: Settings | None = None
+        self.client: Client | None = None
+        self.closed = False
+
+    def start(self) -> None:
+        """Start the node(s) and the worker; wait until a call is served; warm up."""
+        cluster = self.cluster
         cluster.start()
-        if tls:
+        settings_kw = dict(self.settings_kw)
+        if self.tls:
             user = settings_kw.pop("_user")
             ctl = cluster.nodes[0].ctl
             ctl("add_user", user, "unused")
             ctl("clear_password", user)
             ctl("set_permissions", user, *client_permissions(user))
-        worker = start_worker(",".join(cluster.urls()), queue_type, workdir)
-        urls = cluster.urls(tls=bool(tls))
-        settings = Settings(url=",".join(urls), rpc_timeout=30, connect_timeout=20,
-                            **settings_kw)
-        client = Client(url=SERVICE, settings=settings)
-        wait_served(client)
-        sequential(client, 1.0)  # warm-up
-        out = {"setup": name, "nodes": nodes, "queue_type": queue_type, "tls": bool(tls),
-               "wal_sync_method": wal_sync_method or "datasync (default)",
-               "publish_confirms": settings.confirms,
-               "seq": sequential(client, duration),
-               "inflight100": in_flight(client, duration)}
-        if gap:
-            out["failover_gap_s"] = failover_gap(cluster, client, restart=nodes == 1)
-        get_transport(settings).close()
+        # one_node: the worker and the client all on the first node (which then holds
+        # the queue's leader): what the inter-node hops cost, not a deployment setting
+        pick = slice(0, 1) if self.one_node else slice(None)
+        self.worker = start_worker(",".join(cluster.urls()[pick]), self.queue_type,
+                                   self.workdir)
+        urls = cluster.urls(tls=bool(self.tls))[pick]
+        self.settings = Settings(url=",".join(urls), rpc_timeout=30, connect_timeout=20,
+                                 **settings_kw)
+        self.client = Client(url=SERVICE, settings=self.settings)
+        wait_served(self.client)
+        sequential(self.client, 1.0)  # warm-up
+
+    def describe(self) -> dict:
+        assert self.settings is not None
+        return {"setup": self.name, "nodes": self.nodes, "queue_type": self.queue_type,
+                "tls": bool(self.tls),
+                "wal_sync_method": self.wal_sync_method or "datasync (default)",
+                "wal_write_strategy": self.wal_write_strategy or "default",
+                "publish_confirms": self.settings.confirms, "erl_args": " ".join(self.erl_args)}
+
+    def failover_gap(self) -> float:
+        assert self.client is not None
+        return failover_gap(self.cluster, self.client, restart=self.nodes == 1)
+
+    def close(self) -> None:
+        """Stop the client, the worker and the node(s) (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.settings is not None:
+            get_transport(self.settings).close()
+        if self.worker is not None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+        self.cluster.close()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def run_one(setup: Setup, duration: float) -> dict:
+    """One setup alone: start it, measure, measure its failover gap, stop it."""
+    try:
+        setup.start()
+        assert setup.client is not None
+        out = {**setup.describe(), "seq": seq_figures(sequential(setup.client, duration)),
+               "inflight100": in_flight(setup.client, duration)}
+        if setup.gap:
+            out["failover_gap_s"] = setup.failover_gap()
         return out
     finally:
-        if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        cluster.close()
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+        setup.close()
+
+
+def run_interleaved(setups: list[Setup], duration: float, rounds: int) -> tuple[list, dict]:
+    """All setups alive at once, measured in turn, ``rounds`` times (each turn
+    ``duration`` seconds; the order rotates each round): the machine's load then weighs
+    on every setup alike, and each round gives its own ratios (their spread is printed).
+    Failover gaps are measured at the end, one setup at a time."""
+    lat: dict[str, list[float]] = {s.name: [] for s in setups}
+    flight: dict[str, list[float]] = {s.name: [] for s in setups}
+    per_round: list[dict] = []
+    try:
+        for setup in setups:
+            setup.start()
+        for r in range(rounds):
+            order = setups[r % len(setups):] + setups[:r % len(setups)]
+            this: dict = {}
+            for setup in order:
+                assert setup.client is not None
+                got = sequential(setup.client, duration)
+                lat[setup.name] += got
+                this[setup.name] = {"seq": seq_figures(got),
+                                    "inflight100": in_flight(setup.client, duration)}
+                flight[setup.name].append(this[setup.name]["inflight100"]["calls_per_s"])
+            per_round.append(this)
+        results = []
+        for setup in setups:
+            out = {**setup.describe(), "seq": seq_figures(lat[setup.name]),
+                   "inflight100": {"calls_per_s": statistics.median(flight[setup.name])}}
+            if setup.gap:
+                out["failover_gap_s"] = setup.failover_gap()
+            results.append(out)
+            setup.close()
+        return results, {"rounds": per_round}
+    finally:
+        for setup in setups:
+            setup.close()
 
 
 def main() -> int:
@@ -175,6 +275,17 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--setups", default=",".join(SETUPS),
                         help=f"comma-separated, among {', '.join(SETUPS)} (default: all)")
+    parser.add_argument("--erl-args", default="",
+                        help="extra Erlang VM flags for every node of every setup (e.g. "
+                             "'+S 1:1'), so that the setups compare like with like")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="N > 1: start the chosen setups together and measure them in "
+                             "turn, N rounds of --duration seconds each (the load of a "
+                             "shared machine then weighs on all alike; per-round ratios "
+                             "show the spread); 1 (default): one setup after the other")
+    parser.add_argument("--confirms", choices=("auto", "on", "off"), default="auto",
+                        help="the client's publish_confirms in every setup (default: auto, "
+                             "the deployment default: on with a URL list, off on one node)")
     args = parser.parse_args()
     wanted = [name.strip() for name in args.setups.split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(SETUPS))
@@ -197,40 +308,72 @@ def main() -> int:
     user = dn.subject_to_rfc4514(x509.load_pem_x509_certificate(user_pem).subject)
     tls = {"ca": str(certs / "ca.pem"), "cert": str(certs / "host.pem"),
            "key": str(certs / "host.key")}
+    common = {"erl_args": tuple(args.erl_args.split()), "workdir": workdir}
+
+    def kw() -> dict:
+        return {"publish_confirms": args.confirms}
+
     runs = {
-        "classic-1": lambda: run_setup("classic-1", 1, "classic", None, args.duration, True,
-                                       workdir, {}),
-        "quorum-3": lambda: run_setup("quorum-3", 3, "quorum", None, args.duration, True,
-                                      workdir, {}),
+        "classic-1": lambda: Setup("classic-1", 1, "classic", None, gap=True,
+                                   settings_kw=kw(), **common),
+        # the single node with the client settings the URL list gets (confirms on)
+        "classic-1-confirms": lambda: Setup(
+            "classic-1-confirms", 1, "classic", None, gap=False,
+            settings_kw={"publish_confirms": "on" if args.confirms == "auto"
+                         else args.confirms}, **common),
+        "quorum-3": lambda: Setup("quorum-3", 3, "quorum", None, gap=True,
+                                  settings_kw=kw(), **common),
+        # client and worker on one node, the leader's: what the inter-node hops cost
+        # (one URL: confirms on, as the URL list has them by default)
+        "quorum-3-onenode": lambda: Setup(
+            "quorum-3-onenode", 3, "quorum", None, gap=False, one_node=True,
+            settings_kw={"publish_confirms": "on" if args.confirms == "auto"
+                         else args.confirms}, **common),
         # Ra's WAL not synced: what a deployment may choose, trading durability
-        "quorum-3-nosync": lambda: run_setup("quorum-3-nosync", 3, "quorum", None,
-                                             args.duration, False, workdir, {},
-                                             wal_sync_method="none"),
-        # the same on tmpfs: what the quorum queues' write-ahead log costs on this disk
-        "quorum-3-shm": lambda: run_setup(
-            "quorum-3-shm", 3, "quorum", None, args.duration, False, workdir, {},
-            folder=Path(tempfile.mkdtemp(prefix="diracmq-bench-", dir=SHM))),
-        "tls-1": lambda: run_setup("tls-1", 1, "classic", tls, args.duration, False, workdir,
-                                   {"tls_cert": str(certs / "bench.pem"),
-                                    "tls_ca": str(certs / "ca.pem"), "_user": user}),
-        "plain-1": lambda: run_setup("plain-1", 1, "classic", None, args.duration, False,
-                                     workdir, {}),
+        "quorum-3-nosync": lambda: Setup("quorum-3-nosync", 3, "quorum", None, gap=False,
+                                         settings_kw=kw(), wal_sync_method="none", **common),
+        # Ra told "written" before the sync: a sync-long window, durability traded too
+        "quorum-3-notify": lambda: Setup("quorum-3-notify", 3, "quorum", None, gap=False,
+                                         settings_kw=kw(),
+                                         wal_write_strategy="sync_after_notify", **common),
+        # quorum-3 on tmpfs: what the quorum queues' write-ahead log costs on this disk
+        "quorum-3-shm": lambda: Setup(
+            "quorum-3-shm", 3, "quorum", None, gap=False, settings_kw=kw(),
+            folder=Path(tempfile.mkdtemp(prefix="diracmq-bench-", dir=SHM)), **common),
+        "tls-1": lambda: Setup("tls-1", 1, "classic", tls, gap=False,
+                               settings_kw={**kw(), "tls_cert": str(certs / "bench.pem"),
+                                            "tls_ca": str(certs / "ca.pem"), "_user": user},
+                               **common),
+        "plain-1": lambda: Setup("plain-1", 1, "classic", None, gap=False, settings_kw=kw(),
+                                 **common),
     }
-    results = [runs[name]() for name in SETUPS if name in wanted]
+    chosen = [name for name in SETUPS if name in wanted]
+    spread: dict = {}
+    if args.rounds > 1:
+        results, spread = run_interleaved([runs[name]() for name in chosen], args.duration,
+                                          args.rounds)
+    else:
+        results = [run_one(runs[name](), args.duration) for name in chosen]
     load_after = loadavg()
     by = {r["setup"]: r for r in results}
-    print(f"{'setup':<10} {'seq calls/s':>12} {'seq median ms':>14} {'100 in flight/s':>16}"
+    print(f"{'setup':<16} {'seq calls/s':>12} {'seq median ms':>14} {'100 in flight/s':>16}"
           f" {'failover gap s':>15}")
     for r in results:
         gap = f"{r['failover_gap_s']:.2f}" if "failover_gap_s" in r else "-"
-        print(f"{r['setup']:<10} {r['seq']['calls_per_s']:>12.0f} {r['seq']['median_ms']:>14.2f}"
-              f" {r['inflight100']['calls_per_s']:>16.0f} {gap:>15}")
+        print(f"{r['setup']:<16} {r['seq']['calls_per_s']:>12.0f}"
+              f" {r['seq']['median_ms']:>14.2f} {r['inflight100']['calls_per_s']:>16.0f}"
+              f" {gap:>15}")
     pairs = {
         "quorum3/classic1 seq": ("quorum-3", "classic-1", "seq"),
         "quorum3/classic1 inflight100": ("quorum-3", "classic-1", "inflight100"),
+        "quorum3/classic1 with confirms seq": ("quorum-3", "classic-1-confirms", "seq"),
+        "quorum3 client+worker on the leader's node/classic1 seq": ("quorum-3-onenode",
+                                                                    "classic-1", "seq"),
         "quorum3 wal_sync_method=none/classic1 seq": ("quorum-3-nosync", "classic-1", "seq"),
         "quorum3 wal_sync_method=none/classic1 inflight100": ("quorum-3-nosync", "classic-1",
                                                               "inflight100"),
+        "quorum3 wal_write_strategy=sync_after_notify/classic1 seq": ("quorum-3-notify",
+                                                                      "classic-1", "seq"),
         "quorum3 on tmpfs/classic1 seq": ("quorum-3-shm", "classic-1", "seq"),
         "tls/plain seq": ("tls-1", "plain-1", "seq"),
         "tls/plain inflight100": ("tls-1", "plain-1", "inflight100"),
@@ -238,16 +381,24 @@ def main() -> int:
     ratios = {label: by[a][kind]["calls_per_s"] / by[b][kind]["calls_per_s"]
               for label, (a, b, kind) in pairs.items() if a in by and b in by}
     for label, value in ratios.items():
-        print(f"{label}: {value:.2f}x")
+        line = f"{label}: {value:.2f}x"
+        a, b, kind = pairs[label]
+        each = [r[a][kind]["calls_per_s"] / r[b][kind]["calls_per_s"]
+                for r in spread.get("rounds", ())]
+        if each:
+            line += (f" (rounds: median {statistics.median(each):.2f}x, "
+                     f"min {min(each):.2f}x, max {max(each):.2f}x)")
+        print(line)
     print(f"load average before: {load_before}; after: {load_after}")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "ratios": ratios,
+        args.json.write_text(json.dumps({"results": results, "ratios": ratios, **spread,
                                          "loadavg": [load_before, load_after]}, indent=2))
     return 0
 
 
 #: The setups, in the order they run.
-SETUPS = ("classic-1", "quorum-3", "quorum-3-nosync", "quorum-3-shm", "tls-1", "plain-1")
+SETUPS = ("classic-1", "classic-1-confirms", "quorum-3", "quorum-3-onenode",
+          "quorum-3-nosync", "quorum-3-notify", "quorum-3-shm", "tls-1", "plain-1")
 
 
 def loadavg() -> str:

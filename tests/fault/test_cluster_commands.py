@@ -83,3 +83,17 @@ def test_a_node_can_be_given_ra_wal_sync_method(tmp_path):
     assert (plain.dir / "advanced.config").read_text() == "[].\n"
     with pytest.raises(ValueError, match="wal_sync_method"):
         LocalNode(tmp_path / "q", tmp_path, "z@localhost", wal_sync_method="fast")
+
+
+def test_a_node_can_be_given_ra_wal_write_strategy_and_erl_args(tmp_path):
+    """bench/cluster.py's ``quorum-3-notify`` setup, ``--wal-write-strategy`` and
+    ``--erl-args``: Ra's write strategy joins the sync method in advanced.config's ``ra``
+    section; extra Erlang flags go after the start scripts' own (so they win); only
+    Ra's strategies are accepted."""
+    node = LocalNode(tmp_path / "n", tmp_path, "x@localhost", wal_sync_method="none",
+                     wal_write_strategy="sync_after_notify", erl_args=["+stbt", "u"])
+    assert (node.dir / "advanced.config").read_text() == \
+        "[{ra, [{wal_sync_method, none}, {wal_write_strategy, sync_after_notify}]}].\n"
+    assert node.env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"].endswith(" +stbt u")
+    with pytest.raises(ValueError, match="wal_write_strategy"):
+        LocalNode(tmp_path / "q", tmp_path, "z@localhost", wal_write_strategy="fast")
