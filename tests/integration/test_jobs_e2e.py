@@ -332,6 +332,21 @@ def test_matcher_is_for_pilots_and_says_no_match_in_dirac_terms(deployment):
     assert error(nothing)["Errno"] == EWMSNOMATCH
     bad = MatcherClient(settings=deployment.settings["pilot"]).requestJob({"Site": 3})
     assert not bad["OK"] and "Site" in bad["Message"]
+    # several slots at once (what dirac-job-agent --slots N asks)
+    pilot = MatcherClient(settings=deployment.settings["pilot"])
+    assert error(MatcherClient(settings=deployment.settings["alice"]).requestJobs(
+        {"Site": "X"}, 2))["Errno"] == ENOAUTH
+    assert ok(pilot.requestJobs({"Site": site_name(), "CPUTime": 1}, 4)) == []
+    assert "count" in error(pilot.requestJobs({"Site": "X"}, 0))["Message"]
+    dirac = deployment.dirac("alice")
+    site = site_name()
+    ids = {ok(dirac.submitJob(make_job(site, "/bin/true"))) for _ in range(3)}
+    for job_id in ids:
+        wait_status(dirac, job_id, {JS.WAITING}, 30)
+    matched = ok(pilot.requestJobs({"Site": site, "NumberOfProcessors": 4}, 4))
+    assert {m["JobID"] for m in matched} == ids
+    assert all(m["Owner"] and m["JDL"] for m in matched)
+    assert {status(dirac, j)["Status"] for j in ids} == {JS.MATCHED}
 
 
 # ------------------------------------------------------------------ sandboxes

@@ -330,21 +330,24 @@ class JobAgent:
         return 0
 
     def _requestJobs(self, count: int) -> list[DReturnType]:
-        """Ask the Matcher for ``count`` jobs, the requests all in flight at once (a free
-        slot each): filling several slots costs one round trip, not one per slot.
-
-        Each request offers what a request after the previous ones matched would: the
-        free processors, one fewer per request before it.
+        """Ask the Matcher for ``count`` jobs: ``S_OK(match)`` for each job matched, or
+        one S_ERROR (``EWMSNOMATCH``: nothing to run).  Several slots are filled by one
+        ``requestJobs`` call (one round trip and one transaction in the Matcher, not one
+        per slot), each match offering what a request after the previous ones would:
+        the free processors, one fewer per job matched before it.
         """
         description = self.resourceDescription()
         asked = time.monotonic()
         if count <= 1:
             results = [self.matcher.requestJob(description)]
         else:
-            free = description["NumberOfProcessors"]
-            futures = [self.matcher.submit("requestJob", dict(
-                description, NumberOfProcessors=max(1, free - n))) for n in range(count)]
-            results = [future.result() for future in futures]
+            bulk = self.matcher.requestJobs(description, count)
+            if not bulk["OK"]:
+                results = [bulk]
+            elif not bulk["Value"]:
+                results = [S_ERROR(EWMSNOMATCH, "No match found")]
+            else:
+                results = [S_OK(match) for match in bulk["Value"]]
         if self.metrics is not None:
             for result in results:
                 self.metrics.match_request(result, time.monotonic() - asked)
