@@ -34,9 +34,11 @@ run for :data:`RUNNING_REPORT_AFTER` seconds (before its first heartbeat), or, f
 payload that ended sooner, with its final status, each with its own time; the end of
 a job (``ApplicationExitCode`` and ``StandardOutput`` parameters, ``Completing`` and the
 final status, the output sandbox) is one ``JobStateUpdate.reportJobs`` call, shared by
-the jobs of this agent that end while the previous call is in flight; an output sandbox
-this agent already stored (the same content: empty ``std.out``/``std.err`` for many
-jobs) is assigned by name without asking the store again.
+the jobs of this agent that end while the previous call is in flight, and a job's slot
+is given to the next job as soon as its output sandbox is stored, before that report is
+answered; an output sandbox this agent already stored (the same content: empty
+``std.out``/``std.err`` for many jobs) is assigned by name without asking the store
+again.
 
 SIGTERM (:meth:`JobAgent.stop`): no new jobs; the running payloads are ended, their
 output uploaded, and the jobs set ``Failed`` / "Job agent stopped": never left
@@ -400,13 +402,18 @@ class JobAgent:
             self._status(job_id, JS.FAILED, "Job agent error", f"{type(exc).__name__}: {exc}")
             outcome = JS.FAILED
         finally:
-            with self._lock:
-                self._running.pop(job_id, None)
-            self._wake.set()
+            self._release(job_id)
         self.results[job_id] = outcome
         if self.metrics is not None:
             self.metrics.job_finished(outcome, time.monotonic() - began)
         log.info("job %s: %s", job_id, outcome)
+
+    def _release(self, jobID: int) -> None:
+        """The job's slot is free (its payload ended): the main loop may fill it while
+        this job's end is still being reported."""
+        with self._lock:
+            self._running.pop(jobID, None)
+        self._wake.set()
 
     def _execute(self, payload: _Payload, match: dict[str, Any]) -> str:
         job_id = payload.jobID
@@ -451,8 +458,9 @@ class JobAgent:
             stdout = workdir / (ad.getAttributeString("StdOutput") or "std.out")
             parameters = [["ApplicationExitCode", str(code)], ["StandardOutput", _tail(stdout)]]
             if payload.killed:  # Killed by its owner: the output is kept, no status
-                self._endReport(job_id, ad, workdir, [], parameters, self._outputSandbox(
-                    ad, workdir))
+                sandbox = self._outputSandbox(ad, workdir)
+                self._release(job_id)
+                self._endReport(job_id, ad, workdir, [], parameters, sandbox)
                 return JS.KILLED
             # Completing has its own time in the history, reported with the end
             statuses = [*running, (JS.COMPLETING, "Uploading Output Sandbox", "", self._now())]
@@ -472,6 +480,8 @@ class JobAgent:
             else:
                 final = (JS.DONE, "Execution Complete", "Application Finished Successfully",
                          self._now())
+            if not outputData:  # (output data: the slot stays busy while they move)
+                self._release(job_id)
             self._endReport(job_id, ad, workdir, [*statuses, final], parameters, uploaded)
             if outputData:
                 if not self._outputData(job_id, ad, workdir, match):
