@@ -323,6 +323,43 @@ def test_sigterm_agent_fails_its_running_job_cleanly(deployment):
               .getSandboxesForJob(job_id))["Output"]
 
 
+def test_an_output_sandbox_stored_before_is_assigned_by_name_or_stored_again(deployment,
+                                                                           tmp_path):
+    from DIRAC.WorkloadManagementSystem.Agent.JobAgent import JobAgent
+
+    dirac = deployment.dirac("alice")
+    site = site_name()
+    agent = JobAgent(site=site, slots=1, heartbeat=HEARTBEAT, pollInterval=0.2,
+                     workDir=tmp_path / "agent",
+                     clientOptions={"settings": deployment.settings["pilot"]})
+    uploads = []
+    upload = agent.sandboxes.uploadFile
+    agent.sandboxes.uploadFile = lambda path: uploads.append(path) or upload(path)
+    sandboxes = SandboxStoreClient(settings=deployment.settings["alice"])
+
+    def run_one() -> int:
+        job_id = ok(dirac.submitJob(make_job(site, "/bin/echo", "same output")))
+        wait_status(dirac, job_id, {JS.WAITING}, 30)
+        agent.maxJobs += 1
+        assert agent.run() == 0
+        assert status(dirac, job_id)["Status"] == JS.DONE
+        return job_id
+
+    first = run_one()
+    second = run_one()
+    assert len(uploads) == 1  # the same content: assigned by name, not stored again
+    output = {ok(sandboxes.getSandboxesForJob(j))["Output"][0] for j in (first, second)}
+    assert len(output) == 1
+    for job_id in (first, second):  # the store removes the sandbox with its last job
+        ok(dirac.deleteJob(job_id))
+    third = run_one()
+    assert len(uploads) == 2  # refused by name: stored again
+    ok(dirac.getOutputSandbox(third, outputDir=str(tmp_path / "out")))
+    assert (tmp_path / "out" / str(third) / "std.out").read_text() == "same output\n"
+    assert [m for s, m, *_ in ok(dirac.getJobLoggingInfo(third)) if s == JS.RUNNING] == [
+        "Job Initialization", "Application"]  # reported with the end: a short payload
+
+
 # ------------------------------------------------------------------ matcher
 def test_matcher_is_for_pilots_and_says_no_match_in_dirac_terms(deployment):
     refused = MatcherClient(settings=deployment.settings["alice"]).requestJob({"Site": "X"})

@@ -57,6 +57,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -95,7 +96,7 @@ DEFAULT_CPU_TIME = 86400
 #: A payload still running after this many seconds has its Running statuses reported
 #: then (one that ended sooner: with its final status, one call less).
 RUNNING_REPORT_AFTER = 0.2
-#: Output sandboxes (sha256 -> name) this agent remembers having stored.
+#: Output sandboxes (content key -> name) this agent remembers having stored.
 STORED_SANDBOXES = 64
 
 #: A status change to report: (status, minor status, application status, ISO time).
@@ -130,6 +131,24 @@ def _statusDict(changes: list[Status]) -> dict[str, dict[str, str]]:
     return updates
 
 
+def _contentKey(files: list[Path]) -> str | None:
+    """What makes the archive :func:`packFiles` would write of ``files`` (regular files:
+    base name, executable or not, content), as a sha256: the same key, the same archive.
+    None when one is not a regular file (a directory, a link: not remembered)."""
+    digest = hashlib.sha256()
+    for path in files:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        digest.update(f"{path.name}\0{bool(info.st_mode & 0o111)}\0{info.st_size}\0"
+                      .encode())
+        if info.st_size:
+            with path.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
 class _Reporter:
     """Sends the jobs' end reports (``JobStateUpdate.reportJobs``): the reports that
     arrive while a call is in flight go together in the next one, as DIRAC's JobReport
@@ -146,8 +165,6 @@ class _Reporter:
         """Send ``report`` (see ``reportJobs``) of job ``jobID``: S_OK or why not."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._cond:
-            if self._closed:
-                return S_ERROR("the job agent's reporter is closed")
             self._pending.append((jobID, report, future))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="job-reports",
@@ -158,13 +175,16 @@ class _Reporter:
         return result
 
     def close(self) -> None:
-        """Send what is pending, then stop the sending thread."""
+        """Send what is pending, then stop the sending thread (a later report starts
+        another: the agent may run again)."""
         with self._cond:
             self._closed = True
             self._cond.notify()
             thread = self._thread
         if thread is not None:
             thread.join()
+        with self._cond:
+            self._closed, self._thread = False, None
 
     def _loop(self) -> None:
         while True:
@@ -688,25 +708,30 @@ class JobAgent:
         files = [workdir / n for n in sorted(names) if (workdir / n).exists()]
         if not files:
             return S_OK(None), False
-        with tempfile.TemporaryDirectory(prefix="dirac-sb-") as tmp:
-            archive = Path(tmp) / "sandbox.tar"
-            try:
-                packFiles(files, archive)
-                digest = hashlib.sha256()
-                with archive.open("rb") as fh:
-                    while block := fh.read(1 << 20):
-                        digest.update(block)
-            except (OSError, ValueError) as exc:
-                return S_ERROR(str(exc)), False
-            sha = digest.hexdigest()
+        try:
+            key = _contentKey(files)
+        except OSError as exc:
+            return S_ERROR(str(exc)), False
+        if cached and key is not None:
             with self._lock:
-                name = self._stored.get(sha) if cached else None
+                name = self._stored.get(key)
             if name is not None:
                 return S_OK(name), True
+        # the archive in the job's own directory (not a temporary directory of its own:
+        # creating and removing one per job was a fifth of the agent's time)
+        fd, path = tempfile.mkstemp(prefix=".dirac-sandbox-", suffix=".tar", dir=workdir)
+        os.close(fd)
+        archive = Path(path)
+        try:
+            packFiles(files, archive)
             uploaded = self.sandboxes.uploadFile(archive)
-        if uploaded["OK"]:
+        except (OSError, ValueError) as exc:
+            return S_ERROR(str(exc)), False
+        finally:
+            archive.unlink(missing_ok=True)
+        if uploaded["OK"] and key is not None:
             with self._lock:
-                self._stored[sha] = uploaded["Value"]
+                self._stored[key] = uploaded["Value"]
                 while len(self._stored) > STORED_SANDBOXES:
                     del self._stored[next(iter(self._stored))]  # the oldest
         return uploaded, False
