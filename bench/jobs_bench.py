@@ -145,8 +145,10 @@ class Procs:
         self.procs = []
         self.names = []
 
-    def cpu(self):
-        """CPU seconds used so far per process kind (wms, opt, agent), and the broker's."""
+    def cpu(self, db_url=None):
+        """CPU seconds used so far per process kind (wms, opt, agent), the broker's and,
+        for a PostgreSQL ``db_url``, its server processes serving that database
+        (``postgres``: those connected now; a connection closed meanwhile is missed)."""
         out = {}
         import psutil
 
@@ -159,6 +161,8 @@ class Procs:
         broker = procstat.broker_pid()
         if broker:
             out["broker"] = procstat.cpu_ns(broker) / 1e9
+        if db_url and db_url.startswith("postgresql"):
+            out["postgres"] = sum(procstat.cpu_ns(p) for p in pg_backends(db_url)) / 1e9
         busy = procstat.machine_busy_ns()
         if busy is not None:
             out["machine"] = busy / 1e9
@@ -207,6 +211,20 @@ def deployment(backend, broker_url, processes=1):
             yield procs, db_url, tmp
         finally:
             procs.stop()
+
+
+def pg_backends(db_url):
+    """Pids of the PostgreSQL server processes connected to ``db_url``'s database."""
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(db_url).database
+    admin = sa.create_engine(PG_ADMIN)
+    try:
+        with admin.connect() as conn:
+            return [int(p) for p in conn.scalars(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": name})]
+    finally:
+        admin.dispose()
 
 
 def settings(broker_url):
@@ -260,7 +278,7 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
                         ready="job agent ready", extra_env={"DIRAC_GROUP": "dirac_pilot"})
         manager = JobManagerClient(settings=settings(broker_url))
         bulk = '[Executable = "/bin/true"; Parameters = {n}; JobName = "e2e-%n";]'
-        cpu_before = procs.cpu()
+        cpu_before = procs.cpu(db_url)
         spies = procs.profile(profile, max(5, jobs / 40)) if profile else []
         started = time.time()
         ids = []
@@ -292,7 +310,7 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
                 raise RuntimeError(f"no job changed state for 2 min (logs in {tmp}): {counts}")
             time.sleep(0.2)
         ended = time.time()
-        cpu_after = procs.cpu()
+        cpu_after = procs.cpu(db_url)
         for spy in spies:
             spy.wait()
         # the last job to reach each stage (from every job's logging records)

@@ -278,6 +278,10 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start:start + CHUNK]
 
 
+class _Refusal(Exception):
+    """Internal: a job of JobDB.reportJobs was refused; run again with a savepoint each."""
+
+
 class _Conflict(Exception):
     """Internal: a conditional update touched no row; run the transaction again."""
 
@@ -902,6 +906,19 @@ class JobDB:
         transition raises SErrorException(EWMSSTATUS) and changes nothing.
         """
         current = job["Status"]
+        values, record = self._plan(conn, job, status=status, minor=minor,
+                                    application=application, source=source, force=force,
+                                    date=date, extra=extra)
+        self._write(conn, job["JobID"], current, values, [record])
+
+    def _plan(self, conn: Connection, job: dict[str, Any], *, status: str | None,
+              minor: str | None, application: str | None, source: str, force: bool,
+              date: dt.datetime | None, extra: dict[str, Any] | None = None
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The column values and the logging record of one status update of a locked
+        ``job``, which is updated in place; nothing written (:meth:`_write` does).  A
+        refused transition raises SErrorException(EWMSSTATUS) and changes nothing."""
+        current = job["Status"]
         new = current
         if status:
             checked = JS.checkTransition(current, status, force)
@@ -925,24 +942,25 @@ class JobDB:
         if new != current and new in JS.JOB_FINAL_STATES:
             values["EndExecTime"] = stamp
         values.update(extra or {})
-        updated = conn.execute(_UPDATE_JOB, dict(values, upd_job_id=job["JobID"],
-                                                 upd_status=current))
-        if updated.rowcount != 1:
-            raise _Conflict(f"job {job['JobID']} changed status concurrently")
         job.update(values)
-        conn.execute(_INSERT_LOG, {
+        job["_last"] = max(last, stamp)
+        return values, {
             "JobID": job["JobID"], "Status": job["Status"], "MinorStatus": job["MinorStatus"],
             "ApplicationStatus": job["ApplicationStatus"], "StatusTime": stamp,
-            "Source": str(source or "Unknown")[:255]})
-        job["_last"] = max(last, stamp)
+            "Source": str(source or "Unknown")[:255]}
 
-    def _log_only(self, conn: Connection, jobID: int, status: str | None, minor: str | None,
-                  application: str | None, date: dt.datetime, source: str) -> None:
-        """Record an update older than the job's last one: history, not the current state."""
-        conn.execute(sa.insert(loggingTable).values(
-            JobID=int(jobID), Status=status or "idem", MinorStatus=minor or "idem",
-            ApplicationStatus=application or "idem", StatusTime=date,
-            Source=str(source or "Unknown")[:255]))
+    @staticmethod
+    def _write(conn: Connection, jobID: int, status: str, values: dict[str, Any],
+               records: list[dict[str, Any]]) -> None:
+        """Write planned changes (:meth:`_plan`) of a job whose status was ``status``:
+        one conditional update of its row, its logging records in one statement."""
+        if values:
+            updated = conn.execute(_UPDATE_JOB, dict(values, upd_job_id=jobID,
+                                                     upd_status=status))
+            if updated.rowcount != 1:
+                raise _Conflict(f"job {jobID} changed status concurrently")
+        if records:
+            conn.execute(_INSERT_LOG, records)
 
     @_returns
     def setJobStatus(self, jobID: int, status: str | None = None, minorStatus: str | None = None,
@@ -993,7 +1011,12 @@ class JobDB:
     def _applyStatusUpdates(self, conn: Connection, job: dict[str, Any],
                             updates: list[tuple[dt.datetime | None, dict[str, Any]]],
                             force: bool) -> None:
-        """Apply checked ``updates`` (:meth:`_statusUpdates`) to a locked ``job``."""
+        """Apply checked ``updates`` (:meth:`_statusUpdates`) to a locked ``job``: every
+        change checked and planned in turn, then one update of the job's row and one
+        insert of all the logging records (not one of each per change)."""
+        initial = job["Status"]
+        values: dict[str, Any] = {}
+        records: list[dict[str, Any]] = []
         last = job["_last"]
         for date, update in updates:
             status, minor = update.get("Status"), update.get("MinorStatus")
@@ -1002,15 +1025,23 @@ class JobDB:
             if not (status or minor or application):
                 continue
             if date is not None and last is not None and date < last:
-                if status and JS.normalizeStatus(status) is None:
+                normalized = status and JS.normalizeStatus(status)
+                if status and normalized is None:
                     raise SErrorException(S_ERROR(EWMSSTATUS,
                                                   f"Unknown job status {status!r}"))
-                self._log_only(conn, job["JobID"], status and JS.normalizeStatus(status),
-                               minor, application, date, source)
+                # older than the job's last change: history, not the current state
+                records.append({"JobID": job["JobID"], "Status": normalized or "idem",
+                                "MinorStatus": minor or "idem",
+                                "ApplicationStatus": application or "idem",
+                                "StatusTime": date, "Source": str(source)[:255]})
                 continue
-            self._change(conn, job, status=status, minor=minor, application=application,
-                         source=source, force=force, date=date)
+            changed, record = self._plan(conn, job, status=status, minor=minor,
+                                         application=application, source=source,
+                                         force=force, date=date)
+            values.update(changed)
+            records.append(record)
             last = job["_last"]
+        self._write(conn, job["JobID"], initial, values, records)
 
     @_returns
     def setJobStatusBulk(self, jobID: int, statusDict: dict, force: bool = False,
@@ -1048,8 +1079,9 @@ class JobDB:
         (both optional); the job's parameters are set, then its statuses applied as
         :meth:`setJobStatusBulk` does.  Other keys go to ``extra(conn, jobID, report)``
         (called last, in the job's part of the transaction; it raises SErrorException to
-        refuse), else they are refused.  Each job is all or nothing (a savepoint): a
-        refused report leaves that job as it was and the others go on.  ``authorize``:
+        refuse), else they are refused.  Each job is all or nothing: a refused report
+        leaves that job as it was and the others go on (the transaction runs without
+        savepoints, and again with one per job when a job was refused).  ``authorize``:
         see :data:`Authorize`.
 
         ``S_OK({"Successful": [jobIDs], "Failed": {jobID: message}})``.
@@ -1079,26 +1111,39 @@ class JobDB:
             except SErrorException as exc:
                 refused[job_id] = exc.result["Message"]
 
-        def apply(conn: Connection) -> tuple[list[int], dict[int, str]]:
+        def report(conn: Connection, job_id: int) -> None:
+            pairs, updates, report = checked[job_id]
+            job = self._lock(conn, job_id)
+            if authorize is not None:
+                authorize(job)
+            self._upsert_parameters(conn, job_id, pairs)
+            self._applyStatusUpdates(conn, job, updates, False)
+            if extra is not None:
+                extra(conn, job_id, report)
+
+        def apply(conn: Connection, savepoints: bool) -> tuple[list[int], dict[int, str]]:
             done, failed = [], dict(refused)
             for job_id in sorted(checked):
-                pairs, updates, report = checked[job_id]
                 try:
-                    with conn.begin_nested():
-                        job = self._lock(conn, job_id)
-                        if authorize is not None:
-                            authorize(job)
-                        self._upsert_parameters(conn, job_id, pairs)
-                        self._applyStatusUpdates(conn, job, updates, False)
-                        if extra is not None:
-                            extra(conn, job_id, report)
+                    if not savepoints:
+                        report(conn, job_id)
+                    else:
+                        with conn.begin_nested():
+                            report(conn, job_id)
                 except SErrorException as exc:
+                    if not savepoints:
+                        raise _Refusal() from exc
                     failed[job_id] = exc.result["Message"]
                 else:
                     done.append(job_id)
             return done, failed
 
-        done, failed = self._run(apply) if checked else ([], refused)
+        if not checked:
+            return S_OK({"Successful": [], "Failed": refused})
+        try:  # no savepoints (two round trips per job) unless a job is refused
+            done, failed = self._run(lambda conn: apply(conn, False))
+        except _Refusal:
+            done, failed = self._run(lambda conn: apply(conn, True))
         return S_OK({"Successful": done, "Failed": failed})
 
     @_returns
