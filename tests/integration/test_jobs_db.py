@@ -93,10 +93,22 @@ def test_chain_takes_a_job_from_received_to_waiting_in_its_task_queue(dbs):
     ('[Executable = "/bin/true"; Site = "A.B.c"; BannedSites = {"A.B.c"};]', "JobScheduling",
      "Impossible site requirement"),
 ])
-def test_each_optimizer_failure_fails_the_job_saying_why(dbs, jdl, step, reason):
+@pytest.mark.parametrize("batch", [False, True], ids=["alone", "in-a-batch"])
+def test_each_optimizer_failure_fails_the_job_saying_why(dbs, jdl, step, reason, batch):
     db, tq, _, optimizer = dbs
     job = submit(db, jdl)
-    assert ok(optimizer.optimizeJob(job)) == JS.FAILED
+    if batch:  # with good jobs before and after it in the batch's transaction
+        good = [submit(db), job, submit(db)]
+        outcome = ok(optimizer.optimizeJobs(good))
+        assert [ok(outcome[j]) for j in good] == [JS.WAITING, JS.FAILED, JS.WAITING]
+        for other in (good[0], good[2]):
+            assert [s for s, _ in history(db, other)] == [
+                JS.RECEIVED, JS.CHECKING, JS.CHECKING, JS.WAITING]
+            assert ok(db.getJobParameters([other]))[other]["OptimizerChain"]
+        assert len(history(db, job)) == (4 if step == "JobScheduling" else 3)
+        ok(tq.deleteJobs([good[0], good[2]]))
+    else:
+        assert ok(optimizer.optimizeJob(job)) == JS.FAILED
     info = attrs(db, job)
     assert (info["Status"], info["MinorStatus"]) == (JS.FAILED, f"{step} optimizer")
     assert reason in info["ApplicationStatus"]

@@ -249,7 +249,44 @@ class JobOptimizer:
             raise _Lost()
         return job
 
+    def _step(self, conn: Connection, jobID: int, token: str, job: dict[str, Any],
+              parameters: list[tuple[str, Any]] | None = None, **change: Any) -> None:
+        """A step's state change (``JobDB._change``'s keywords) and job parameters:
+        written now, or, within a batch, planned and written with the job's other steps
+        by :meth:`_flush` (one update of the job's row, one insert of its logging
+        records and one of its parameters for the whole chain, not one of each per
+        step)."""
+        held = self._held(jobID, token)
+        if held is None:
+            if parameters:
+                self.db._upsert_parameters(conn, jobID, parameters)
+            self.db._change(conn, job, **change)
+            return
+        held["parameters"] += parameters or []
+        values, record = self.db._plan(conn, job, status=change.get("status"),
+                                       minor=change.get("minor"),
+                                       application=change.get("application"),
+                                       source=change["source"], force=False, date=None)
+        held["values"].update(values)
+        held["records"].append(record)
+
+    def _flush(self, conn: Connection, jobID: int) -> None:
+        """Write what the batch's steps planned for a job (see :meth:`_step`)."""
+        held = getattr(self._batch, "jobs", {}).get(jobID) \
+            if getattr(self._batch, "conn", None) is not None else None
+        if held is None:
+            return
+        if held["parameters"]:
+            self.db._upsert_parameters(conn, jobID, held["parameters"])
+        self.db._write(conn, jobID, held["written"], held["values"], held["records"])
+        held["written"] = held["job"]["Status"]
+        held["parameters"], held["values"], held["records"] = [], {}, []
+
     def _fail(self, jobID: int, token: str, step: str, reason: str) -> None:
+        conn = getattr(self._batch, "conn", None)
+        if conn is not None:
+            self._flush(conn, jobID)  # the steps that passed, as if committed before
+
         def fail(conn: Connection) -> None:
             job = self._claimed(conn, jobID, token, step)
             self.db._change(conn, job, status=JS.FAILED, minor=f"{step} optimizer",
@@ -275,11 +312,13 @@ class JobOptimizer:
                 return False
             jdl = conn.scalar(_JDL, {"jdl_job_id": jobID})
             chain = INPUT_DATA_CHAIN if self._hasInputData(jdl) else CHAIN
-            self.db._upsert_parameters(conn, jobID, [("OptimizerClaim", token),
-                                                     ("OptimizerChain", ",".join(chain))])
-            self.db._change(conn, job, status=JS.CHECKING, minor="JobSanity", source="JobPath")
             if getattr(self._batch, "conn", None) is not None:
-                self._batch.jobs[jobID] = {"job": job, "token": token, "jdl": jdl}
+                self._batch.jobs[jobID] = {"job": job, "token": token, "jdl": jdl,
+                                           "written": job["Status"], "parameters": [],
+                                           "values": {}, "records": []}
+            self._step(conn, jobID, token, job, [("OptimizerClaim", token),
+                                                 ("OptimizerChain", ",".join(chain))],
+                       status=JS.CHECKING, minor="JobSanity", source="JobPath")
             return True
 
         try:
@@ -330,9 +369,9 @@ class JobOptimizer:
             for sb_id in inputs:
                 insertIgnore(conn, entityTable, dict(SBId=sb_id, EntityId=entityForJob(jobID),
                                                      Type="Input"))
-            self.db._change(conn, job, status=JS.CHECKING,
-                            minor=INPUT_DATA if hasInputData else "JobScheduling",
-                            source="JobSanity")
+            self._step(conn, jobID, token, job, status=JS.CHECKING,
+                       minor=INPUT_DATA if hasInputData else "JobScheduling",
+                       source="JobSanity")
             if held is not None:
                 held["ad"] = ad  # JobScheduling's, not parsed again
             return hasInputData
@@ -448,12 +487,11 @@ class JobOptimizer:
                 "Sites": requirements["Sites"], "BannedSites": requirements["BannedSites"],
                 "Tags": requirements["Tags"], "OwnerGroup": job["OwnerGroup"]})
             conn.execute(_SET_JDL, {"jdl_job_id": jobID, "JDL": ad.asJDL()})
-            self.db._upsert_parameters(conn, jobID, [
-                ("JobRequirements", json.dumps(requirements, sort_keys=True))])
             self.tq.insertJobInConn(conn, jobID, requirements, job["Owner"],
                                     job["OwnerGroup"], job["UserPriority"])
-            self.db._change(conn, job, status=JS.WAITING, minor=PILOT_AGENT_SUBMISSION,
-                            source="JobScheduling")
+            self._step(conn, jobID, token, job,
+                       [("JobRequirements", json.dumps(requirements, sort_keys=True))],
+                       status=JS.WAITING, minor=PILOT_AGENT_SUBMISSION, source="JobScheduling")
 
         self._run(schedule, savepoint=False)  # refuses (_Fail, JDLError) before writing
 
@@ -533,6 +571,7 @@ class JobOptimizer:
                             done[job_id] = S_OK(None)
                             continue
                         result = self._chain(job_id, token, "JobSanity")
+                        self._flush(conn, job_id)
                         if result is _DEFERRED:
                             deferred[job_id] = token
                         else:
