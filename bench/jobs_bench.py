@@ -16,6 +16,7 @@ on stdout (progress on stderr); bench/RESULTS.md quotes them.
   and ``--agents`` job agents; where the time goes from the jobs' logging records (phases
   per job, and when the last job reached each stage), CPU seconds per kind of process
   from /proc (bench/procstat.py), py-spy stacks of every process with ``--profile``;
+  ``--agents 0``: no job agent, until all are Waiting (the optimizers alone);
 * ``summary``: ``getJobPageSummaryWeb`` (sorted, filtered, paged) over ``--summary-jobs``
   jobs inserted directly into the JobDB: latency percentiles through the broker.
 """
@@ -296,7 +297,9 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
             # the database is this run's: count every job (cheaper than by ID)
             counts = dict((k["Status"], v) for k, v in db.getCounters(
                 "Jobs", ["Status"])["Value"])
-            if counts.get("Done", 0) + counts.get("Failed", 0) >= len(ids):
+            # --agents 0: the optimizers alone (submission -> Waiting)
+            if counts.get("Done" if agents else "Waiting", 0) + counts.get("Failed", 0) \
+                    >= len(ids):
                 break
             if time.time() - started > 1800:
                 raise RuntimeError(f"not done after 30 min: {counts}")
@@ -338,7 +341,7 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
                 t.setdefault((status, minor), when.replace(tzinfo=datetime.UTC).timestamp())
             rec = t[("Received", "Job accepted")]
             wait = t[("Waiting", "Pilot Agent Submission")]
-            match = t[("Matched", "Assigned")]
+            match = t.get(("Matched", "Assigned"), wait)
             done = t.get(("Done", "Execution Complete"), match)
             phases["optimize"].append(wait - rec)
             phases["wait_match"].append(match - wait)
