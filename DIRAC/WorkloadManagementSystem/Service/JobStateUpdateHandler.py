@@ -50,11 +50,13 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
 
     @property
     def sb(self) -> SandboxMetadataDB:
-        """The sandbox records (opened on first use)."""
+        """The sandbox records, on this handler's JobDB (opened on first use)."""
         if type(self).sandboxDB is None:
-            result = type(self).initializeHandler({})
+            sb = SandboxMetadataDB(self.db)
+            result = sb.initialize()
             if not result["OK"]:
-                raise RuntimeError(result["Message"])
+                raise RuntimeError(f"cannot open the sandbox store: {result['Message']}")
+            type(self).sandboxDB = sb
         return type(self).sandboxDB  # type: ignore[return-value]
 
     def _update(self, jobID: Any, update: Callable[[int, Authorize], DReturnType]
