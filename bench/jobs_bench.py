@@ -16,6 +16,7 @@ on stdout (progress on stderr); bench/RESULTS.md quotes them.
   and ``--agents`` job agents; where the time goes from the jobs' logging records (phases
   per job, and when the last job reached each stage), CPU seconds per kind of process
   from /proc (bench/procstat.py), py-spy stacks of every process with ``--profile``;
+  ``--agents 0``: no job agent, until all are Waiting (the optimizers alone);
 * ``summary``: ``getJobPageSummaryWeb`` (sorted, filtered, paged) over ``--summary-jobs``
   jobs inserted directly into the JobDB: latency percentiles through the broker.
 """
@@ -145,8 +146,10 @@ class Procs:
         self.procs = []
         self.names = []
 
-    def cpu(self):
-        """CPU seconds used so far per process kind (wms, opt, agent), and the broker's."""
+    def cpu(self, db_url=None):
+        """CPU seconds used so far per process kind (wms, opt, agent), the broker's and,
+        for a PostgreSQL ``db_url``, its server processes serving that database
+        (``postgres``: those connected now; a connection closed meanwhile is missed)."""
         out = {}
         import psutil
 
@@ -159,6 +162,8 @@ class Procs:
         broker = procstat.broker_pid()
         if broker:
             out["broker"] = procstat.cpu_ns(broker) / 1e9
+        if db_url and db_url.startswith("postgresql"):
+            out["postgres"] = sum(procstat.cpu_ns(p) for p in pg_backends(db_url)) / 1e9
         busy = procstat.machine_busy_ns()
         if busy is not None:
             out["machine"] = busy / 1e9
@@ -207,6 +212,20 @@ def deployment(backend, broker_url, processes=1):
             yield procs, db_url, tmp
         finally:
             procs.stop()
+
+
+def pg_backends(db_url):
+    """Pids of the PostgreSQL server processes connected to ``db_url``'s database."""
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(db_url).database
+    admin = sa.create_engine(PG_ADMIN)
+    try:
+        with admin.connect() as conn:
+            return [int(p) for p in conn.scalars(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": name})]
+    finally:
+        admin.dispose()
 
 
 def settings(broker_url):
@@ -260,7 +279,7 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
                         ready="job agent ready", extra_env={"DIRAC_GROUP": "dirac_pilot"})
         manager = JobManagerClient(settings=settings(broker_url))
         bulk = '[Executable = "/bin/true"; Parameters = {n}; JobName = "e2e-%n";]'
-        cpu_before = procs.cpu()
+        cpu_before = procs.cpu(db_url)
         spies = procs.profile(profile, max(5, jobs / 40)) if profile else []
         started = time.time()
         ids = []
@@ -278,7 +297,9 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
             # the database is this run's: count every job (cheaper than by ID)
             counts = dict((k["Status"], v) for k, v in db.getCounters(
                 "Jobs", ["Status"])["Value"])
-            if counts.get("Done", 0) + counts.get("Failed", 0) >= len(ids):
+            # --agents 0: the optimizers alone (submission -> Waiting)
+            if counts.get("Done" if agents else "Waiting", 0) + counts.get("Failed", 0) \
+                    >= len(ids):
                 break
             if time.time() - started > 1800:
                 raise RuntimeError(f"not done after 30 min: {counts}")
@@ -292,7 +313,7 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
                 raise RuntimeError(f"no job changed state for 2 min (logs in {tmp}): {counts}")
             time.sleep(0.2)
         ended = time.time()
-        cpu_after = procs.cpu()
+        cpu_after = procs.cpu(db_url)
         for spy in spies:
             spy.wait()
         # the last job to reach each stage (from every job's logging records)
@@ -320,7 +341,7 @@ def bench_e2e(backend, broker_url, jobs, agents, slots, processes, profile=None)
                 t.setdefault((status, minor), when.replace(tzinfo=datetime.UTC).timestamp())
             rec = t[("Received", "Job accepted")]
             wait = t[("Waiting", "Pilot Agent Submission")]
-            match = t[("Matched", "Assigned")]
+            match = t.get(("Matched", "Assigned"), wait)
             done = t.get(("Done", "Execution Complete"), match)
             phases["optimize"].append(wait - rec)
             phases["wait_match"].append(match - wait)

@@ -93,10 +93,22 @@ def test_chain_takes_a_job_from_received_to_waiting_in_its_task_queue(dbs):
     ('[Executable = "/bin/true"; Site = "A.B.c"; BannedSites = {"A.B.c"};]', "JobScheduling",
      "Impossible site requirement"),
 ])
-def test_each_optimizer_failure_fails_the_job_saying_why(dbs, jdl, step, reason):
+@pytest.mark.parametrize("batch", [False, True], ids=["alone", "in-a-batch"])
+def test_each_optimizer_failure_fails_the_job_saying_why(dbs, jdl, step, reason, batch):
     db, tq, _, optimizer = dbs
     job = submit(db, jdl)
-    assert ok(optimizer.optimizeJob(job)) == JS.FAILED
+    if batch:  # with good jobs before and after it in the batch's transaction
+        good = [submit(db), job, submit(db)]
+        outcome = ok(optimizer.optimizeJobs(good))
+        assert [ok(outcome[j]) for j in good] == [JS.WAITING, JS.FAILED, JS.WAITING]
+        for other in (good[0], good[2]):
+            assert [s for s, _ in history(db, other)] == [
+                JS.RECEIVED, JS.CHECKING, JS.CHECKING, JS.WAITING]
+            assert ok(db.getJobParameters([other]))[other]["OptimizerChain"]
+        assert len(history(db, job)) == (4 if step == "JobScheduling" else 3)
+        ok(tq.deleteJobs([good[0], good[2]]))
+    else:
+        assert ok(optimizer.optimizeJob(job)) == JS.FAILED
     info = attrs(db, job)
     assert (info["Status"], info["MinorStatus"]) == (JS.FAILED, f"{step} optimizer")
     assert reason in info["ApplicationStatus"]
@@ -241,6 +253,47 @@ def test_concurrent_matchers_never_get_the_same_job(dbs):
     assert sorted(got) == sorted(jobs)
     for job in jobs:
         assert [s for s, _ in history(db, job)].count(JS.MATCHED) == 1
+
+
+def test_bulk_matching_gives_up_to_count_jobs_each_once(dbs):
+    db, tq, _, optimizer = dbs
+    plain = {waiting(db, optimizer, owner=f"user{n % 2}") for n in range(5)}
+    multi = waiting(db, optimizer, '[Executable = "x"; NumberOfProcessors = 3;]')
+    # 4 free slots: the 3-processor job fits the first or second match only
+    first = ok(tq.matchAndGetJobs(dict(RESOURCE, NumberOfProcessors=4), 4))
+    assert len(first) == 4 and len({m["JobID"] for m in first}) == 4
+    assert all(m["JDL"] and m["Owner"] for m in first)
+    assert multi not in {m["JobID"] for m in first[2:]}
+    for match in first:
+        assert attrs(db, match["JobID"])["Status"] == JS.MATCHED
+    rest = ok(tq.matchAndGetJobs(dict(RESOURCE, NumberOfProcessors=8), 10))
+    assert {m["JobID"] for m in first + rest} == plain | {multi}
+    assert ok(tq.matchAndGetJobs(RESOURCE, 3)) == []
+    for bad in (0, 1001, "2", True):
+        assert error(tq.matchAndGetJobs(RESOURCE, bad))["Errno"] == EVALUE
+    assert error(tq.matchAndGetJobs({"Site": 3}, 2))["Errno"] == EVALUE
+
+
+def test_concurrent_bulk_matchers_never_get_the_same_job(dbs):
+    db, tq, _, optimizer = dbs
+    jobs = {waiting(db, optimizer, owner=f"user{n % 3}") for n in range(60)}
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def matcher():
+        while True:
+            found = ok(tq.matchAndGetJobs(dict(RESOURCE, NumberOfProcessors=4), 4))
+            if not found:
+                return
+            with lock:
+                got.extend(m["JobID"] for m in found)
+
+    threads = [threading.Thread(target=matcher) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == sorted(jobs)
 
 
 # ------------------------------------------------------------------ stalled

@@ -323,6 +323,43 @@ def test_sigterm_agent_fails_its_running_job_cleanly(deployment):
               .getSandboxesForJob(job_id))["Output"]
 
 
+def test_an_output_sandbox_stored_before_is_assigned_by_name_or_stored_again(deployment,
+                                                                           tmp_path):
+    from DIRAC.WorkloadManagementSystem.Agent.JobAgent import JobAgent
+
+    dirac = deployment.dirac("alice")
+    site = site_name()
+    agent = JobAgent(site=site, slots=1, heartbeat=HEARTBEAT, pollInterval=0.2,
+                     workDir=tmp_path / "agent",
+                     clientOptions={"settings": deployment.settings["pilot"]})
+    uploads = []
+    upload = agent.sandboxes.uploadFile
+    agent.sandboxes.uploadFile = lambda path: uploads.append(path) or upload(path)
+    sandboxes = SandboxStoreClient(settings=deployment.settings["alice"])
+
+    def run_one() -> int:
+        job_id = ok(dirac.submitJob(make_job(site, "/bin/echo", "same output")))
+        wait_status(dirac, job_id, {JS.WAITING}, 30)
+        agent.maxJobs += 1
+        assert agent.run() == 0
+        assert status(dirac, job_id)["Status"] == JS.DONE
+        return job_id
+
+    first = run_one()
+    second = run_one()
+    assert len(uploads) == 1  # the same content: assigned by name, not stored again
+    output = {ok(sandboxes.getSandboxesForJob(j))["Output"][0] for j in (first, second)}
+    assert len(output) == 1
+    for job_id in (first, second):  # the store removes the sandbox with its last job
+        ok(dirac.deleteJob(job_id))
+    third = run_one()
+    assert len(uploads) == 2  # refused by name: stored again
+    ok(dirac.getOutputSandbox(third, outputDir=str(tmp_path / "out")))
+    assert (tmp_path / "out" / str(third) / "std.out").read_text() == "same output\n"
+    assert [m for s, m, *_ in ok(dirac.getJobLoggingInfo(third)) if s == JS.RUNNING] == [
+        "Job Initialization", "Application"]  # reported with the end: a short payload
+
+
 # ------------------------------------------------------------------ matcher
 def test_matcher_is_for_pilots_and_says_no_match_in_dirac_terms(deployment):
     refused = MatcherClient(settings=deployment.settings["alice"]).requestJob({"Site": "X"})
@@ -332,6 +369,21 @@ def test_matcher_is_for_pilots_and_says_no_match_in_dirac_terms(deployment):
     assert error(nothing)["Errno"] == EWMSNOMATCH
     bad = MatcherClient(settings=deployment.settings["pilot"]).requestJob({"Site": 3})
     assert not bad["OK"] and "Site" in bad["Message"]
+    # several slots at once (what dirac-job-agent --slots N asks)
+    pilot = MatcherClient(settings=deployment.settings["pilot"])
+    assert error(MatcherClient(settings=deployment.settings["alice"]).requestJobs(
+        {"Site": "X"}, 2))["Errno"] == ENOAUTH
+    assert ok(pilot.requestJobs({"Site": site_name(), "CPUTime": 1}, 4)) == []
+    assert "count" in error(pilot.requestJobs({"Site": "X"}, 0))["Message"]
+    dirac = deployment.dirac("alice")
+    site = site_name()
+    ids = {ok(dirac.submitJob(make_job(site, "/bin/true"))) for _ in range(3)}
+    for job_id in ids:
+        wait_status(dirac, job_id, {JS.WAITING}, 30)
+    matched = ok(pilot.requestJobs({"Site": site, "NumberOfProcessors": 4}, 4))
+    assert {m["JobID"] for m in matched} == ids
+    assert all(m["Owner"] and m["JDL"] for m in matched)
+    assert {status(dirac, j)["Status"] for j in ids} == {JS.MATCHED}
 
 
 # ------------------------------------------------------------------ sandboxes

@@ -337,6 +337,79 @@ def test_bulk_status_over_the_handler(db):
     assert log[1][3] == now.replace(tzinfo=None)
 
 
+def _stored_sandbox(sb, owner: str, data: bytes) -> str:
+    import hashlib
+
+    started = ok(sb.initiateUpload(hashlib.sha256(data).hexdigest(), len(data), owner, ""))
+    ok(sb.uploadChunk(started["UploadID"], 0, data, owner))
+    return ok(sb.finishUpload(started["UploadID"], owner))
+
+
+def test_report_jobs_sets_parameters_statuses_and_sandboxes_per_job(db, tmp_path,
+                                                                     monkeypatch):
+    from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
+
+    sb = SandboxMetadataDB(db, tmp_path / "sandboxes")
+    ok(sb.initialize())
+    monkeypatch.setattr(JobStateUpdateHandler, "sandboxDB", sb)
+    pilot = creds("pilot1", "pilots", "GenericPilot")
+    mine = _stored_sandbox(sb, "pilot1", b"output")
+    theirs = _stored_sandbox(sb, "bob", b"other")
+    done, killed, unknown_sb, not_pilots, malformed = (submit(name=f"r{n}") for n in range(5))
+    for job_id in (done, killed, unknown_sb, not_pilots, malformed):
+        for status in ("Checking", "Waiting", "Matched"):
+            ok(db.setJobStatus(job_id, status, "", "test"))
+    ok(db.killJob(killed))
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+
+    def end(minor: str) -> dict:
+        return {"Parameters": [["ApplicationExitCode", "0"], ["StandardOutput", ""]],
+                "Status": {start.isoformat(): {"Status": "Running", "MinorStatus": "Application",
+                                               "Source": "JobAgent"},
+                           (start + dt.timedelta(seconds=1)).isoformat(): {
+                               "Status": "Done", "MinorStatus": minor, "Source": "JobAgent"}},
+                "Sandboxes": [[mine, "Output"]]}
+
+    result = ok(call("JobStateUpdate", "reportJobs", {
+        done: end("Execution Complete"), killed: end("x"),
+        unknown_sb: dict(end("x"), Sandboxes=[["SB:SandboxSE|/no/such", "Output"]]),
+        not_pilots: dict(end("x"), Sandboxes=[[theirs, "Output"]]),
+        malformed: dict(end("x"), Extra=1), 999999: end("x")}, who=pilot))
+    assert result["Successful"] == [done]
+    failed = result["Failed"]
+    assert set(failed) == {killed, unknown_sb, not_pilots, malformed, 999999}
+    assert "Killed to Running" in failed[killed]
+    assert "no sandbox" in failed[unknown_sb]
+    assert "is not pilot1's" in failed[not_pilots]
+    assert "unknown keys" in failed[malformed] and "Extra" in failed[malformed]
+    assert failed[999999] == "Job 999999 not found"
+    attributes = ok(db.getJobsAttributes([done, killed, unknown_sb], ["Status",
+                                                                      "MinorStatus"]))
+    assert attributes[done] == {"Status": "Done", "MinorStatus": "Execution Complete"}
+    assert attributes[killed]["Status"] == "Killed"
+    assert attributes[unknown_sb]["Status"] == "Matched"  # all or nothing per job
+    params = ok(db.getJobParameters([done, unknown_sb]))
+    assert params == {done: {"ApplicationExitCode": "0", "StandardOutput": ""}}
+    assert [r[0] for r in ok(sb.getSandboxesAssignedToEntity(f"Job:{done}"))] == [mine]
+    assert ok(sb.getSandboxesAssignedToEntity(f"Job:{unknown_sb}")) == []
+    history = [(r[0], r[1]) for r in ok(db.getJobLoggingInfo(done))]
+    assert history[-2:] == [("Running", "Application"), ("Done", "Execution Complete")]
+    # parameters only (what the agent sends for a job killed meanwhile)
+    assert ok(call("JobStateUpdate", "reportJobs", {killed: {"Parameters": {"A": "1"}}},
+                   who=pilot)) == {"Successful": [killed], "Failed": {}}
+    # the caller must be allowed to update the job's state
+    denied = ok(call("JobStateUpdate", "reportJobs", {done: {"Parameters": {"B": 1}}},
+                     who=BOB))
+    assert denied["Successful"] == [] and "not the owner" in denied["Failed"][done]
+    assert call("JobStateUpdate", "reportJobs", [done])["Message"].startswith(
+        "Type mismatch in parameter 0")
+    assert call("JobStateUpdate", "reportJobs", {"x": {}})["Errno"] == EVALUE
+    bad = ok(call("JobStateUpdate", "reportJobs", {done: {"Status": {"": "Done"}},
+                                                   killed: "nope"}, who=pilot))
+    assert bad["Successful"] == [] and set(bad["Failed"]) == {done, killed}
+    assert ok(call("JobStateUpdate", "reportJobs", {})) == {"Successful": [], "Failed": {}}
+
+
 def test_state_machine_is_published(db):
     machine = ok(call("JobStateUpdate", "getStateMachine", who=ANONYMOUS))
     assert machine["Done"] == ["Deleted"] and machine["Deleted"] == []

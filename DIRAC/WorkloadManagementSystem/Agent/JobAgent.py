@@ -28,6 +28,18 @@ Any number of job agents, on any hosts, each a broker user whose group has the
 7. ``Done`` / "Execution Complete" (exit 0), else ``Failed`` with the reason
    ("Application Finished With Errors" and the exit code, a limit, a sandbox error).
 
+Fewer calls per job (each is a write transaction in the WorkloadManagement worker):
+the Running statuses of a job without input files are reported once its payload has
+run for :data:`RUNNING_REPORT_AFTER` seconds (before its first heartbeat), or, for a
+payload that ended sooner, with its final status, each with its own time; the end of
+a job (``ApplicationExitCode`` and ``StandardOutput`` parameters, ``Completing`` and the
+final status, the output sandbox) is one ``JobStateUpdate.reportJobs`` call, shared by
+the jobs of this agent that end while the previous call is in flight, and a job's slot
+is given to the next job as soon as its output sandbox is stored, before that report is
+answered; an output sandbox this agent already stored (the same content: empty
+``std.out``/``std.err`` for many jobs) is assigned by name without asking the store
+again.
+
 SIGTERM (:meth:`JobAgent.stop`): no new jobs; the running payloads are ended, their
 output uploaded, and the jobs set ``Failed`` / "Job agent stopped": never left
 ``Running``.  A job agent killed outright leaves its jobs to the StalledJobAgent.
@@ -35,15 +47,19 @@ output uploaded, and the jobs set ``Failed`` / "Job agent stopped": never left
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime
 import fnmatch
+import hashlib
 import logging
 import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,7 +68,7 @@ from typing import Any
 
 import psutil
 from diracmq.broker.derrno import EWMSNOMATCH
-from diracmq.broker.returnvalues import S_OK, DReturnType
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 
 from DIRAC.WorkloadManagementSystem.Agent.JobAgentData import (
     downloadInputData,
@@ -63,7 +79,10 @@ from DIRAC.WorkloadManagementSystem.Agent.JobAgentMetrics import JobAgentMetrics
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.Client.JobStateUpdateClient import JobStateUpdateClient
 from DIRAC.WorkloadManagementSystem.Client.MatcherClient import MatcherClient
-from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
+from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import (
+    SandboxStoreClient,
+    packFiles,
+)
 from DIRAC.WorkloadManagementSystem.Utilities.JDL import ClassAd, JDLError, parseJDL
 
 __all__ = ["JobAgent"]
@@ -74,6 +93,14 @@ SOURCE = "JobAgent"
 #: Bytes of the end of stdout sent with each heartbeat (what peekJob shows).
 PEEK_BYTES = 16 * 1024
 DEFAULT_CPU_TIME = 86400
+#: A payload still running after this many seconds has its Running statuses reported
+#: then (one that ended sooner: with its final status, one call less).
+RUNNING_REPORT_AFTER = 0.2
+#: Output sandboxes (content key -> name) this agent remembers having stored.
+STORED_SANDBOXES = 64
+
+#: A status change to report: (status, minor status, application status, ISO time).
+Status = tuple[str, str, str, str]
 
 
 def _tail(path: Path, size: int = PEEK_BYTES) -> str:
@@ -85,6 +112,105 @@ def _tail(path: Path, size: int = PEEK_BYTES) -> str:
             return fh.read().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def _statusDict(changes: list[Status]) -> dict[str, dict[str, str]]:
+    """``setJobStatusBulk``'s ``{date: update}`` for ``changes`` (in the order they
+    happened; two with the same time are kept apart by a microsecond)."""
+    updates: dict[str, dict[str, str]] = {}
+    previous: datetime.datetime | None = None
+    for status, minor, application, when in changes:
+        stamp = datetime.datetime.fromisoformat(when)
+        if previous is not None and stamp <= previous:
+            stamp = previous + datetime.timedelta(microseconds=1)
+        previous = stamp
+        update = {"Status": status, "MinorStatus": minor, "Source": SOURCE}
+        if application:
+            update["ApplicationStatus"] = application
+        updates[stamp.isoformat()] = update
+    return updates
+
+
+def _contentKey(files: list[Path]) -> str | None:
+    """What makes the archive :func:`packFiles` would write of ``files`` (regular files:
+    base name, executable or not, content), as a sha256: the same key, the same archive.
+    None when one is not a regular file (a directory, a link: not remembered)."""
+    digest = hashlib.sha256()
+    for path in files:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        digest.update(f"{path.name}\0{bool(info.st_mode & 0o111)}\0{info.st_size}\0"
+                      .encode())
+        if info.st_size:
+            with path.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+class _Reporter:
+    """Sends the jobs' end reports (``JobStateUpdate.reportJobs``): the reports that
+    arrive while a call is in flight go together in the next one, as DIRAC's JobReport
+    accumulates and sends in bulk.  :meth:`report` waits for its job's answer."""
+
+    def __init__(self, client: JobStateUpdateClient) -> None:
+        self._client = client
+        self._cond = threading.Condition()
+        self._pending: list[tuple[int, dict[str, Any], concurrent.futures.Future]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def report(self, jobID: int, report: dict[str, Any]) -> DReturnType:
+        """Send ``report`` (see ``reportJobs``) of job ``jobID``: S_OK or why not."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._cond:
+            self._pending.append((jobID, report, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="job-reports",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        result: DReturnType = future.result()
+        return result
+
+    def close(self) -> None:
+        """Send what is pending, then stop the sending thread (a later report starts
+        another: the agent may run again)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        with self._cond:
+            self._closed, self._thread = False, None
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                # one report per job and call (a job's next report waits for the next one)
+                batch, rest, seen = [], [], set()
+                for item in self._pending:
+                    (rest if item[0] in seen else batch).append(item)
+                    seen.add(item[0])
+                self._pending = rest
+            try:
+                result = self._client.reportJobs({job: report for job, report, _ in batch})
+            except Exception as exc:  # never leave a job thread waiting forever
+                log.exception("reportJobs failed")
+                result = S_ERROR(f"reportJobs: {type(exc).__name__}: {exc}")
+            for job, _, future in batch:
+                if not result["OK"]:
+                    future.set_result(result)
+                    continue
+                failed = result["Value"].get("Failed") or {}
+                message = failed.get(job, failed.get(str(job)))
+                future.set_result(S_OK() if message is None else S_ERROR(str(message)))
 
 
 class _Payload:
@@ -147,6 +273,9 @@ class JobAgent:
         self.matcher = MatcherClient(**options)
         self.state = JobStateUpdateClient(**options)
         self.sandboxes = SandboxStoreClient(**options)
+        self._reporter = _Reporter(self.state)
+        #: sha256 -> name of the output sandboxes this agent stored (assigned by name).
+        self._stored: dict[str, str] = {}
         self._clientOptions = options
         self._dm: Any = None  # a DataManager, made for the first job with data
         self._stopping = threading.Event()
@@ -219,24 +348,28 @@ class JobAgent:
             self._wait(self.pollInterval)
         for thread in list(self._threads):
             thread.join()
+        self._reporter.close()
         return 0
 
     def _requestJobs(self, count: int) -> list[DReturnType]:
-        """Ask the Matcher for ``count`` jobs, the requests all in flight at once (a free
-        slot each): filling several slots costs one round trip, not one per slot.
-
-        Each request offers what a request after the previous ones matched would: the
-        free processors, one fewer per request before it.
+        """Ask the Matcher for ``count`` jobs: ``S_OK(match)`` for each job matched, or
+        one S_ERROR (``EWMSNOMATCH``: nothing to run).  Several slots are filled by one
+        ``requestJobs`` call (one round trip and one transaction in the Matcher, not one
+        per slot), each match offering what a request after the previous ones would:
+        the free processors, one fewer per job matched before it.
         """
         description = self.resourceDescription()
         asked = time.monotonic()
         if count <= 1:
             results = [self.matcher.requestJob(description)]
         else:
-            free = description["NumberOfProcessors"]
-            futures = [self.matcher.submit("requestJob", dict(
-                description, NumberOfProcessors=max(1, free - n))) for n in range(count)]
-            results = [future.result() for future in futures]
+            bulk = self.matcher.requestJobs(description, count)
+            if not bulk["OK"]:
+                results = [bulk]
+            elif not bulk["Value"]:
+                results = [S_ERROR(EWMSNOMATCH, "No match found")]
+            else:
+                results = [S_OK(match) for match in bulk["Value"]]
         if self.metrics is not None:
             for result in results:
                 self.metrics.match_request(result, time.monotonic() - asked)
@@ -265,19 +398,15 @@ class JobAgent:
         return datetime.datetime.now(datetime.UTC).isoformat()
 
     def _status(self, jobID: int, status: str, minor: str, application: str = "",
-                earlier: list[tuple[str, str, str, str]] | None = None) -> None:
+                earlier: list[Status] | None = None) -> None:
         """Report a status change, and the ``earlier`` ones (status, minor, application,
         ISO time) not sent yet, in one call: fewer round trips per job."""
-        updates: dict[str, dict[str, str]] = {}
-        for old_status, old_minor, old_app, when in earlier or []:
-            updates[when] = {"Status": old_status, "MinorStatus": old_minor,
-                             "Source": SOURCE}
-            if old_app:
-                updates[when]["ApplicationStatus"] = old_app
-        update = {"Status": status, "MinorStatus": minor, "Source": SOURCE}
-        if application:
-            update["ApplicationStatus"] = application
-        updates[self._now() if updates else ""] = update
+        if earlier:
+            updates = _statusDict([*earlier, (status, minor, application, self._now())])
+        else:
+            updates = {"": {"Status": status, "MinorStatus": minor, "Source": SOURCE}}
+            if application:
+                updates[""]["ApplicationStatus"] = application
         result = self.state.setJobStatusBulk(jobID, updates)
         if not result["OK"]:
             log.warning("job %s: setJobStatus(%s, %s): %s", jobID, status, minor,
@@ -293,13 +422,18 @@ class JobAgent:
             self._status(job_id, JS.FAILED, "Job agent error", f"{type(exc).__name__}: {exc}")
             outcome = JS.FAILED
         finally:
-            with self._lock:
-                self._running.pop(job_id, None)
-            self._wake.set()
+            self._release(job_id)
         self.results[job_id] = outcome
         if self.metrics is not None:
             self.metrics.job_finished(outcome, time.monotonic() - began)
         log.info("job %s: %s", job_id, outcome)
+
+    def _release(self, jobID: int) -> None:
+        """The job's slot is free (its payload ended): the main loop may fill it while
+        this job's end is still being reported."""
+        with self._lock:
+            self._running.pop(jobID, None)
+        self._wake.set()
 
     def _execute(self, payload: _Payload, match: dict[str, Any]) -> str:
         job_id = payload.jobID
@@ -337,40 +471,45 @@ class JobAgent:
             if self._stopping.is_set():
                 self._status(job_id, JS.FAILED, "Job agent stopped")
                 return JS.FAILED
-            self._status(job_id, JS.RUNNING, "Application",
-                         earlier=[] if sandboxes or lfnSandboxes or hasInputData
-                         else [initialization])
-            code = self._runPayload(payload, ad, workdir)
+            # Reported once the payload has run a moment, else with the end (_runPayload)
+            running = [] if sandboxes or lfnSandboxes or hasInputData else [initialization]
+            running.append((JS.RUNNING, "Application", "", self._now()))
+            code = self._runPayload(payload, ad, workdir, running)
             stdout = workdir / (ad.getAttributeString("StdOutput") or "std.out")
-            self.state.setJobParameters(job_id, [["ApplicationExitCode", str(code)],
-                                                 ["StandardOutput", _tail(stdout)]])
-            if payload.killed:
-                self._uploadOutput(job_id, ad, workdir)
+            parameters = [["ApplicationExitCode", str(code)], ["StandardOutput", _tail(stdout)]]
+            if payload.killed:  # Killed by its owner: the output is kept, no status
+                sandbox = self._outputSandbox(ad, workdir)
+                self._release(job_id)
+                self._endReport(job_id, ad, workdir, [], parameters, sandbox)
                 return JS.KILLED
-            # Completing is reported with the final status (its own time in the history):
-            # one call less per job.
-            completing = [(JS.COMPLETING, "Uploading Output Sandbox", "", self._now())]
-            uploaded = self._uploadOutput(job_id, ad, workdir)
+            # Completing has its own time in the history, reported with the end
+            statuses = [*running, (JS.COMPLETING, "Uploading Output Sandbox", "", self._now())]
+            uploaded = self._outputSandbox(ad, workdir)
+            outputData = False
             if payload.reason:
-                self._status(job_id, JS.FAILED, payload.reason, earlier=completing)
-                return JS.FAILED
-            if not uploaded["OK"]:
-                self._status(job_id, JS.FAILED, "Uploading Output Sandbox",
-                             uploaded["Message"][:500], earlier=completing)
-                return JS.FAILED
-            if code != 0:
-                self._status(job_id, JS.FAILED, "Application Finished With Errors",
-                             f"exit code {code}", earlier=completing)
-                return JS.FAILED
-            if ad.getListFromExpression("OutputData"):
-                self._status(job_id, JS.COMPLETING, "Uploading Job OutputData",
-                             earlier=completing)
-                completing = []  # reported
+                final: Status = (JS.FAILED, payload.reason, "", self._now())
+            elif not uploaded[0]["OK"]:
+                final = (JS.FAILED, "Uploading Output Sandbox",
+                         uploaded[0]["Message"][:500], self._now())
+            elif code != 0:
+                final = (JS.FAILED, "Application Finished With Errors", f"exit code {code}",
+                         self._now())
+            elif ad.getListFromExpression("OutputData"):
+                final, outputData = (JS.COMPLETING, "Uploading Job OutputData", "",
+                                     self._now()), True
+            else:
+                final = (JS.DONE, "Execution Complete", "Application Finished Successfully",
+                         self._now())
+            if not outputData:  # (output data: the slot stays busy while they move)
+                self._release(job_id)
+            self._endReport(job_id, ad, workdir, [*statuses, final], parameters, uploaded)
+            if outputData:
                 if not self._outputData(job_id, ad, workdir, match):
                     return JS.FAILED
-            self._status(job_id, JS.DONE, "Execution Complete",
-                         "Application Finished Successfully", earlier=completing)
-            return JS.DONE
+                self._status(job_id, JS.DONE, "Execution Complete",
+                             "Application Finished Successfully")
+                return JS.DONE
+            return final[0]
         finally:
             if not self.keepWorkDirs:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -466,7 +605,14 @@ class JobAgent:
         return [executable, *shlex.split(str(arguments))] if arguments not in (None, "") \
             else [executable]
 
-    def _runPayload(self, payload: _Payload, ad: ClassAd, workdir: Path) -> int:
+    def _runPayload(self, payload: _Payload, ad: ClassAd, workdir: Path,
+                    running: list[Status]) -> int:
+        """Run the payload to its end (limits, heartbeats, kill); its exit code.
+
+        ``running``: the status changes not reported yet, sent when the payload has run
+        :data:`RUNNING_REPORT_AFTER` seconds or before its first heartbeat, whichever
+        comes first (the list is then emptied); left for the end report otherwise.
+        """
         job_id = payload.jobID
         env = dict(os.environ)
         for item in ad.getListFromExpression("ExecutionEnvironment"):
@@ -504,6 +650,12 @@ class JobAgent:
                 pass
             cpu, memory = self._usage(watched, cpu, memory)
             wall = time.monotonic() - started
+            if running and (wall >= RUNNING_REPORT_AFTER or time.monotonic() >= next_beat):
+                reported = self.state.setJobStatusBulk(job_id, _statusDict(running))
+                if not reported["OK"]:
+                    log.warning("job %s: setJobStatus(Running): %s", job_id,
+                                reported["Message"])
+                running.clear()
             if cpu > cpu_limit:
                 payload.terminate(f"CPU time limit exceeded ({cpu:.0f} s > {cpu_limit} s)")
             elif wall > wall_limit:
@@ -542,7 +694,12 @@ class JobAgent:
         except psutil.Error:
             return cpu, memory
 
-    def _uploadOutput(self, jobID: int, ad: ClassAd, workdir: Path) -> DReturnType:
+    def _outputSandbox(self, ad: ClassAd, workdir: Path, cached: bool = True
+                       ) -> tuple[DReturnType, bool]:
+        """Store the output sandbox (stdout, stderr and the JDL's ``OutputSandbox``
+        files present): ``(S_OK(name or None: no file), False)``, or ``(S_OK(name),
+        True)`` when this agent stored the same content before (``cached``: not asked
+        again), or ``(S_ERROR, False)``."""
         names = {ad.getAttributeString("StdOutput") or "std.out",
                  ad.getAttributeString("StdError") or "std.err"}
         present = {p.name for p in workdir.iterdir()}
@@ -550,5 +707,61 @@ class JobAgent:
             names.update(fnmatch.filter(present, pattern.strip()))
         files = [workdir / n for n in sorted(names) if (workdir / n).exists()]
         if not files:
-            return S_OK()
-        return self.sandboxes.uploadFilesAsSandbox(files, assignTo={f"Job:{jobID}": "Output"})
+            return S_OK(None), False
+        try:
+            key = _contentKey(files)
+        except OSError as exc:
+            return S_ERROR(str(exc)), False
+        if cached and key is not None:
+            with self._lock:
+                name = self._stored.get(key)
+            if name is not None:
+                return S_OK(name), True
+        # the archive in the job's own directory (not a temporary directory of its own:
+        # creating and removing one per job was a fifth of the agent's time)
+        fd, path = tempfile.mkstemp(prefix=".dirac-sandbox-", suffix=".tar", dir=workdir)
+        os.close(fd)
+        archive = Path(path)
+        try:
+            packFiles(files, archive)
+            uploaded = self.sandboxes.uploadFile(archive)
+        except (OSError, ValueError) as exc:
+            return S_ERROR(str(exc)), False
+        finally:
+            archive.unlink(missing_ok=True)
+        if uploaded["OK"] and key is not None:
+            with self._lock:
+                self._stored[key] = uploaded["Value"]
+                while len(self._stored) > STORED_SANDBOXES:
+                    del self._stored[next(iter(self._stored))]  # the oldest
+        return uploaded, False
+
+    def _endReport(self, jobID: int, ad: ClassAd, workdir: Path, statuses: list[Status],
+                   parameters: list[list[str]], sandbox: tuple[DReturnType, bool]) -> None:
+        """Report the end of a job in one ``reportJobs`` call (shared with the other jobs
+        ending meanwhile): its ``parameters``, ``statuses`` and output ``sandbox``
+        (:meth:`_outputSandbox`).  Refused: with the sandbox stored again if it was
+        assigned by name (the store may have removed it since), then without the
+        statuses (the job changed state meanwhile, killed...: its parameters and output
+        are kept, as when they were separate calls)."""
+        uploaded, cached = sandbox
+        report: dict[str, Any] = {"Parameters": parameters}
+        if statuses:
+            report["Status"] = _statusDict(statuses)
+        if uploaded["OK"] and uploaded["Value"]:
+            report["Sandboxes"] = [[uploaded["Value"], "Output"]]
+        result = self._reporter.report(jobID, report)
+        if not result["OK"] and cached:
+            with self._lock:
+                self._stored = {k: v for k, v in self._stored.items()
+                                if v != uploaded["Value"]}
+            again, _ = self._outputSandbox(ad, workdir, cached=False)
+            if again["OK"] and again["Value"]:
+                report["Sandboxes"] = [[again["Value"], "Output"]]
+                result = self._reporter.report(jobID, report)
+        if not result["OK"] and statuses:
+            log.warning("job %s: end status not recorded: %s", jobID, result["Message"])
+            del report["Status"]
+            result = self._reporter.report(jobID, report)
+        if not result["OK"]:
+            log.warning("job %s: end report not recorded: %s", jobID, result["Message"])

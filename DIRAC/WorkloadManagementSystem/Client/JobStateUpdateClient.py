@@ -44,3 +44,10 @@ class JobStateUpdateClient(Client):
         """Heartbeat of a running job: ``S_OK({command: argument})``."""
         return self.executeRPC("sendHeartBeat", jobID, dynamicData, staticData,
                                timeout=timeout)
+
+    def reportJobs(self, reports: dict, timeout: float | None = None) -> DReturnType:
+        """Several jobs' parameters, statuses and sandboxes in one call (the job agent's
+        end of a job): ``reports`` is ``{jobID: {"Parameters": [[name, value]],
+        "Status": {date: {...}}, "Sandboxes": [[name, "Output"]]}}``;
+        ``S_OK({"Successful": [jobIDs], "Failed": {jobID: message}})``."""
+        return self.executeRPC("reportJobs", reports, timeout=timeout)

@@ -11,7 +11,8 @@ __all__ = ["MatcherClient"]
 
 
 class MatcherClient(Client):
-    """``requestJob(resourceDescription)``, ``getActiveTaskQueues()``,
+    """``requestJob(resourceDescription)``, ``requestJobs(resourceDescription, count)``,
+    ``getActiveTaskQueues()``,
     ``getMatchingTaskQueues(resourceDescription)`` (callers with ``GenericPilot``)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -22,3 +23,9 @@ class MatcherClient(Client):
                    ) -> DReturnType:
         """A job for this resource, or ``S_ERROR(EWMSNOMATCH)`` when there is none."""
         return self.executeRPC("requestJob", resourceDescription, timeout=timeout)
+
+    def requestJobs(self, resourceDescription: dict, count: int,
+                    timeout: float | None = None) -> DReturnType:
+        """Up to ``count`` jobs for this resource in one call: ``S_OK([match, ...])``
+        (empty: none to run)."""
+        return self.executeRPC("requestJobs", resourceDescription, count, timeout=timeout)

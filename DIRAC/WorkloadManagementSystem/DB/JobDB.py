@@ -82,6 +82,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 #: raises SErrorException to refuse.  Run inside the update's own transaction, so a
 #: state update costs one transaction, not a read for the rights and then the write.
 Authorize = Callable[[dict[str, Any]], None]
+#: More of a job's report (:meth:`JobDB.reportJobs`) applied in the report's transaction:
+#: ``(connection, jobID, report)``; raises SErrorException to refuse the job's report.
+JobReportExtra = Callable[[Connection, int, dict[str, Any]], None]
 
 #: SQLite waits this long for the database lock before reporting busy (seconds).
 SQLITE_BUSY_TIMEOUT = 30.0
@@ -273,6 +276,10 @@ def _coerce(attribute: str, value: Any) -> Any:
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
+
+
+class _Refusal(Exception):
+    """Internal: a job of JobDB.reportJobs was refused; run again with a savepoint each."""
 
 
 class _Conflict(Exception):
@@ -899,6 +906,19 @@ class JobDB:
         transition raises SErrorException(EWMSSTATUS) and changes nothing.
         """
         current = job["Status"]
+        values, record = self._plan(conn, job, status=status, minor=minor,
+                                    application=application, source=source, force=force,
+                                    date=date, extra=extra)
+        self._write(conn, job["JobID"], current, values, [record])
+
+    def _plan(self, conn: Connection, job: dict[str, Any], *, status: str | None,
+              minor: str | None, application: str | None, source: str, force: bool,
+              date: dt.datetime | None, extra: dict[str, Any] | None = None
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The column values and the logging record of one status update of a locked
+        ``job``, which is updated in place; nothing written (:meth:`_write` does).  A
+        refused transition raises SErrorException(EWMSSTATUS) and changes nothing."""
+        current = job["Status"]
         new = current
         if status:
             checked = JS.checkTransition(current, status, force)
@@ -922,24 +942,25 @@ class JobDB:
         if new != current and new in JS.JOB_FINAL_STATES:
             values["EndExecTime"] = stamp
         values.update(extra or {})
-        updated = conn.execute(_UPDATE_JOB, dict(values, upd_job_id=job["JobID"],
-                                                 upd_status=current))
-        if updated.rowcount != 1:
-            raise _Conflict(f"job {job['JobID']} changed status concurrently")
         job.update(values)
-        conn.execute(_INSERT_LOG, {
+        job["_last"] = max(last, stamp)
+        return values, {
             "JobID": job["JobID"], "Status": job["Status"], "MinorStatus": job["MinorStatus"],
             "ApplicationStatus": job["ApplicationStatus"], "StatusTime": stamp,
-            "Source": str(source or "Unknown")[:255]})
-        job["_last"] = max(last, stamp)
+            "Source": str(source or "Unknown")[:255]}
 
-    def _log_only(self, conn: Connection, jobID: int, status: str | None, minor: str | None,
-                  application: str | None, date: dt.datetime, source: str) -> None:
-        """Record an update older than the job's last one: history, not the current state."""
-        conn.execute(sa.insert(loggingTable).values(
-            JobID=int(jobID), Status=status or "idem", MinorStatus=minor or "idem",
-            ApplicationStatus=application or "idem", StatusTime=date,
-            Source=str(source or "Unknown")[:255]))
+    @staticmethod
+    def _write(conn: Connection, jobID: int, status: str, values: dict[str, Any],
+               records: list[dict[str, Any]]) -> None:
+        """Write planned changes (:meth:`_plan`) of a job whose status was ``status``:
+        one conditional update of its row, its logging records in one statement."""
+        if values:
+            updated = conn.execute(_UPDATE_JOB, dict(values, upd_job_id=jobID,
+                                                     upd_status=status))
+            if updated.rowcount != 1:
+                raise _Conflict(f"job {jobID} changed status concurrently")
+        if records:
+            conn.execute(_INSERT_LOG, records)
 
     @_returns
     def setJobStatus(self, jobID: int, status: str | None = None, minorStatus: str | None = None,
@@ -961,6 +982,67 @@ class JobDB:
             "ApplicationStatus": applicationStatus, "Source": source}}, force,
             authorize=authorize)
 
+    @staticmethod
+    def _statusUpdates(statusDict: Any) -> list[tuple[dt.datetime | None, dict[str, Any]]]:
+        """The updates of a ``statusDict`` checked and in the order they apply (explicit
+        dates first in time order, "now" after them all); SErrorException(EVALUE) for a
+        malformed one."""
+        if not isinstance(statusDict, dict):
+            raise SErrorException(S_ERROR(
+                EVALUE, "statusDict must be {date: {Status, MinorStatus, ...}}"))
+        updates = []
+        for key, update in statusDict.items():
+            if not isinstance(update, dict):
+                raise SErrorException(S_ERROR(EVALUE, f"update for {key!r} must be a dict, "
+                                                      f"not {type(update).__name__}"))
+            unknown = set(update) - {"Status", "MinorStatus", "ApplicationStatus", "Source"}
+            if unknown:
+                raise SErrorException(S_ERROR(
+                    EVALUE, f"unknown keys in status update: {sorted(unknown)}"))
+            for field in ("Status", "MinorStatus", "ApplicationStatus", "Source"):
+                if update.get(field) is not None and not isinstance(update[field], str):
+                    raise SErrorException(S_ERROR(
+                        EVALUE, f"{field} must be text, not {update[field]!r}"))
+            date = None if key in (None, "") else toUTC(key, "status date")
+            updates.append((date, update))
+        updates.sort(key=lambda item: (item[0] is None, item[0] or dt.datetime.min))
+        return updates
+
+    def _applyStatusUpdates(self, conn: Connection, job: dict[str, Any],
+                            updates: list[tuple[dt.datetime | None, dict[str, Any]]],
+                            force: bool) -> None:
+        """Apply checked ``updates`` (:meth:`_statusUpdates`) to a locked ``job``: every
+        change checked and planned in turn, then one update of the job's row and one
+        insert of all the logging records (not one of each per change)."""
+        initial = job["Status"]
+        values: dict[str, Any] = {}
+        records: list[dict[str, Any]] = []
+        last = job["_last"]
+        for date, update in updates:
+            status, minor = update.get("Status"), update.get("MinorStatus")
+            application = update.get("ApplicationStatus")
+            source = update.get("Source") or "Unknown"
+            if not (status or minor or application):
+                continue
+            if date is not None and last is not None and date < last:
+                normalized = status and JS.normalizeStatus(status)
+                if status and normalized is None:
+                    raise SErrorException(S_ERROR(EWMSSTATUS,
+                                                  f"Unknown job status {status!r}"))
+                # older than the job's last change: history, not the current state
+                records.append({"JobID": job["JobID"], "Status": normalized or "idem",
+                                "MinorStatus": minor or "idem",
+                                "ApplicationStatus": application or "idem",
+                                "StatusTime": date, "Source": str(source)[:255]})
+                continue
+            changed, record = self._plan(conn, job, status=status, minor=minor,
+                                         application=application, source=source,
+                                         force=force, date=date)
+            values.update(changed)
+            records.append(record)
+            last = job["_last"]
+        self._write(conn, job["JobID"], initial, values, records)
+
     @_returns
     def setJobStatusBulk(self, jobID: int, statusDict: dict, force: bool = False,
                          authorize: Authorize | None = None) -> DReturnType:
@@ -970,52 +1052,99 @@ class JobDB:
         datetime or ISO text; "" or None means now.  ``authorize``: see
         :data:`Authorize` (checked even when there is nothing to apply).
         """
-        if not isinstance(statusDict, dict):
-            return S_ERROR(EVALUE, "statusDict must be {date: {Status, MinorStatus, ...}}")
-        updates = []
-        for key, update in statusDict.items():
-            if not isinstance(update, dict):
-                return S_ERROR(EVALUE, f"update for {key!r} must be a dict, not "
-                                       f"{type(update).__name__}")
-            unknown = set(update) - {"Status", "MinorStatus", "ApplicationStatus", "Source"}
-            if unknown:
-                return S_ERROR(EVALUE, f"unknown keys in status update: {sorted(unknown)}")
-            for field in ("Status", "MinorStatus", "ApplicationStatus", "Source"):
-                if update.get(field) is not None and not isinstance(update[field], str):
-                    return S_ERROR(EVALUE, f"{field} must be text, not {update[field]!r}")
-            date = None if key in (None, "") else toUTC(key, "status date")
-            updates.append((date, update))
+        updates = self._statusUpdates(statusDict)
         if not updates:
             if authorize is not None:
                 self._run(lambda conn: authorize(self._lock(conn, jobID)), write=False)
             return S_OK()
-        # Explicit dates first in time order; "now" (None) after them all.
-        updates.sort(key=lambda item: (item[0] is None, item[0] or dt.datetime.min))
 
         def apply(conn: Connection) -> None:
             job = self._lock(conn, jobID)
             if authorize is not None:
                 authorize(job)
-            last = job["_last"]
-            for date, update in updates:
-                status, minor = update.get("Status"), update.get("MinorStatus")
-                application = update.get("ApplicationStatus")
-                source = update.get("Source") or "Unknown"
-                if not (status or minor or application):
-                    continue
-                if date is not None and last is not None and date < last:
-                    if status and JS.normalizeStatus(status) is None:
-                        raise SErrorException(S_ERROR(EWMSSTATUS,
-                                                      f"Unknown job status {status!r}"))
-                    self._log_only(conn, jobID, status and JS.normalizeStatus(status), minor,
-                                   application, date, source)
-                    continue
-                self._change(conn, job, status=status, minor=minor, application=application,
-                             source=source, force=force, date=date)
-                last = job["_last"]
+            self._applyStatusUpdates(conn, job, updates, force)
 
         self._run(apply)
         return S_OK()
+
+    @_returns
+    def reportJobs(self, reports: Any, authorize: Authorize | None = None,
+                   extra: JobReportExtra | None = None) -> DReturnType:
+        """Apply the reports of several jobs in one transaction (the job agent's end of
+        a job: its parameters, its last statuses and its output sandbox in one call, for
+        all the jobs it finished meanwhile, instead of one transaction each).
+
+        ``reports``: ``{jobID: {"Parameters": [[name, value], ...] or {name: value},
+        "Status": {date: {Status, MinorStatus, ApplicationStatus, Source}}, ...}}``
+        (both optional); the job's parameters are set, then its statuses applied as
+        :meth:`setJobStatusBulk` does.  Other keys go to ``extra(conn, jobID, report)``
+        (called last, in the job's part of the transaction; it raises SErrorException to
+        refuse), else they are refused.  Each job is all or nothing: a refused report
+        leaves that job as it was and the others go on (the transaction runs without
+        savepoints, and again with one per job when a job was refused).  ``authorize``:
+        see :data:`Authorize`.
+
+        ``S_OK({"Successful": [jobIDs], "Failed": {jobID: message}})``.
+        """
+        if not isinstance(reports, dict):
+            return S_ERROR(EVALUE, "reports must be {jobID: {Parameters, Status, ...}}")
+        checked: dict[int, tuple[list[tuple[str, Any]], list[Any], dict[str, Any]]] = {}
+        refused: dict[int, str] = {}
+        for key, report in reports.items():
+            try:
+                job_id = int(key)
+                if isinstance(key, bool) or job_id <= 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                return S_ERROR(EVALUE, f"invalid job ID {key!r}")
+            try:
+                if not isinstance(report, dict):
+                    raise SErrorException(S_ERROR(EVALUE, f"the report of job {job_id} must "
+                                                          f"be a dict"))
+                unknown = set(report) - {"Parameters", "Status"}
+                if unknown and extra is None:
+                    raise SErrorException(S_ERROR(
+                        EVALUE, f"unknown keys in the report of job {job_id}: "
+                                f"{sorted(unknown)}"))
+                checked[job_id] = (self._pairs(report.get("Parameters")),
+                                   self._statusUpdates(report.get("Status") or {}), report)
+            except SErrorException as exc:
+                refused[job_id] = exc.result["Message"]
+
+        def report(conn: Connection, job_id: int) -> None:
+            pairs, updates, report = checked[job_id]
+            job = self._lock(conn, job_id)
+            if authorize is not None:
+                authorize(job)
+            self._upsert_parameters(conn, job_id, pairs)
+            self._applyStatusUpdates(conn, job, updates, False)
+            if extra is not None:
+                extra(conn, job_id, report)
+
+        def apply(conn: Connection, savepoints: bool) -> tuple[list[int], dict[int, str]]:
+            done, failed = [], dict(refused)
+            for job_id in sorted(checked):
+                try:
+                    if not savepoints:
+                        report(conn, job_id)
+                    else:
+                        with conn.begin_nested():
+                            report(conn, job_id)
+                except SErrorException as exc:
+                    if not savepoints:
+                        raise _Refusal() from exc
+                    failed[job_id] = exc.result["Message"]
+                else:
+                    done.append(job_id)
+            return done, failed
+
+        if not checked:
+            return S_OK({"Successful": [], "Failed": refused})
+        try:  # no savepoints (two round trips per job) unless a job is refused
+            done, failed = self._run(lambda conn: apply(conn, False))
+        except _Refusal:
+            done, failed = self._run(lambda conn: apply(conn, True))
+        return S_OK({"Successful": done, "Failed": failed})
 
     @_returns
     def setJobApplicationStatus(self, jobID: int, appStatus: str, source: str = "Unknown"

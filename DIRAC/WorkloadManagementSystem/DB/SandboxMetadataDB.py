@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from diracmq.broker.derrno import EVALUE, EWMSUKN
-from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
+from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from sqlalchemy.engine import Connection
 
 from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, _now, _returns, jobsTable
@@ -620,12 +620,10 @@ class SandboxMetadataDB:
         """
         rows = []
         for entity, pairs in enDict.items():
-            for pair in pairs:
-                if not isinstance(pair, (list, tuple)) or len(pair) != 2 \
-                        or pair[1] not in ("Input", "Output"):
-                    return S_ERROR(EVALUE, f"expected (sandbox, 'Input'|'Output'), not {pair!r}")
-                rows.append((str(entity), str(pair[0]), pair[1]))
-        t = sandboxesTable.c
+            try:
+                rows += [(str(entity), name, kind) for name, kind in _pairs(pairs)]
+            except _Refused as exc:
+                return exc.result
 
         def assign(conn: Connection) -> int:
             if authorize is not None:
@@ -638,21 +636,38 @@ class SandboxMetadataDB:
                     row = conn.execute(sa.select(j.Owner, j.OwnerGroup)
                                        .where(j.JobID == job_id)).mappings().first()
                     authorize(job_id, None if row is None else dict(row))
-            count = 0
             for entity, name, kind in rows:
-                sb = conn.execute(sa.select(t.SBId, t.Owner).where(t.Name == name)).first()
-                if sb is None:
-                    raise _Refused(S_ERROR(EWMSUKN, f"no sandbox {name}"))
-                if owner is not None and sb.Owner != owner:
-                    raise _Refused(S_ERROR(EVALUE, f"sandbox {name} is not {owner}'s"))
-                insertIgnore(conn, entityTable, dict(SBId=sb.SBId, EntityId=entity, Type=kind))
-                count += 1
-            return count
+                self._assign(conn, entity, name, kind, owner)
+            return len(rows)
 
         try:
             return S_OK(self.jobDB._run(assign))
         except _Refused as exc:
             return exc.result
+
+    @staticmethod
+    def _assign(conn: Connection, entity: str, name: str, kind: str, owner: str | None
+                ) -> None:
+        t = sandboxesTable.c
+        sb = conn.execute(sa.select(t.SBId, t.Owner).where(t.Name == name)).first()
+        if sb is None:
+            raise _Refused(S_ERROR(EWMSUKN, f"no sandbox {name}"))
+        if owner is not None and sb.Owner != owner:
+            raise _Refused(S_ERROR(EVALUE, f"sandbox {name} is not {owner}'s"))
+        insertIgnore(conn, entityTable, dict(SBId=sb.SBId, EntityId=entity, Type=kind))
+
+    def assignInTransaction(self, conn: Connection, jobID: int, pairs: Any,
+                            owner: str | None = None) -> None:
+        """Assign ``pairs`` (``[(name, "Input"|"Output")]``) to job ``jobID`` inside the
+        caller's transaction (JobStateUpdate.reportJobs: a job's output sandbox with its
+        final status).  With ``owner``, only that owner's sandboxes.  The caller checked
+        the rights on the job; SErrorException refuses (nothing of it is assigned if the
+        caller rolls back)."""
+        try:
+            for name, kind in _pairs(pairs):
+                self._assign(conn, entityForJob(jobID), name, kind, owner)
+        except _Refused as exc:
+            raise SErrorException(exc.result) from None
 
     @_returns
     def getSandboxesAssignedToEntity(self, entity: str, kind: str | None = None
@@ -705,6 +720,21 @@ class SandboxMetadataDB:
         stmt = sa.select(t.Name).where(t.RegistrationTime < cutoff,
                                        ~sa.exists().where(m.SBId == t.SBId))
         return S_OK(self.jobDB._run(lambda conn: list(conn.scalars(stmt)), write=False))
+
+
+def _pairs(pairs: Any) -> list[tuple[str, str]]:
+    """``[(sandbox name, "Input"|"Output")]`` checked; _Refused for anything else."""
+    if not isinstance(pairs, (list, tuple)):
+        raise _Refused(S_ERROR(EVALUE, f"expected [(sandbox, 'Input'|'Output')], not "
+                                       f"{pairs!r}"))
+    out = []
+    for pair in pairs:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 \
+                or pair[1] not in ("Input", "Output"):
+            raise _Refused(S_ERROR(EVALUE, f"expected (sandbox, 'Input'|'Output'), not "
+                                           f"{pair!r}"))
+        out.append((str(pair[0]), pair[1]))
+    return out
 
 
 class _Refused(Exception):

@@ -32,10 +32,11 @@ from sqlalchemy.engine import Connection
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus as JS
 from DIRAC.WorkloadManagementSystem.DB.JobDB import (
-    _LOCK_JOB,
+    _LAST_OF_JOB,
     JobDB,
     _returns,
     jdlTable,
+    jobsTable,
 )
 
 __all__ = ["TaskQueueDB", "groupShares", "insertIgnore", "tqMetadata"]
@@ -80,7 +81,14 @@ _PICK = (sa.select(taskQueueJobsTable.c.JobID)
 _PICK_SKIP_LOCKED = _PICK.with_for_update(skip_locked=True)
 _TAKE = sa.delete(taskQueueJobsTable).where(
     taskQueueJobsTable.c.JobID == sa.bindparam("take_job_id"))
-_JOB_JDL = sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == sa.bindparam("jdl_job_id"))
+#: The matched job's row, locked, with its last logging time (JobDB._lock's query) and
+#: its JDL: one round trip.
+_LOCK_JOB_WITH_JDL = (
+    sa.select(jobsTable, _LAST_OF_JOB,
+              sa.select(jdlTable.c.JDL).where(jdlTable.c.JobID == jobsTable.c.JobID)
+              .scalar_subquery().label("_jdl"))
+    .where(jobsTable.c.JobID == sa.bindparam("lock_job_id"))
+    .with_for_update(of=jobsTable))
 _CANDIDATES = sa.select(taskQueuesTable).where(
     taskQueuesTable.c.CPUTime <= sa.bindparam("max_cpu"),
     sa.exists().where(taskQueueJobsTable.c.TQId == taskQueuesTable.c.TQId))
@@ -278,6 +286,38 @@ class TaskQueueDB:
         owner = random.choice(sorted(groups[group]))
         return random.choice(groups[group][owner])
 
+    def _matchOne(self, conn: Connection, resource: dict[str, Any], source: str,
+                  candidates: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        """Match one job to ``resource`` in the caller's transaction (see
+        :meth:`matchAndGetJob`); None: nothing to run.  ``candidates``: the task queues
+        an earlier match of the same transaction read (emptied ones are dropped from it),
+        else they are read now."""
+        db = self.jobDB
+        if candidates is None:
+            candidates = self._candidates(conn, resource)
+        candidates[:] = [tq for tq in candidates if self._fits(tq, resource)]
+        while candidates:
+            tq = self._pick(candidates)
+            job_id = conn.scalar(_PICK_SKIP_LOCKED if db.isPostgres else _PICK,
+                                 {"pick_tq": tq["TQId"]})
+            if job_id is None:
+                candidates.remove(tq)
+                continue
+            taken = conn.execute(_TAKE, {"take_job_id": job_id})
+            if taken.rowcount != 1:
+                continue  # another matcher was quicker
+            row = conn.execute(_LOCK_JOB_WITH_JDL, {"lock_job_id": job_id}).mappings().first()
+            if row is None or row["Status"] != JS.WAITING:
+                continue  # killed or deleted while it waited: dropped from the TQ
+            job = dict(row)
+            jdl = job.pop("_jdl")
+            extra = {"Site": resource["Site"][:100]} if resource["Site"] else None
+            db._change(conn, job, status=JS.MATCHED, minor=ASSIGNED, source=source,
+                       extra=extra)
+            return {"JobID": int(job_id), "TQId": int(tq["TQId"]), "JDL": jdl or "",
+                    "Owner": job["Owner"], "OwnerGroup": job["OwnerGroup"]}
+        return None
+
     @_returns
     def matchAndGetJob(self, resourceDescription: dict, source: str = "Matcher"
                        ) -> DReturnType:
@@ -286,34 +326,34 @@ class TaskQueueDB:
         resource's); nothing: ``S_ERROR(EWMSNOMATCH)``.  The job's description is read
         in the matching transaction: what the Matcher hands out costs one transaction."""
         resource = _resource(resourceDescription)
-        db = self.jobDB
-
-        def match(conn: Connection) -> dict[str, Any] | None:
-            candidates = self._candidates(conn, resource)
-            while candidates:
-                tq = self._pick(candidates)
-                job_id = conn.scalar(_PICK_SKIP_LOCKED if db.isPostgres else _PICK,
-                                     {"pick_tq": tq["TQId"]})
-                if job_id is None:
-                    candidates.remove(tq)
-                    continue
-                taken = conn.execute(_TAKE, {"take_job_id": job_id})
-                if taken.rowcount != 1:
-                    continue  # another matcher was quicker
-                # the job's row, locked, with its last logging time (JobDB._lock's query)
-                row = conn.execute(_LOCK_JOB, {"lock_job_id": job_id}).mappings().first()
-                if row is None or row["Status"] != JS.WAITING:
-                    continue  # killed or deleted while it waited: dropped from the TQ
-                job = dict(row)
-                extra = {"Site": resource["Site"][:100]} if resource["Site"] else None
-                db._change(conn, job, status=JS.MATCHED, minor=ASSIGNED, source=source,
-                           extra=extra)
-                jdl = conn.scalar(_JOB_JDL, {"jdl_job_id": job_id})
-                return {"JobID": int(job_id), "TQId": int(tq["TQId"]), "JDL": jdl or "",
-                        "Owner": job["Owner"], "OwnerGroup": job["OwnerGroup"]}
-            return None
-
-        found = db._run(match)
+        found = self.jobDB._run(lambda conn: self._matchOne(conn, resource, source))
         if found is None:
             return S_ERROR(EWMSNOMATCH, "No match found")
         return S_OK(found)
+
+    @_returns
+    def matchAndGetJobs(self, resourceDescription: dict, count: int,
+                        source: str = "Matcher") -> DReturnType:
+        """Up to ``count`` jobs for a resource with that many free slots, in one
+        transaction: ``S_OK([match, ...])`` (each as :meth:`matchAndGetJob` gives it;
+        an empty list: nothing to run).  Each match is made as a request after the
+        previous ones would be: with ``NumberOfProcessors`` one fewer per job already
+        matched (at least 1); so a job needing more processors than are left is not
+        matched here."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+            return S_ERROR(EVALUE, f"count must be an integer from 1 to 1000, not {count!r}")
+        resource = _resource(resourceDescription)
+
+        def match(conn: Connection) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            free = resource["NumberOfProcessors"]
+            candidates = self._candidates(conn, resource)  # read once for all the matches
+            for n in range(count):
+                one = self._matchOne(conn, dict(resource, NumberOfProcessors=max(1, free - n)),
+                                     source, candidates)
+                if one is None:
+                    break
+                found.append(one)
+            return found
+
+        return S_OK(self.jobDB._run(match))

@@ -17,6 +17,7 @@ from diracmq.workers.handler import RequestHandler
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus
 from DIRAC.WorkloadManagementSystem.DB.JobDB import Authorize
+from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     JobDBHandlerMixin,
     canUpdateState,
@@ -31,6 +32,32 @@ _AUTH = ["authenticated"]
 
 class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
     """Updates of a job's state while it runs."""
+
+    sandboxDB: ClassVar[SandboxMetadataDB | None] = None
+
+    @classmethod
+    def initializeHandler(cls, serviceInfoDict: dict[str, Any]) -> DReturnType:
+        """Open the JobDB and the sandbox records (``reportJobs`` assigns sandboxes)."""
+        result = super().initializeHandler(serviceInfoDict)
+        if not result["OK"]:
+            return result
+        sb = SandboxMetadataDB(cls.jobDB)  # type: ignore[arg-type]
+        result = sb.initialize()
+        if not result["OK"]:
+            return S_ERROR(f"cannot open the sandbox store: {result['Message']}")
+        cls.sandboxDB = sb
+        return S_OK()
+
+    @property
+    def sb(self) -> SandboxMetadataDB:
+        """The sandbox records, on this handler's JobDB (opened on first use)."""
+        if type(self).sandboxDB is None:
+            sb = SandboxMetadataDB(self.db)
+            result = sb.initialize()
+            if not result["OK"]:
+                raise RuntimeError(f"cannot open the sandbox store: {result['Message']}")
+            type(self).sandboxDB = sb
+        return type(self).sandboxDB  # type: ignore[return-value]
 
     def _update(self, jobID: Any, update: Callable[[int, Authorize], DReturnType]
                 ) -> DReturnType:
@@ -99,6 +126,46 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
         """Set job parameters: ``[[name, value], ...]`` or ``{name: value}``."""
         return self._update(jobID, lambda job_id, authorize: self.db.setJobParameters(
             job_id, parameters, authorize=authorize))
+
+    types_reportJobs: ClassVar[list] = [dict]
+    auth_reportJobs: ClassVar[list] = _AUTH
+
+    def export_reportJobs(self, reports: dict) -> DReturnType:
+        """Report the end (or any part) of several jobs in one call and one transaction:
+        what the job agent sends when jobs finish, instead of ``setJobParameters``,
+        ``setJobStatusBulk`` and ``SandboxStore.assignSandboxesToEntities`` per job.
+
+        ``reports``: ``{jobID: {"Parameters": [[name, value], ...] or {name: value},
+        "Status": {date: {Status, MinorStatus, ApplicationStatus, Source}},
+        "Sandboxes": [[name, "Input"|"Output"], ...]}}``, every key optional.  Per job,
+        in this order and all or nothing: the parameters are set, the statuses applied
+        as ``setJobStatusBulk`` does (date order, checked against the state machine) and
+        the sandboxes (the caller's own) assigned.  The caller must be allowed to update
+        each job's state (its owner, a pilot...).  One job's refusal does not stop the
+        others: ``S_OK({"Successful": [jobIDs], "Failed": {jobID: message}})``.
+        """
+        credentials = self.getRemoteCredentials()
+        owner = credentials.get("username", "anonymous")
+
+        def authorize(job: dict[str, Any]) -> None:
+            if not canUpdateState(credentials, job["Owner"], job["OwnerGroup"]):
+                raise SErrorException(S_ERROR(ENOAUTH, f"not the owner of job {job['JobID']}"))
+
+        def sandboxes(conn: Any, jobID: int, report: dict[str, Any]) -> None:
+            unknown = set(report) - {"Parameters", "Status", "Sandboxes"}
+            if unknown:
+                raise SErrorException(S_ERROR(EVALUE, f"unknown keys in the report of job "
+                                                      f"{jobID}: {sorted(unknown)}"))
+            if report.get("Sandboxes"):
+                self.sb.assignInTransaction(conn, jobID, report["Sandboxes"], owner)
+
+        result = self.db.reportJobs(reports, authorize=authorize, extra=sandboxes)
+        if result["OK"]:
+            failed = result["Value"]["Failed"]
+            for job_id, message in failed.items():
+                if message.endswith(f"Job {job_id} not found)"):
+                    failed[job_id] = f"Job {job_id} not found"
+        return result
 
     types_sendHeartBeat: ClassVar[list] = [_JOB_ID, dict, dict]
     auth_sendHeartBeat: ClassVar[list] = _AUTH

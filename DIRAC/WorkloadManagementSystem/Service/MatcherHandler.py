@@ -70,6 +70,27 @@ class MatcherHandler(JobDBHandlerMixin, RequestHandler):
             return matched
         return S_OK(dict(matched["Value"], matchingTime=time.monotonic() - started))
 
+    types_requestJobs: ClassVar[list] = [dict, int]
+    auth_requestJobs: ClassVar[list] = _PILOTS
+
+    def export_requestJobs(self, resourceDescription: dict, count: int) -> DReturnType:
+        """Up to ``count`` jobs (1 to 1000) for a resource with that many free slots, in
+        one call and one transaction (not in DIRAC: what a job agent filling several
+        slots asks instead of ``count`` ``requestJob`` calls): ``S_OK([match, ...])``,
+        each as ``requestJob`` gives it (the jobs now Matched); an empty list: nothing
+        to run.  A match after the first is made for ``NumberOfProcessors`` one fewer
+        per job already matched, as the next ``requestJob`` would be."""
+        import time
+
+        started = time.monotonic()
+        who = self.getRemoteCredentials().get("username", "?")
+        matched = self.tqDB.matchAndGetJobs(resourceDescription, count,
+                                            source=f"Matcher ({who})")
+        if not matched["OK"]:
+            return matched
+        took = time.monotonic() - started
+        return S_OK([dict(m, matchingTime=took) for m in matched["Value"]])
+
     types_getActiveTaskQueues: ClassVar[list] = []
     auth_getActiveTaskQueues: ClassVar[list] = [*_PILOTS, JOB_ADMINISTRATOR]
 
