@@ -418,3 +418,17 @@ def test_the_agent_sends_heartbeats_while_input_data_move(tmp_path, kill):
     assert ended == (JS.KILLED if kill else None)
     assert agent.state.statuses[-1]["MinorStatus"] == "Input Data Resolution"
 
+
+
+def test_status_times_with_and_without_offset_are_ordered_as_utc():
+    """A status recorded with a naive time (DIRAC's UTC) and one with an offset compare;
+    equal times are kept apart by a microsecond, in the order they happened."""
+    from DIRAC.WorkloadManagementSystem.Agent.JobAgent import _statusDict
+
+    updates = _statusDict([("Running", "Job Initialization", "", "2026-01-01T00:00:00"),
+                           ("Running", "Application", "", "2026-01-01T00:00:00+00:00"),
+                           ("Done", "Execution Complete", "", "2026-01-01T00:00:01+00:00")])
+    assert list(updates) == ["2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00.000001+00:00",
+                             "2026-01-01T00:00:01+00:00"]
+    assert [u["MinorStatus"] for u in updates.values()] == [
+        "Job Initialization", "Application", "Execution Complete"]

@@ -116,11 +116,14 @@ def _tail(path: Path, size: int = PEEK_BYTES) -> str:
 
 def _statusDict(changes: list[Status]) -> dict[str, dict[str, str]]:
     """``setJobStatusBulk``'s ``{date: update}`` for ``changes`` (in the order they
-    happened; two with the same time are kept apart by a microsecond)."""
+    happened; two with the same time are kept apart by a microsecond).  A time without
+    an offset is UTC, as DIRAC writes them."""
     updates: dict[str, dict[str, str]] = {}
     previous: datetime.datetime | None = None
     for status, minor, application, when in changes:
         stamp = datetime.datetime.fromisoformat(when)
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=datetime.UTC)
         if previous is not None and stamp <= previous:
             stamp = previous + datetime.timedelta(microseconds=1)
         previous = stamp
