@@ -14,12 +14,9 @@ from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 from diracmq.workers.handler import RequestHandler
 
 from DIRAC.Core.Utilities.Environment import envNumber
-from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import (
-    SandboxMetadataDB,
-    entityForJob,
-)
+from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import entityForJob
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
-    JobDBHandlerMixin,
+    SandboxRecordsMixin,
     canManage,
     isAdministrator,
     splitByRights,
@@ -33,12 +30,11 @@ __all__ = ["JobManagerHandler"]
 _JOB_IDS = [int, str, list, tuple]
 
 
-class JobManagerHandler(JobDBHandlerMixin, RequestHandler):
+class JobManagerHandler(SandboxRecordsMixin, RequestHandler):
     """Job submission and job control."""
 
     #: Most jobs one parametric JDL may describe (DIRAC's MaxParametricJobs).
     maxParametricJobs: ClassVar[int] = envNumber("DIRAC_WMS_MAX_PARAMETRIC_JOBS", 20, minimum=1)
-    _sandboxDB: ClassVar[SandboxMetadataDB | None] = None
 
     # ------------------------------------------------------------- submit
     types_submitJob: ClassVar[list] = [str]
@@ -128,24 +124,12 @@ class JobManagerHandler(JobDBHandlerMixin, RequestHandler):
         def delete(job_id: int) -> DReturnType:
             result = self.db.deleteJob(job_id, force=force)
             if result["OK"]:  # a deleted job's sandboxes go with it
-                removed = self.sandboxDB.unassignEntities([entityForJob(job_id)])
+                removed = self.sb.unassignEntities([entityForJob(job_id)])
                 if not removed["OK"]:
                     return removed
             return result
 
         return self._control(jobIDs, "deleted", delete)
-
-    @property
-    def sandboxDB(self) -> SandboxMetadataDB:
-        """The sandbox records (in the JobDB's database), opened on first use."""
-        cls = type(self)
-        if cls._sandboxDB is None:
-            db = SandboxMetadataDB(self.db)
-            result = db.initialize()
-            if not result["OK"]:
-                raise RuntimeError(result["Message"])
-            cls._sandboxDB = db
-        return cls._sandboxDB
 
     types_rescheduleJob: ClassVar[list] = [_JOB_IDS]
     auth_rescheduleJob: ClassVar[list] = ["authenticated"]

@@ -23,6 +23,7 @@ from diracmq.broker.derrno import EVALUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
 
 from DIRAC.WorkloadManagementSystem.DB.JobDB import JobDB, getJobDB
+from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
 from DIRAC.WorkloadManagementSystem.Utilities.JobIDs import parseJobIDs
 
 __all__ = [
@@ -136,3 +137,30 @@ class JobDBHandlerMixin:
             if not result["OK"]:
                 raise RuntimeError(result["Message"])
         return type(self).jobDB  # type: ignore[return-value]
+
+
+class SandboxRecordsMixin(JobDBHandlerMixin):
+    """A WMS handler that also reads or writes sandbox records (in the JobDB's database)."""
+
+    sandboxDB: ClassVar[SandboxMetadataDB | None] = None
+
+    @classmethod
+    def openSandboxRecords(cls) -> DReturnType:
+        """Open the sandbox records on the JobDB (``initializeHandler`` opened that)."""
+        sb = SandboxMetadataDB(cls.jobDB)  # type: ignore[arg-type]
+        result = sb.initialize()
+        if not result["OK"]:
+            return S_ERROR(f"cannot open the sandbox store: {result['Message']}")
+        cls.sandboxDB = sb
+        return S_OK()
+
+    @property
+    def sb(self) -> SandboxMetadataDB:
+        """The sandbox records (opened on first use if the handler did not open them)."""
+        cls = type(self)
+        if cls.sandboxDB is None:
+            self.db  # noqa: B018  # the JobDB first, opened on first use too
+            result = cls.openSandboxRecords()
+            if not result["OK"]:
+                raise RuntimeError(result["Message"])
+        return cls.sandboxDB  # type: ignore[return-value]

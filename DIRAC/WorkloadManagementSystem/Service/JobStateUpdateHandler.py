@@ -17,9 +17,8 @@ from diracmq.workers.handler import RequestHandler
 
 from DIRAC.WorkloadManagementSystem.Client import JobStatus
 from DIRAC.WorkloadManagementSystem.DB.JobDB import Authorize
-from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
-    JobDBHandlerMixin,
+    SandboxRecordsMixin,
     canUpdateState,
     singleJobID,
 )
@@ -30,34 +29,29 @@ _JOB_ID = [int, str]
 _AUTH = ["authenticated"]
 
 
-class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
-    """Updates of a job's state while it runs."""
+def _stateUpdater(credentials: dict[str, Any]) -> Authorize:
+    """The JobDB's ``authorize`` for this caller: may it update the job's state?"""
 
-    sandboxDB: ClassVar[SandboxMetadataDB | None] = None
+    def authorize(job: dict[str, Any]) -> None:
+        if not canUpdateState(credentials, job["Owner"], job["OwnerGroup"]):
+            raise SErrorException(S_ERROR(ENOAUTH, f"not the owner of job {job['JobID']}"))
+
+    return authorize
+
+
+def _notFound(jobID: int, message: str) -> bool:
+    """Whether a JobDB error ``message`` says that job ``jobID`` does not exist."""
+    return message.endswith(f"Job {jobID} not found)")
+
+
+class JobStateUpdateHandler(SandboxRecordsMixin, RequestHandler):
+    """Updates of a job's state while it runs."""
 
     @classmethod
     def initializeHandler(cls, serviceInfoDict: dict[str, Any]) -> DReturnType:
         """Open the JobDB and the sandbox records (``reportJobs`` assigns sandboxes)."""
         result = super().initializeHandler(serviceInfoDict)
-        if not result["OK"]:
-            return result
-        sb = SandboxMetadataDB(cls.jobDB)  # type: ignore[arg-type]
-        result = sb.initialize()
-        if not result["OK"]:
-            return S_ERROR(f"cannot open the sandbox store: {result['Message']}")
-        cls.sandboxDB = sb
-        return S_OK()
-
-    @property
-    def sb(self) -> SandboxMetadataDB:
-        """The sandbox records, on this handler's JobDB (opened on first use)."""
-        if type(self).sandboxDB is None:
-            sb = SandboxMetadataDB(self.db)
-            result = sb.initialize()
-            if not result["OK"]:
-                raise RuntimeError(f"cannot open the sandbox store: {result['Message']}")
-            type(self).sandboxDB = sb
-        return type(self).sandboxDB  # type: ignore[return-value]
+        return cls.openSandboxRecords() if result["OK"] else result
 
     def _update(self, jobID: Any, update: Callable[[int, Authorize], DReturnType]
                 ) -> DReturnType:
@@ -68,15 +62,9 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
         if not job_id["OK"]:
             return job_id
         number = job_id["Value"]
-        credentials = self.getRemoteCredentials()
-
-        def authorize(job: dict[str, Any]) -> None:
-            if not canUpdateState(credentials, job["Owner"], job["OwnerGroup"]):
-                raise SErrorException(S_ERROR(ENOAUTH, f"not the owner of job {number}"))
-
-        result = update(number, authorize)
+        result = update(number, _stateUpdater(self.getRemoteCredentials()))
         if not result["OK"] and result.get("Errno") == EWMSUKN \
-                and result["Message"].endswith(f"Job {number} not found)"):
+                and _notFound(number, result["Message"]):
             return S_ERROR(EVALUE, f"Job {number} not found")
         return result
 
@@ -147,10 +135,6 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
         credentials = self.getRemoteCredentials()
         owner = credentials.get("username", "anonymous")
 
-        def authorize(job: dict[str, Any]) -> None:
-            if not canUpdateState(credentials, job["Owner"], job["OwnerGroup"]):
-                raise SErrorException(S_ERROR(ENOAUTH, f"not the owner of job {job['JobID']}"))
-
         def sandboxes(conn: Any, jobID: int, report: dict[str, Any]) -> None:
             unknown = set(report) - {"Parameters", "Status", "Sandboxes"}
             if unknown:
@@ -159,11 +143,12 @@ class JobStateUpdateHandler(JobDBHandlerMixin, RequestHandler):
             if report.get("Sandboxes"):
                 self.sb.assignInTransaction(conn, jobID, report["Sandboxes"], owner)
 
-        result = self.db.reportJobs(reports, authorize=authorize, extra=sandboxes)
+        result = self.db.reportJobs(reports, authorize=_stateUpdater(credentials),
+                                    extra=sandboxes)
         if result["OK"]:
             failed = result["Value"]["Failed"]
             for job_id, message in failed.items():
-                if message.endswith(f"Job {job_id} not found)"):
+                if _notFound(job_id, message):
                     failed[job_id] = f"Job {job_id} not found"
         return result
 

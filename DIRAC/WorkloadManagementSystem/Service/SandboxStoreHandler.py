@@ -22,12 +22,11 @@ from diracmq.broker.derrno import ENOAUTH, EVALUE
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType, SErrorException
 from diracmq.workers.handler import RequestHandler
 
-from DIRAC.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
 from DIRAC.WorkloadManagementSystem.Service.JobPolicy import (
     GENERIC_PILOT,
     JOB_ADMINISTRATOR,
     PILOT,
-    JobDBHandlerMixin,
+    SandboxRecordsMixin,
     canManage,
     canUpdateState,
 )
@@ -44,30 +43,14 @@ def _jobID(entity: Any) -> int | None:
     return None
 
 
-class SandboxStoreHandler(JobDBHandlerMixin, RequestHandler):
+class SandboxStoreHandler(SandboxRecordsMixin, RequestHandler):
     """Chunked, content-addressed sandbox storage with ownership checks."""
-
-    sandboxDB: ClassVar[SandboxMetadataDB | None] = None
 
     @classmethod
     def initializeHandler(cls, serviceInfoDict: dict[str, Any]) -> DReturnType:
         """Open the JobDB, the sandbox tables and the storage directory."""
         result = super().initializeHandler(serviceInfoDict)
-        if not result["OK"]:
-            return result
-        sb = SandboxMetadataDB(cls.jobDB)  # type: ignore[arg-type]
-        result = sb.initialize()
-        if not result["OK"]:
-            return S_ERROR(f"cannot open the sandbox store: {result['Message']}")
-        cls.sandboxDB = sb
-        return S_OK()
-
-    @property
-    def sb(self) -> SandboxMetadataDB:
-        """The sandbox store (opened on first use)."""
-        if type(self).sandboxDB is None:
-            type(self).initializeHandler({})
-        return type(self).sandboxDB  # type: ignore[return-value]
+        return cls.openSandboxRecords() if result["OK"] else result
 
     def _me(self) -> tuple[str, str, dict[str, Any]]:
         creds = self.getRemoteCredentials()
