@@ -1,12 +1,14 @@
 """``WorkloadManagement/Matcher``: hands waiting jobs to job agents (DIRAC's Matcher).
 
 ``requestJob(resourceDescription)`` is for callers with the ``GenericPilot`` (or
-``Pilot``) property: the job agents.  The match itself is TaskQueueDB.matchAndGetJob
+``Pilot``) property: the job agents; ``requestJobs(resourceDescription, count)`` fills
+several free slots in one call.  The match itself is TaskQueueDB.matchAndGetJob(s)
 (atomic: two agents never get the same job).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from diracmq.broker.returnvalues import S_ERROR, S_OK, DReturnType
@@ -61,8 +63,6 @@ class MatcherHandler(JobDBHandlerMixin, RequestHandler):
         ``resourceDescription``: ``Site``, ``CPUTime`` (seconds the resource can give),
         ``Tag`` (list), ``NumberOfProcessors``.
         """
-        import time
-
         started = time.monotonic()
         who = self.getRemoteCredentials().get("username", "?")
         matched = self.tqDB.matchAndGetJob(resourceDescription, source=f"Matcher ({who})")
@@ -80,8 +80,6 @@ class MatcherHandler(JobDBHandlerMixin, RequestHandler):
         each as ``requestJob`` gives it (the jobs now Matched); an empty list: nothing
         to run.  A match after the first is made for ``NumberOfProcessors`` one fewer
         per job already matched, as the next ``requestJob`` would be."""
-        import time
-
         started = time.monotonic()
         who = self.getRemoteCredentials().get("username", "?")
         matched = self.tqDB.matchAndGetJobs(resourceDescription, count,
