@@ -127,11 +127,16 @@ def _statusDict(changes: list[Status]) -> dict[str, dict[str, str]]:
         if previous is not None and stamp <= previous:
             stamp = previous + datetime.timedelta(microseconds=1)
         previous = stamp
-        update = {"Status": status, "MinorStatus": minor, "Source": SOURCE}
-        if application:
-            update["ApplicationStatus"] = application
-        updates[stamp.isoformat()] = update
+        updates[stamp.isoformat()] = _statusUpdate(status, minor, application)
     return updates
+
+
+def _statusUpdate(status: str, minor: str, application: str) -> dict[str, str]:
+    """One ``setJobStatusBulk`` update ("" application status: left as it is)."""
+    update = {"Status": status, "MinorStatus": minor, "Source": SOURCE}
+    if application:
+        update["ApplicationStatus"] = application
+    return update
 
 
 def _contentKey(files: list[Path]) -> str | None:
@@ -406,10 +411,8 @@ class JobAgent:
         ISO time) not sent yet, in one call: fewer round trips per job."""
         if earlier:
             updates = _statusDict([*earlier, (status, minor, application, self._now())])
-        else:
-            updates = {"": {"Status": status, "MinorStatus": minor, "Source": SOURCE}}
-            if application:
-                updates[""]["ApplicationStatus"] = application
+        else:  # dated by the server
+            updates = {"": _statusUpdate(status, minor, application)}
         result = self.state.setJobStatusBulk(jobID, updates)
         if not result["OK"]:
             log.warning("job %s: setJobStatus(%s, %s): %s", jobID, status, minor,
