@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import select
 import socket
 from collections import deque
 from typing import Any
@@ -57,7 +58,7 @@ from typing import Any
 from pika.adapters.utils import io_services_utils
 
 __all__ = ["IOV_MAX", "consume_until_short", "cork", "corkable", "install",
-           "produce_gathered", "release", "send_gathered"]
+           "produce_gathered", "release", "send_gathered", "send_now"]
 
 #: Buffers passed to one sendmsg() at most (Linux's IOV_MAX is 1024).
 IOV_MAX = 1024
@@ -181,6 +182,23 @@ def release(transport: Any, send: bool = True) -> None:
         with contextlib.suppress(OSError):
             transport._produce()
     _arm(transport)
+
+
+def send_now(transport: Any) -> bool:
+    """:func:`release` what was buffered while corked unless the socket has something
+    to read; True if nothing is left to write, False if pika's loop must turn (with its
+    watcher armed) to write the rest or to read first.
+
+    What waits to be read may be a close the broker sent or the end of a cut
+    connection: pika's turn must see it before the caller counts what it wrote as sent.
+    """
+    if not transport._diracmq_deferred:
+        return False
+    if select.select((transport._sock,), (), (), 0)[0]:
+        release(transport, send=False)
+        return False
+    release(transport)
+    return not transport._tx_buffers
 
 
 _installed = False

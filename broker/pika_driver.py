@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -320,17 +319,12 @@ class PikaDriver(Driver):
                  mandatory: bool, request_id: str | None = None) -> None:
         if self._impl is None:
             raise ConnectionLost("not connected")
-        transport = self._transport
-        if transport is not None:
-            gather.cork(transport, True)
         try:
-            self._impl.basic_publish(exchange, routing_key, body, props, mandatory)
+            self._queue(self._impl.basic_publish, exchange, routing_key, body, props,
+                        mandatory)
         except (pika.exceptions.ChannelWrongStateError,
                 pika.exceptions.ConnectionWrongStateError) as exc:
             raise _refused(exc) from exc
-        finally:
-            if transport is not None:
-                gather.cork(transport, False)
         if self.confirms:
             self._seq += 1
             if request_id is not None:
@@ -360,25 +354,24 @@ class PikaDriver(Driver):
 
     def ack(self, delivery: Delivery) -> None:
         if delivery.generation == self.generation and self._impl is not None:
-            transport = self._transport
-            if transport is not None:
-                gather.cork(transport, True)
-            try:
-                self._impl.basic_ack(delivery.tag)
-            finally:
-                if transport is not None:
-                    gather.cork(transport, False)
+            self._queue(self._impl.basic_ack, delivery.tag)
 
     def reject(self, delivery: Delivery, requeue: bool) -> None:
         if delivery.generation == self.generation and self._impl is not None:
-            transport = self._transport
-            if transport is not None:
-                gather.cork(transport, True)
-            try:
-                self._impl.basic_reject(delivery.tag, requeue=requeue)
-            finally:
-                if transport is not None:
-                    gather.cork(transport, False)
+            self._queue(self._impl.basic_reject, delivery.tag, requeue)
+
+    def _queue(self, operation: Callable[..., None], *args: Any) -> None:
+        """Run one of pika's queueing channel operations with the transport corked: its
+        frames wait for the next flush() or drive() (broker/gather.py)."""
+        transport = self._transport
+        if transport is None:
+            operation(*args)
+            return
+        gather.cork(transport, True)
+        try:
+            operation(*args)
+        finally:
+            gather.cork(transport, False)
 
     # -------------------------------------------------------------------- I/O
     def drive(self, timeout: float | None) -> None:
@@ -406,17 +399,12 @@ class PikaDriver(Driver):
         conn = self._conn
         if conn is None:
             raise ConnectionLost("not connected")
-        transport = self._transport
-        if transport is not None and transport._diracmq_deferred:
-            # Sent here, unless the socket has something to read: a close the broker
-            # sent, or the end of a cut connection, must show before the caller counts
-            # its requests as published (client/transport.py); pika's turn reads it.
-            if not select.select((transport._sock,), (), (), 0)[0]:
-                gather.release(transport)
-                if not transport._tx_buffers:
-                    self._check_channel()
-                    return
-            gather.release(transport, send=False)
+        # Corked frames go out here, unless something waits to be read: the caller
+        # (client/transport.py) counts its requests as published after this, so a close
+        # or a cut must show first, in pika's turn below.
+        if self._transport is not None and gather.send_now(self._transport):
+            self._check_channel()
+            return
         try:
             # What BlockingChannel.basic_publish does after queueing its frames: turn the
             # loop until they are written (a turn that also sees a close the broker sent

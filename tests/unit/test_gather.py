@@ -356,3 +356,21 @@ def test_only_pikas_plaintext_transport_is_corkable(transport):
     t, _, _ = transport
     assert gather.corkable(t)
     assert not gather.corkable(object())
+
+
+def test_send_now_sends_unless_something_waits_to_be_read(transport):
+    """The driver's flush: corked frames leave at once, but a close or the end of a cut
+    connection waiting to be read must go through pika's turn first."""
+    t, nbio, peer = transport
+    assert gather.send_now(t) is False  # nothing deferred: nothing to do here
+    gather.cork(t, True)
+    t.write(b"request")
+    gather.cork(t, False)
+    assert gather.send_now(t) is True
+    assert read_all(peer) == b"request" and nbio.writers == []
+    gather.cork(t, True)
+    t.write(b"next")
+    gather.cork(t, False)
+    peer.sendall(b"connection.close")  # something waits to be read
+    assert gather.send_now(t) is False
+    assert read_all(peer) == b"" and len(nbio.writers) == 1  # left to pika's turn, armed
