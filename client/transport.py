@@ -601,16 +601,21 @@ class RPCTransport:
         self._driver.close()
         with self.lock:
             self._connected = False
-            retry = []
+            retry: list[Call] = []
+
+            def again(call: Call, why: str = "") -> None:
+                # one more publish attempt on the next connection, or EMQCONN at the last
+                call.attempts += 1
+                if call.attempts < _MAX_PUBLISH_ATTEMPTS:
+                    retry.append(call)
+                else:
+                    self._registry.fail(call, S_ERROR(
+                        EMQCONN, f"could not publish {call.where} after {call.attempts} "
+                                 f"connection failures ({exc}){why}"))
+
             for call in unsent:
                 if not call.published and call.request_id in self._registry:
-                    call.attempts += 1
-                    if call.attempts < _MAX_PUBLISH_ATTEMPTS:
-                        retry.append(call)
-                    else:
-                        self._registry.fail(call, S_ERROR(
-                            EMQCONN, f"could not publish {call.where} after "
-                                     f"{call.attempts} connection failures ({exc})"))
+                    again(call)
             for call in self._registry.calls():
                 if not call.published:
                     continue
@@ -620,14 +625,7 @@ class RPCTransport:
                     # copy it did take is answered from the worker's reply cache.
                     call.published = False
                     call.confirmed = None
-                    call.attempts += 1
-                    if call.attempts < _MAX_PUBLISH_ATTEMPTS:
-                        retry.append(call)
-                        continue
-                    self._registry.fail(call, S_ERROR(
-                        EMQCONN, f"could not publish {call.where} after {call.attempts} "
-                                 f"connection failures ({exc}); the broker never confirmed "
-                                 f"it"))
+                    again(call, "; the broker never confirmed it")
                     continue
                 self._registry.fail(call, S_ERROR(
                     EMQCONN, f"connection to the broker lost while waiting for the reply "
