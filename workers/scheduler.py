@@ -56,6 +56,8 @@ class Work:
     #: Set by whoever ran it: the reply bytes (None: no reply) and whether to ack.
     reply: bytes | None = None
     ack: bool = True
+    #: The reply went to the I/O thread before the run's bookkeeping (Worker._run).
+    handed: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

@@ -15,7 +15,9 @@ The serving half of the request path (the client half is client/transport.py):
    (workers/handler.py).
 4. The reply comes back to the I/O thread, which publishes it and only *then* acks the
    request (workers/replies.py): a worker that dies before that leaves the request to
-   another worker.
+   another worker.  It is handed over as soon as it is encoded (:meth:`Worker._run`):
+   the worker's own bookkeeping of the request (metrics, the access log, the reply
+   cache, the method's duration) follows while the reply is on its way.
 
 The fast path, and why: handing a request to a thread and back costs two thread
 wake-ups, most of a worker's overhead over a plain pika loop.  So a method whose
@@ -361,12 +363,14 @@ class Worker:
     def _dispatch(self, inline: bool) -> None:
         """Start what the scheduler says: inline here (``inline``), else in the pool.
 
-        Replies of inline runs are queued and leave with the loop's next turn, so a
-        burst's replies share a few sendmsg() calls; a batch that runs past 1 ms sends
-        what it has queued so far, so early replies do not wait for the whole batch.
+        The reply of an inline run leaves at once when no other request is ready
+        (:meth:`_reply_inline`).  While others are ready, replies are queued and leave
+        together, so a burst's replies share a few sendmsg() calls; a batch that runs
+        past 1 ms sends what it has queued so far, so early replies do not wait for the
+        whole batch.
         """
         flushed_at = time.monotonic()
-        while (chosen := self._scheduler.next(inline)) is not None:
+        while self._lost is None and (chosen := self._scheduler.next(inline)) is not None:
             work, placement, message = chosen
             if placement is not Placement.INLINE:
                 self._pool.submit(self._handle, work)
@@ -381,13 +385,34 @@ class Worker:
         self._inline_since = time.monotonic()
         self._io_lock.release()
         try:
-            item.reply = self._serve_safely(item, self._no_early_ack, message)
+            reply = self._serve_safely(item, self._no_early_ack, self._reply_inline, message)
         finally:
-            self._inline_since = None
-            if not self._io_lock.acquire(blocking=False):
-                self._driver.wake()  # make the watchdog's drive return now
-                self._io_lock.acquire()
+            self._take_io_back()
+        if not item.handed:  # no early hand-over (no reply, a cached or an error reply)
+            item.reply = reply
+            self._finish(item)
+
+    def _take_io_back(self) -> None:
+        """End an inline run's hold of the I/O thread: the I/O lock is ours again."""
+        if self._inline_since is None:
+            return  # taken back already (the reply was handed over early)
+        self._inline_since = None
+        if not self._io_lock.acquire(blocking=False):
+            self._driver.wake()  # make the watchdog's drive return now
+            self._io_lock.acquire()
+
+    def _reply_inline(self, item: Work, reply: bytes) -> None:
+        """An inline run's reply is encoded: queue it and its ack, and send them now if
+        no other request is ready (else they leave with the batch, see _dispatch)."""
+        self._take_io_back()
+        item.handed = True
+        item.reply = reply
         self._finish(item)
+        if not self._scheduler and self._driver.is_open:
+            try:
+                self._driver.flush()
+            except ConnectionLost as exc:
+                self._lost = exc  # the run loop reconnects; _dispatch starts nothing more
 
     @staticmethod
     def _no_early_ack() -> None:
@@ -470,18 +495,26 @@ class Worker:
 
         metrics.handler_busy(1)  # metrics hook
         try:
-            item.reply = self._serve_safely(item, ack_early)
+            reply = self._serve_safely(item, ack_early, self._hand_over)
         finally:
             metrics.handler_busy(-1)  # metrics hook
+        if not item.handed:
+            self._hand_over(item, reply)
+
+    def _hand_over(self, item: Work, reply: bytes | None) -> None:
+        """Handler thread: give the reply to the I/O thread, which sends it and acks."""
+        item.handed = True
+        item.reply = reply
         self._finished.append(item)
         self._driver.wake()
 
     def _serve_safely(self, item: Work, ack_early: Callable[[], None],
+                      hand_over: Callable[[Work, bytes], None],
                       message: Any = None) -> bytes | None:
         token = logformat.begin_request(item.service, item.delivery.properties)  # logging hook
         metrics.in_flight(item.service, 1)  # metrics hook
         try:
-            return self._serve(item, ack_early, message)
+            return self._serve(item, ack_early, hand_over, message)
         except BaseException:  # a bug of ours (or a SystemExit) must not lose the message
             log.exception("unexpected error serving a request to %s", item.service)
             self._count("internal_errors")
@@ -492,7 +525,7 @@ class Worker:
             metrics.reply_cache_size(self._replies.nbytes)  # metrics hook
 
     def _serve(self, item: Work, ack_early: Callable[[], None],
-               message: Any = None) -> bytes | None:
+               hand_over: Callable[[Work, bytes], None], message: Any = None) -> bytes | None:
         self._count("requests")
         props = item.delivery.properties
         refusal = reply_refusal(props.user_id, props.reply_to)
@@ -507,7 +540,7 @@ class Worker:
                      item.service, props.message_id)
             return None
         if not isinstance(props.message_id, str) or not props.message_id:
-            return self._run(item, ack_early, message)
+            return self._run(item, ack_early, hand_over, message)
         key = item.key
         while True:
             claim = self._replies.begin(key)
@@ -521,13 +554,18 @@ class Worker:
             claim.wait()  # the same request is running in another thread right now
         reply = None
         try:
-            reply = self._run(item, ack_early, message)
+            reply = self._run(item, ack_early, hand_over, message)
             return reply
         finally:
             self._replies.finish(key, reply)
 
-    def _run(self, item: Work, ack_early: Callable[[], None], message: Any = None) -> bytes:
-        """Decode, dispatch and encode one request: the reply bytes."""
+    def _run(self, item: Work, ack_early: Callable[[], None],
+             hand_over: Callable[[Work, bytes], None], message: Any = None) -> bytes:
+        """Decode, dispatch and encode one request: the reply bytes.
+
+        The reply is handed over (``hand_over``) as soon as it is encoded, before this
+        worker's bookkeeping of the request: that costs the caller nothing.
+        """
         service = item.service
         try:
             request = parse_request(service, item.delivery.properties, item.delivery.body,
@@ -549,6 +587,9 @@ class Worker:
             handler_cls, request,
             auth_rules_for(service, handler_cls, request.method) if export else None)
         took = time.perf_counter() - started
+        reply = encode_reply(result, f"{service}.{request.method}",
+                             self.settings.max_message_bytes)
+        hand_over(item, reply)
         metrics.observe_call(service, request.method if export else None, result,
                              took)  # metrics hook
         logformat.finish_request(request.method if export else None, request.credentials,
@@ -557,8 +598,7 @@ class Worker:
             self._scheduler.record(service, request.method, took)
         if not result.get("OK"):
             self._count("errors")
-        return encode_reply(result, f"{service}.{request.method}",
-                            self.settings.max_message_bytes)
+        return reply
 
     # ---------------------------------------------------------------- replying
     def _finish(self, item: Work) -> None:

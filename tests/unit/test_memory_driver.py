@@ -251,3 +251,41 @@ def test_threads_waiting_on_one_client_do_not_miss_a_reply_when_the_leader_chang
         for thread in threads:
             thread.join(30)
         assert errors == []
+
+
+def test_an_inline_reply_leaves_before_the_workers_bookkeeping_of_it():
+    # The caller waits for the reply, not for the worker's metrics and access log: by
+    # the time "request served" is logged, the reply is already with the broker.
+    import logging
+
+    with serve_in_memory({SERVICE: EchoHandler}, threads=2) as system:
+        replies: list[str] = []
+        publish = system.broker._publish
+
+        def recording_publish(sender: Any, message: Any, mandatory: bool) -> None:
+            if message.exchange == "":
+                replies.append(message.properties.correlation_id)
+            publish(sender, message, mandatory)
+
+        system.broker._publish = recording_publish  # type: ignore[method-assign]
+        seen: list[int] = []
+
+        class Served(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(len(replies))
+
+        access = logging.getLogger("diracmq.access")
+        handler, level = Served(), access.level
+        access.addHandler(handler)
+        access.setLevel(logging.DEBUG)
+        client = system.client(SERVICE)
+        assert client.echo(0)["Value"] == 0  # its first run (pool) makes echo known as fast
+        seen.clear()
+        try:
+            for n in range(1, 21):
+                assert client.echo(n)["Value"] == n
+        finally:
+            access.removeHandler(handler)
+            access.setLevel(level)
+        assert system.worker.counters["io_takeovers"] == 0
+        assert seen == list(range(2, 22)), seen  # the reply of each call, before its log
