@@ -30,6 +30,11 @@ acks and rejects are corked (buffered without arming pika's writability watcher)
 released by the next :meth:`PikaDriver.flush` or :meth:`PikaDriver.drive` in one
 ``sendmsg``: a sequential call then costs no ``epoll_ctl`` pair and no extra loop turn
 per message, in the client or the worker.
+
+Requests, replies, acks and rejects are framed by broker/frames.py (the same bytes as
+pika's framing, packed directly) and handed to pika's connection as one write; what
+those functions leave to pika (a body over one frame, a channel not open, parking's
+ordinary properties) goes through pika's ``basic_publish``/``basic_ack`` as before.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from diracmq.broker import codec, gather, topology
+from diracmq.broker import codec, frames, gather, topology
 from diracmq.broker.config import Settings
 from diracmq.broker.connection import (
     CONNECTION_ERRORS,
@@ -62,7 +67,7 @@ from diracmq.broker.driver import (
     QueueKind,
     Returned,
 )
-from diracmq.broker.properties import ReplyProperties, RequestProperties
+from diracmq.broker.properties import EncodedProperties, ReplyProperties, RequestProperties
 from pika import spec
 
 __all__ = ["PikaDriver", "TolerantProperties"]
@@ -126,6 +131,10 @@ class PikaDriver(Driver):
         #: pika's plaintext transport under the connection, when it can be corked
         #: (broker/gather.py), else None
         self._transport: Any = None
+        #: pika's "output these marshaled frames" of the connection (broker/frames.py's
+        #: bytes go there), and the largest body one frame may carry; None: not open
+        self._emit: Callable[[list[bytes]], None] | None = None
+        self._body_max = 0
         self._timer_at: float | None = None
         self._templates: dict[tuple[str, str, str | None], tuple[bytes, bytes, bytes, bytes]] = {}
         #: With confirms: the channel's last publish sequence number, and the requests
@@ -160,6 +169,11 @@ class PikaDriver(Driver):
         self._conn, self._channel = conn, channel
         transport = getattr(conn._impl, "_transport", None)  # type: ignore[attr-defined]  # pika-private
         self._transport = transport if gather.corkable(transport) else None
+        # pika 1.x's Connection: _output_marshaled_frames counts the bytes (its
+        # heartbeat checker reads the count) and writes them to the transport;
+        # _body_max_length is frame_max less the frame's head and end, set at tune
+        self._emit = conn._impl._output_marshaled_frames  # type: ignore[attr-defined]  # pika-private
+        self._body_max = int(conn._impl._body_max_length)  # type: ignore[attr-defined]  # pika-private
         self._timer_at = None
         self._seq = 0
         self._unconfirmed.clear()
@@ -183,6 +197,7 @@ class PikaDriver(Driver):
     def close(self) -> None:
         conn, self._conn, self._channel, self._impl = self._conn, None, None, None
         self._transport = None
+        self._emit = None
         self._unconfirmed.clear()  # the caller knows which requests were confirmed
         if conn is not None:
             close_quietly(conn)
@@ -317,11 +332,18 @@ class PikaDriver(Driver):
 
     def _publish(self, exchange: str, routing_key: str, body: bytes, props: Any,
                  mandatory: bool, request_id: str | None = None) -> None:
-        if self._impl is None:
+        impl = self._impl
+        if impl is None:
             raise ConnectionLost("not connected")
+        data = None
+        if self._emit is not None and isinstance(props, EncodedProperties) and impl.is_open:
+            data = frames.publish(impl.channel_number, exchange, routing_key, mandatory,
+                                  props.encode(), body, self._body_max)
         try:
-            self._queue(self._impl.basic_publish, exchange, routing_key, body, props,
-                        mandatory)
+            if data is not None:
+                self._queue(self._emit, [data])  # type: ignore[arg-type]  # set with data
+            else:
+                self._queue(impl.basic_publish, exchange, routing_key, body, props, mandatory)
         except (pika.exceptions.ChannelWrongStateError,
                 pika.exceptions.ConnectionWrongStateError) as exc:
             raise _refused(exc) from exc
@@ -353,12 +375,21 @@ class PikaDriver(Driver):
                     callback(request_id, accepted)
 
     def ack(self, delivery: Delivery) -> None:
-        if delivery.generation == self.generation and self._impl is not None:
-            self._queue(self._impl.basic_ack, delivery.tag)
+        impl = self._impl
+        if delivery.generation == self.generation and impl is not None:
+            if self._emit is not None and impl.is_open:
+                self._queue(self._emit, [frames.ack(impl.channel_number, delivery.tag)])
+            else:
+                self._queue(impl.basic_ack, delivery.tag)  # raises as pika does
 
     def reject(self, delivery: Delivery, requeue: bool) -> None:
-        if delivery.generation == self.generation and self._impl is not None:
-            self._queue(self._impl.basic_reject, delivery.tag, requeue)
+        impl = self._impl
+        if delivery.generation == self.generation and impl is not None:
+            if self._emit is not None and impl.is_open:
+                self._queue(self._emit,
+                            [frames.reject(impl.channel_number, delivery.tag, requeue)])
+            else:
+                self._queue(impl.basic_reject, delivery.tag, requeue)
 
     def _queue(self, operation: Callable[..., None], *args: Any) -> None:
         """Run one of pika's queueing channel operations with the transport corked: its

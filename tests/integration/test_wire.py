@@ -1,8 +1,8 @@
 """How our bytes move: one syscall per request, one per reply and its ack, one read each;
 large messages reuse their memory.
 
-pika writes a publish as three frames (method, header, body) and an ack as one;
-broker.gather hands a loop turn's frames to the kernel together.  This checks it on
+A publish is three frames (method, header, body), joined by broker.frames, and an ack
+one; broker.gather hands a loop turn's frames to the kernel together.  This checks it on
 real connections to the broker: the client and a Worker run in this process, and every
 gathered send is recorded with the thread that made it.  broker.allocator keeps the
 buffers of a large call for the next one: checked in client processes of their own.
@@ -77,10 +77,33 @@ def test_a_request_and_a_reply_with_its_ack_each_leave_in_one_send(settings, sen
         mine = threading.current_thread().name
         requests = [frames for thread, frames in sends if thread == mine]
         replies = [frames for thread, frames in sends if thread != mine]
-        # method + header + body frames of each request, in one sendmsg each
-        assert requests == [3] * 40
-        # each reply (method + header + body) with the request's ack: one sendmsg each
-        assert replies == [4] * 40
+        # method + header + body frames of each request (joined by broker.frames), in
+        # one sendmsg each
+        assert requests == [1] * 40
+        # each reply (its three frames joined) with the request's ack: one sendmsg each
+        assert replies == [2] * 40
+
+
+def test_messages_either_side_of_the_frame_size_round_trip(settings, monkeypatch):
+    """broker.frames frames what fits in one body frame; pika splits what does not.  Both
+    reach the worker and come back whole (RabbitMQ closes a connection that sends a
+    malformed frame)."""
+    from diracmq.broker import frames
+
+    taken: list[bool] = []  # per publish: framed by broker.frames (True) or left to pika
+    real = frames.publish
+
+    def recording(*args):
+        data = real(*args)
+        taken.append(data is not None)
+        return data
+
+    monkeypatch.setattr(frames, "publish", recording)
+    with worker_and_client(settings, monkeypatch) as client:
+        for size in (0, 1, 130_000, 131_040, 131_060, 131_100, 400_000):
+            value = "y" * size
+            assert client.echo(value) == {"OK": True, "Value": value}, size
+    assert True in taken and False in taken, taken
 
 
 def test_requests_and_replies_are_read_without_a_recv_that_would_block(settings, monkeypatch):
