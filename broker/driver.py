@@ -270,8 +270,15 @@ class Driver(abc.ABC):
         its node): the caller connects and consumes again."""
 
     @abc.abstractmethod
-    def flush(self) -> None:
-        """Send what is queued without waiting for anything."""
+    def flush(self, read_first: bool = True) -> None:
+        """Send what is queued without waiting for anything.
+
+        With ``read_first`` what the broker already sent is read first, so a close or
+        a cut it announced shows here (:class:`ConnectionLost`) before the caller
+        counts what it queued as sent (a client's requests).  Without it (a worker's
+        replies, which nothing counts on) the frames go to the kernel at once, and a
+        dead connection shows at the next :meth:`drive`.
+        """
 
     @abc.abstractmethod
     def call_later(self, delay: float, callback: Callable[[], None]) -> None:

@@ -417,7 +417,7 @@ class MemoryDriver(Driver):
             self._outbox.append(("reject", delivery.tag, requeue))
 
     # -------------------------------------------------------------------- I/O
-    def flush(self) -> None:
+    def flush(self, read_first: bool = True) -> None:
         self._require()
         outbox, self._outbox = self._outbox, []
         broker = self.broker

@@ -426,10 +426,15 @@ class PikaDriver(Driver):
             raise ConnectionLost(f"unexpected error in pika's I/O loop: {exc!r}") from exc
         self._check_channel()
 
-    def flush(self) -> None:
+    def flush(self, read_first: bool = True) -> None:
         conn = self._conn
         if conn is None:
             raise ConnectionLost("not connected")
+        if not read_first and self._transport is not None:
+            # A rest the kernel does not take, or a failed send, is left to pika's
+            # watcher: the next drive() writes it, or meets the error.
+            gather.release(self._transport)
+            return
         # Corked frames go out here, unless something waits to be read: the caller
         # (client/transport.py) counts its requests as published after this, so a close
         # or a cut must show first, in pika's turn below.

@@ -377,7 +377,7 @@ class Worker:
                 continue
             self._run_inline(work, message)
             if self._scheduler and time.monotonic() - flushed_at > 0.001:
-                self._driver.flush()
+                self._driver.flush(read_first=False)
                 flushed_at = time.monotonic()
 
     def _run_inline(self, item: Work, message: dict[str, Any] | None) -> None:
@@ -410,7 +410,7 @@ class Worker:
         self._finish(item)
         if not self._scheduler and self._driver.is_open:
             try:
-                self._driver.flush()
+                self._driver.flush(read_first=False)
             except ConnectionLost as exc:
                 self._lost = exc  # the run loop reconnects; _dispatch starts nothing more
 
