@@ -24,8 +24,9 @@ channel operation spins while it waits) that terminates the stream when it fires
 pika's own heartbeat checker does for a silent peer: the operation waiting raises, and
 the driver turns that into :class:`OperationTimedOut`.
 
-The syscall savings of broker/gather.py are switched on when a driver is made
-(``gather=True``, the default), not at import.  With them, the driver's own publishes,
+The speed-ups below the protocol (broker/gather.py's syscall savings, broker/inbound.py's
+direct reading of deliveries) are switched on when a driver is made (``fast_io=True``,
+the default), not at import.  With them, the driver's own publishes,
 acks and rejects are corked (buffered without arming pika's writability watcher) and
 released by the next :meth:`PikaDriver.flush` or :meth:`PikaDriver.drive` in one
 ``sendmsg``: a sequential call then costs no ``epoll_ctl`` pair and no extra loop turn
@@ -47,7 +48,7 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from diracmq.broker import codec, frames, gather, topology
+from diracmq.broker import codec, frames, gather, inbound, topology
 from diracmq.broker.config import Settings
 from diracmq.broker.connection import (
     CONNECTION_ERRORS,
@@ -118,10 +119,12 @@ def _refused(exc: BaseException) -> ConnectionLost:
 class PikaDriver(Driver):
     """One pika ``BlockingConnection`` with one channel (see the module doc)."""
 
-    def __init__(self, settings: Settings, name: str, gather_syscalls: bool = True) -> None:
+    def __init__(self, settings: Settings, name: str, fast_io: bool = True) -> None:
         _install_tolerant_properties()
-        if gather_syscalls:
+        self._fast_io = fast_io
+        if fast_io:
             gather.install()
+            inbound.install()
         self.settings = settings
         self.name = name
         self.user = broker_user(settings)
@@ -275,6 +278,11 @@ class PikaDriver(Driver):
                                  method.routing_key, props, body,
                                  getattr(props, "undecodable", None), generation))
 
+        def on_read(tag: int, redelivered: bool, _exchange: Any, routing_key: Any,
+                    props: Any, body: bytes) -> None:  # broker/inbound.py's deliveries
+            on_delivery(Delivery(queue, tag, redelivered, routing_key, props, body,
+                                 getattr(props, "undecodable", None), generation))
+
         try:
             if prefetch and kind is QueueKind.MANUAL_ACK:
                 # Per consumer: a channel-wide (global) limit held a worker to one or
@@ -284,9 +292,12 @@ class PikaDriver(Driver):
                                             auto_ack=kind is QueueKind.AUTO_ACK,
                                             exclusive=exclusive))
             self._consumer_queues[tag] = queue
-            return tag
         except CONNECTION_ERRORS as exc:
             raise _refused(exc) from exc
+        if self._fast_io:
+            inbound.register(self._conn, tag, self._impl, on_read,
+                             auto_ack=kind is QueueKind.AUTO_ACK)
+        return tag
 
     def cancel_consumers(self) -> None:
         channel = self._channel
@@ -294,6 +305,8 @@ class PikaDriver(Driver):
             return
         try:
             for tag in list(channel.consumer_tags):
+                # pika's from now on: it rejects what comes for a cancelled consumer
+                inbound.unregister(self._conn, tag)
                 channel.basic_cancel(tag)
         except CONNECTION_ERRORS:
             pass
@@ -460,6 +473,8 @@ class PikaDriver(Driver):
         """The broker cancelled one of our consumers (``basic.cancel``): its queue was
         deleted, or lived on a node that went down (a client's reply queue declared
         while the old node was still shutting down lands there, and vanishes with it)."""
+        if self._conn is not None:
+            inbound.unregister(self._conn, frame.method.consumer_tag)
         queue = self._consumer_queues.get(frame.method.consumer_tag, "?")
         self._cancelled = f"the broker cancelled our consumer of queue {queue!r}"
 
