@@ -18,8 +18,11 @@ Measured in bench/RESULTS.md ("What changed earlier this evening").
 Reading: when the socket is readable pika ``recv()``s 4 KB at a time until a ``recv()``
 raises ``BlockingIOError``.  For a small message (every request and reply of a
 sequential call) that is two syscalls, the second one a raised and caught exception,
-on the critical path of the call in both the client and the worker.
-:func:`consume_until_short` stops at the first read that returns less than it asked
+on the critical path of the call in both the client and the worker; a 10 KB message
+is four, and reaches pika's protocol in pieces (which broker/inbound.py then leaves to
+pika's frame buffer).  :func:`consume_until_short` reads up to :data:`RECV_BYTES` at a
+time into a buffer the transport keeps (no large allocation per read; each read's bytes
+are copied out once), and stops at the first read that returns less than it asked
 for: the kernel's buffer was empty then, and pika's pollers (select, poll, epoll,
 kqueue) are all level-triggered, so bytes that arrive later make the socket readable
 again at the next poll.  Nothing is left unread and nothing waits longer than one turn
@@ -57,11 +60,13 @@ from typing import Any
 
 from pika.adapters.utils import io_services_utils
 
-__all__ = ["IOV_MAX", "consume_until_short", "cork", "corkable", "install",
+__all__ = ["IOV_MAX", "RECV_BYTES", "consume_until_short", "cork", "corkable", "install",
            "produce_gathered", "release", "send_gathered", "send_now"]
 
 #: Buffers passed to one sendmsg() at most (Linux's IOV_MAX is 1024).
 IOV_MAX = 1024
+#: Bytes one recv() may read: a request or reply of up to this size arrives in one piece.
+RECV_BYTES = 65536
 
 
 def send_gathered(sock: socket.socket, buffers: deque[bytes]) -> int:
@@ -116,18 +121,21 @@ def consume_until_short(self: Any) -> None:
     at most ``_MAX_CONSUME_BYTES`` per readiness event so one busy socket cannot
     starve the loop.
     """
+    buffer = self._diracmq_rx
+    if buffer is None:
+        buffer = self._diracmq_rx = memoryview(bytearray(RECV_BYTES))
+    limit = len(buffer)
     consumed = 0
-    limit = self._MAX_RECV_BYTES
     while self._state == self._STATE_ACTIVE and consumed < self._MAX_CONSUME_BYTES:
-        data = self._sock.recv(limit)
-        if not data:
+        size = self._sock.recv_into(buffer)
+        if not size:
             # as pika logs it
             io_services_utils._LOGGER.error(  # type: ignore[attr-defined]  # pika's private logger
                 "Socket EOF; %s", self._sock)
             raise self.RxEndOfFile()
-        consumed += len(data)
-        self._protocol.data_received(data)
-        if len(data) < limit:
+        consumed += size
+        self._protocol.data_received(buffer[:size].tobytes())
+        if size < limit:
             return  # drained: a level-triggered poll reports what comes next
 
 
@@ -220,5 +228,6 @@ def install() -> None:
     _Transport._produce = produce_gathered
     _Transport._consume = consume_until_short
     _Transport.write = write_corkable
+    _Transport._diracmq_rx = None  # consume_until_short's buffer, made at the first read
     _Transport._diracmq_corked = False
     _Transport._diracmq_deferred = False

@@ -19,14 +19,16 @@ inside another operation).  Properties are decoded by the class pika itself uses
 (``spec.props``: the driver's ``TolerantProperties``, so hostile properties are parked,
 not fatal), short strings by pika's own decoder; the body is the same bytes.
 
-Everything else goes to pika's code, which then behaves (and raises) as it always
-does: from the first frame that is not part of such a delivery (a heartbeat, a
-confirm, a returned message, a close, a consumer the driver does not know, a frame not
-complete yet, a malformed one) to the end of the chunk; and every chunk while pika
-holds part of a frame or deliveries of its own not yet dispatched, so deliveries keep
-their order.  A consumer is unregistered before it is cancelled: a delivery read for
-it but not dispatched by then is rejected back to its queue (manual acks), as pika's
-blocking channel does with its own.
+A chunk may end inside a delivery (TCP hands over what has arrived): when all of it so
+far is a delivery to a registered consumer whose body is at most :data:`HOLD_BODY`
+bytes, the tail is kept and read again with the next chunk.  Everything else goes to
+pika's code, which then behaves (and raises) as it always does: from the first frame
+that is not part of such a delivery (a heartbeat, a confirm, a returned message, a
+close, a consumer the driver does not know, a larger message, a malformed frame) to
+the end of the chunk; and every chunk while pika holds part of a frame or deliveries of
+its own not yet dispatched, so deliveries keep their order.  A consumer is unregistered
+before it is cancelled: a delivery read for it but not dispatched by then is rejected
+back to its queue (manual acks), as pika's blocking channel does with its own.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ from pika import connection as pika_connection
 from pika import spec
 from pika.data import decode_short_string
 
-__all__ = ["install", "register", "unregister"]
+__all__ = ["HOLD_BODY", "install", "register", "unregister"]
+
+#: Largest body of a delivery whose first part is kept, waiting for the rest, rather
+#: than left to pika (one frame at RabbitMQ's default frame_max).
+HOLD_BODY = 131072
 
 #: (delivery tag, redelivered, exchange, routing key, properties, body)
 OnDelivery = Callable[[int, bool, Any, Any, Any, bytes], None]
@@ -50,6 +56,8 @@ _TAG_BITS = struct.Struct(">QB").unpack_from
 _CONTENT_HEAD = struct.Struct(">HHQ").unpack_from  # class, weight, body size
 _END = 0xCE
 _DELIVER = (60, 60)  # basic.deliver
+#: The longest basic.deliver payload: class and method, three short strings, tag, bits.
+_DELIVER_MAX = 4 + 3 * 256 + 9
 
 
 class _Consumer:
@@ -65,11 +73,13 @@ class _Inbound:
     """A connection's registered consumers, and the blocking connection that
     dispatches their deliveries."""
 
-    __slots__ = ("blocking", "consumers")
+    __slots__ = ("blocking", "consumers", "held")
 
     def __init__(self, blocking: Any) -> None:
         self.blocking = blocking
         self.consumers: dict[Any, _Consumer] = {}
+        #: The start of a delivery, waiting for the rest of it (see the module doc).
+        self.held = b""
 
 
 class _Delivery:
@@ -111,15 +121,22 @@ def unregister(blocking: Any, consumer_tag: str) -> None:
         inbound.consumers.pop(consumer_tag, None)
 
 
-def _read_deliveries(inbound: _Inbound, data: bytes) -> tuple[int, int, list[_Delivery]]:
-    """(bytes used, frames used, deliveries) from the start of ``data``."""
+def _read_deliveries(inbound: _Inbound, data: bytes
+                     ) -> tuple[int, int, list[_Delivery], bool]:
+    """(bytes used, frames used, deliveries, whether the rest may be the start of one
+    more, to be read again with more bytes) from the start of ``data``."""
     consumers = inbound.consumers
     found: list[_Delivery] = []
     size = len(data)
     pos = frames = 0
-    while pos + 7 <= size:
+    while True:
+        if pos + 7 > size:
+            return pos, frames, found, pos < size  # a frame's head, in part
         kind, channel_number, length = _HEAD(data, pos)
         start, end = pos + 7, pos + 7 + length
+        if kind == 1 and end >= size and length <= _DELIVER_MAX and (
+                start + 4 > size or _CLASS_METHOD(data, start) == _DELIVER):
+            return pos, frames, found, True  # a method frame, in part
         if kind != 1 or length < 4 or end >= size or data[end] != _END \
                 or _CLASS_METHOD(data, start) != _DELIVER:
             break
@@ -136,9 +153,11 @@ def _read_deliveries(inbound: _Inbound, data: bytes) -> tuple[int, int, list[_De
             break
         head = end + 1
         if head + 7 > size:
-            break
+            return pos, frames, found, True  # its content header, in part
         kind, number, length = _HEAD(data, head)
         start, end = head + 7, head + 7 + length
+        if kind == 2 and number == channel_number and end >= size and length <= HOLD_BODY:
+            return pos, frames, found, True  # its content header, in part
         if kind != 2 or number != channel_number or length < 14 or end >= size \
                 or data[end] != _END:
             break
@@ -148,7 +167,9 @@ def _read_deliveries(inbound: _Inbound, data: bytes) -> tuple[int, int, list[_De
         pieces = []
         got = 0
         at = end + 1
-        while got < body_size and at + 7 <= size:
+        while got < body_size:
+            if at + 7 > size:
+                break
             kind, number, length = _HEAD(data, at)
             if kind != 3 or number != channel_number or at + 7 + length >= size \
                     or data[at + 7 + length] != _END:
@@ -156,8 +177,11 @@ def _read_deliveries(inbound: _Inbound, data: bytes) -> tuple[int, int, list[_De
             pieces.append(data[at + 7:at + 7 + length])
             got += length
             at += 8 + length
+        if got < body_size and body_size <= HOLD_BODY and (
+                at + 7 > size or at + 7 + _HEAD(data, at)[2] >= size):
+            return pos, frames, found, True  # its body, in part
         if got != body_size:
-            break  # not complete yet, or longer than announced (pika raises for that)
+            break  # malformed, longer than announced (pika raises for that), or large
         properties = spec.props[class_id]()  # the driver's TolerantProperties
         properties.decode(data[start + 12:end])
         body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
@@ -165,23 +189,32 @@ def _read_deliveries(inbound: _Inbound, data: bytes) -> tuple[int, int, list[_De
             delivery_tag, bool(bits & 1), exchange, routing_key, properties, body)))
         frames += 2 + len(pieces)
         pos = at
-    return pos, frames, found
+    return pos, frames, found, False
 
 
 def on_data_available(self: Any, data_in: bytes) -> None:
     """``Connection._on_data_available``: deliveries to registered consumers read here,
     the rest by pika (see the module doc)."""
     inbound = self._diracmq_inbound
-    if inbound is None or self._frame_buffer or inbound.blocking._channels_pending_dispatch:
+    if inbound is None:
         _pika_on_data_available(self, data_in)
         return
-    used, frames, found = _read_deliveries(inbound, data_in)
+    if inbound.held:
+        data_in, inbound.held = inbound.held + data_in, b""
+    if self._frame_buffer or inbound.blocking._channels_pending_dispatch:
+        _pika_on_data_available(self, data_in)
+        return
+    used, frames, found, more = _read_deliveries(inbound, data_in)
     if found:
         self.bytes_received += used  # pika's heartbeat checker watches it
         self.frames_received += frames
         inbound.blocking._ready_events.extend(found)
     if used < len(data_in):
-        _pika_on_data_available(self, data_in[used:] if used else data_in)
+        rest = data_in[used:] if used else data_in
+        if more:
+            inbound.held = rest  # read again with the next chunk
+        else:
+            _pika_on_data_available(self, rest)
 
 
 _Connection: Any = pika_connection.Connection

@@ -121,13 +121,15 @@ class Receiver:
     """Just what consume_until_short uses of pika's transport, on a real socket."""
 
     _STATE_ACTIVE = io_services_utils._AsyncTransportBase._STATE_ACTIVE
-    _MAX_RECV_BYTES = io_services_utils._AsyncTransportBase._MAX_RECV_BYTES
     _MAX_CONSUME_BYTES = io_services_utils._AsyncTransportBase._MAX_CONSUME_BYTES
     RxEndOfFile = io_services_utils._AsyncTransportBase.RxEndOfFile
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, buffer_size: int = gather.RECV_BYTES) -> None:
         self._sock = sock
         self._state = self._STATE_ACTIVE
+        # what consume_until_short makes at the first read (RECV_BYTES), or a smaller one
+        self._diracmq_rx = memoryview(bytearray(buffer_size))
+        self._MAX_RECV_BYTES = buffer_size
         self.reads: list[bytes] = []
         self._protocol = self  # data_received() records what pika's protocol would get
 
@@ -154,9 +156,21 @@ def test_a_small_message_is_one_read_and_no_would_block(pair):
     assert receiver.reads == [b"x" * 300]
 
 
-def test_reads_go_on_while_they_are_full_and_leave_nothing_behind(pair):
+def test_a_message_of_up_to_recv_bytes_is_read_in_one_piece(pair):
+    # pika reads 4 KB at a time: a 10 KB request would reach its protocol in three
     sender, sock = pair
     receiver = Receiver(sock)
+    receiver._diracmq_rx = None  # as on pika's transport: made at the first read
+    data = bytes(random.Random(3).randbytes(gather.RECV_BYTES - 1))
+    sender.sendall(data)
+    receiver.consume()
+    assert receiver.reads == [data]
+    assert len(receiver._diracmq_rx) == gather.RECV_BYTES
+
+
+def test_reads_go_on_while_they_are_full_and_leave_nothing_behind(pair):
+    sender, sock = pair
+    receiver = Receiver(sock, buffer_size=4096)
     limit = receiver._MAX_RECV_BYTES
     data = bytes(random.Random(5).randbytes(2 * limit + 123))
     sender.sendall(data)
@@ -179,7 +193,7 @@ def test_a_full_last_read_ends_in_would_block_as_with_pika(pair):
 
 def test_one_readiness_event_reads_at_most_max_consume_bytes(pair):
     sender, sock = pair
-    receiver = Receiver(sock)
+    receiver = Receiver(sock, buffer_size=4096)
     receiver._MAX_CONSUME_BYTES = 3 * receiver._MAX_RECV_BYTES
     data = b"z" * (5 * receiver._MAX_RECV_BYTES + 7)
     sender.sendall(data)

@@ -71,7 +71,7 @@ def read(data, channel=None, auto_ack=False):
                                              _ready_events=deque()))
     state.consumers[TAG] = inbound._Consumer(channel or Channel(),
                                              lambda *args: got.append(args), auto_ack)
-    used, frames, found = inbound._read_deliveries(state, data)
+    used, frames, found, _more = inbound._read_deliveries(state, data)
     for event in found:
         event.dispatch()
     return used, frames, got
@@ -106,13 +106,16 @@ def test_deliveries_up_to_the_first_other_frame_are_read_here_the_rest_is_pikas(
     assert [args[0] for args in got] == [1, 2]
 
 
-def test_a_chunk_cut_anywhere_yields_exactly_the_complete_deliveries():
+def test_a_chunk_cut_anywhere_yields_the_complete_deliveries_and_waits_for_the_rest():
     data = delivery(1, body=b"a" * 300) + delivery(2, body=b"")
     first = len(delivery(1, body=b"a" * 300))
+    state = inbound._Inbound(SimpleNamespace())
+    state.consumers[TAG] = inbound._Consumer(Channel(), lambda *args: None, False)
     for cut in range(len(data)):
-        used, _frames, got = read(data[:cut])
+        used, _frames, found, more = inbound._read_deliveries(state, data[:cut])
         complete = 1 if cut >= first else 0
-        assert len(got) == complete and used == (first if complete else 0), cut
+        assert len(found) == complete and used == (first if complete else 0), cut
+        assert more == (cut != used), cut  # the rest is the start of the next delivery
 
 
 @pytest.mark.parametrize("case", ["other consumer", "other channel", "closed channel",
@@ -164,11 +167,41 @@ def test_a_delivery_read_before_its_consumer_was_cancelled_goes_back(auto_ack):
     state = inbound._Inbound(SimpleNamespace(_channels_pending_dispatch=set(),
                                              _ready_events=deque()))
     state.consumers[TAG] = inbound._Consumer(channel, lambda *args: got.append(args), auto_ack)
-    _used, _frames, found = inbound._read_deliveries(state, delivery(tag=9))
+    _used, _frames, found, _more = inbound._read_deliveries(state, delivery(tag=9))
     del state.consumers[TAG]  # unregister(), before basic.cancel
     found[0].dispatch()
     assert got == []
     assert channel.rejected == ([] if auto_ack else [(9, True)])
+
+
+def test_a_delivery_in_pieces_is_read_once_whole_and_a_large_one_is_left_to_pika(
+        monkeypatch):
+    to_pika = []
+    monkeypatch.setattr(inbound, "_pika_on_data_available",
+                        lambda conn, data: to_pika.append(data))
+    blocking = SimpleNamespace(_channels_pending_dispatch=set(), _ready_events=deque())
+    state = inbound._Inbound(blocking)
+    got = []
+    state.consumers[TAG] = inbound._Consumer(Channel(), lambda *args: got.append(args), False)
+    conn = SimpleNamespace(_diracmq_inbound=state, _frame_buffer=b"", bytes_received=0,
+                           frames_received=0)
+    data = delivery(1, body=b"b" * 10_000)
+    for start in range(0, len(data), 4096):  # as TCP may hand it over
+        inbound.on_data_available(conn, data[start:start + 4096])
+    assert len(blocking._ready_events) == 1 and to_pika == [] and state.held == b""
+    blocking._ready_events.popleft().dispatch()
+    assert got[0][5] == b"b" * 10_000 and conn.bytes_received == len(data)
+
+    large = delivery(2, body=b"c" * (inbound.HOLD_BODY + 1))
+    inbound.on_data_available(conn, large[:65536])
+    assert to_pika == [large[:65536]] and state.held == b""  # pika's frame buffer has it
+
+    heartbeat = frame.Heartbeat().marshal()  # a frame cut inside its head: held, then pika's
+    conn._frame_buffer = b""
+    inbound.on_data_available(conn, heartbeat[:3])
+    assert state.held == heartbeat[:3]
+    inbound.on_data_available(conn, heartbeat[3:])
+    assert to_pika[-1] == heartbeat and state.held == b""
 
 
 def test_chunks_go_to_pika_while_it_holds_a_partial_frame_or_undispatched_deliveries(
