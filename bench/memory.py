@@ -318,8 +318,12 @@ class RawCaller:
         self.user = pika.URLParameters(AMQP_URL).credentials.username
         self.conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         self.channel = self.conn.channel()
-        # Server-named, exclusive: deleted by the broker when this connection closes.
-        self.reply_to = self.channel.queue_declare("", exclusive=True).method.queue
+        # Exclusive (deleted by the broker when this connection closes), and named as a
+        # reply queue of our broker user: a worker replies nowhere else
+        # (docs/security.md), so a server-named queue would get no replies.
+        from diracmq.broker import topology
+        self.reply_to = self.channel.queue_declare(
+            topology.reply_queue_name(self.user), exclusive=True).method.queue
         self.channel.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
         self.replies = self.errors = 0
 
