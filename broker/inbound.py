@@ -116,7 +116,8 @@ def register(blocking: Any, consumer_tag: str, channel: Any, callback: OnDeliver
 
 def unregister(blocking: Any, consumer_tag: str) -> None:
     """Leave ``consumer_tag``'s deliveries to pika (before cancelling it)."""
-    inbound = blocking._impl._diracmq_inbound
+    # (a driver made with fast_io=False may run in a process where install() never ran)
+    inbound = getattr(blocking._impl, "_diracmq_inbound", None)
     if inbound is not None:
         inbound.consumers.pop(consumer_tag, None)
 

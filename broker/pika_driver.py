@@ -273,15 +273,14 @@ class PikaDriver(Driver):
         channel = self._require()
         generation = self.generation
 
-        def on_message(_channel: Any, method: Any, props: Any, body: bytes) -> None:
-            on_delivery(Delivery(queue, method.delivery_tag, method.redelivered,
-                                 method.routing_key, props, body,
-                                 getattr(props, "undecodable", None), generation))
-
         def on_read(tag: int, redelivered: bool, _exchange: Any, routing_key: Any,
                     props: Any, body: bytes) -> None:  # broker/inbound.py's deliveries
             on_delivery(Delivery(queue, tag, redelivered, routing_key, props, body,
                                  getattr(props, "undecodable", None), generation))
+
+        def on_message(_channel: Any, method: Any, props: Any, body: bytes) -> None:
+            on_read(method.delivery_tag, method.redelivered, method.exchange,
+                    method.routing_key, props, body)  # pika's deliveries
 
         try:
             if prefetch and kind is QueueKind.MANUAL_ACK:

@@ -65,12 +65,31 @@ def pikas(data):
     return out
 
 
-def read(data, channel=None, auto_ack=False):
+def registered(channel=None, auto_ack=False):
+    """An inbound state with consumer TAG registered, and the list its callback fills."""
     got = []
     state = inbound._Inbound(SimpleNamespace(_channels_pending_dispatch=set(),
                                              _ready_events=deque()))
     state.consumers[TAG] = inbound._Consumer(channel or Channel(),
                                              lambda *args: got.append(args), auto_ack)
+    return state, got
+
+
+@pytest.fixture
+def wired(monkeypatch):
+    """(a connection with TAG registered, its inbound state, what the callback got, what
+    went to pika's own _on_data_available)."""
+    to_pika = []
+    monkeypatch.setattr(inbound, "_pika_on_data_available",
+                        lambda conn, data: to_pika.append(data))
+    state, got = registered()
+    conn = SimpleNamespace(_diracmq_inbound=state, _frame_buffer=b"", bytes_received=0,
+                           frames_received=0)
+    return conn, state, got, to_pika
+
+
+def read(data, channel=None, auto_ack=False):
+    state, got = registered(channel, auto_ack)
     used, frames, found, _more = inbound._read_deliveries(state, data)
     for event in found:
         event.dispatch()
@@ -109,8 +128,7 @@ def test_deliveries_up_to_the_first_other_frame_are_read_here_the_rest_is_pikas(
 def test_a_chunk_cut_anywhere_yields_the_complete_deliveries_and_waits_for_the_rest():
     data = delivery(1, body=b"a" * 300) + delivery(2, body=b"")
     first = len(delivery(1, body=b"a" * 300))
-    state = inbound._Inbound(SimpleNamespace())
-    state.consumers[TAG] = inbound._Consumer(Channel(), lambda *args: None, False)
+    state, _got = registered()
     for cut in range(len(data)):
         used, _frames, found, more = inbound._read_deliveries(state, data[:cut])
         complete = 1 if cut >= first else 0
@@ -163,10 +181,7 @@ def test_a_routing_key_that_is_not_utf8_stays_bytes_as_in_pika():
 @pytest.mark.parametrize("auto_ack", [False, True])
 def test_a_delivery_read_before_its_consumer_was_cancelled_goes_back(auto_ack):
     channel = Channel()
-    got = []
-    state = inbound._Inbound(SimpleNamespace(_channels_pending_dispatch=set(),
-                                             _ready_events=deque()))
-    state.consumers[TAG] = inbound._Consumer(channel, lambda *args: got.append(args), auto_ack)
+    state, got = registered(channel, auto_ack)
     _used, _frames, found, _more = inbound._read_deliveries(state, delivery(tag=9))
     del state.consumers[TAG]  # unregister(), before basic.cancel
     found[0].dispatch()
@@ -174,17 +189,9 @@ def test_a_delivery_read_before_its_consumer_was_cancelled_goes_back(auto_ack):
     assert channel.rejected == ([] if auto_ack else [(9, True)])
 
 
-def test_a_delivery_in_pieces_is_read_once_whole_and_a_large_one_is_left_to_pika(
-        monkeypatch):
-    to_pika = []
-    monkeypatch.setattr(inbound, "_pika_on_data_available",
-                        lambda conn, data: to_pika.append(data))
-    blocking = SimpleNamespace(_channels_pending_dispatch=set(), _ready_events=deque())
-    state = inbound._Inbound(blocking)
-    got = []
-    state.consumers[TAG] = inbound._Consumer(Channel(), lambda *args: got.append(args), False)
-    conn = SimpleNamespace(_diracmq_inbound=state, _frame_buffer=b"", bytes_received=0,
-                           frames_received=0)
+def test_a_delivery_in_pieces_is_read_once_whole_and_a_large_one_is_left_to_pika(wired):
+    conn, state, got, to_pika = wired
+    blocking = state.blocking
     data = delivery(1, body=b"b" * 10_000)
     for start in range(0, len(data), 4096):  # as TCP may hand it over
         inbound.on_data_available(conn, data[start:start + 4096])
@@ -197,7 +204,6 @@ def test_a_delivery_in_pieces_is_read_once_whole_and_a_large_one_is_left_to_pika
     assert to_pika == [large[:65536]] and state.held == b""  # pika's frame buffer has it
 
     heartbeat = frame.Heartbeat().marshal()  # a frame cut inside its head: held, then pika's
-    conn._frame_buffer = b""
     inbound.on_data_available(conn, heartbeat[:3])
     assert state.held == heartbeat[:3]
     inbound.on_data_available(conn, heartbeat[3:])
@@ -205,15 +211,9 @@ def test_a_delivery_in_pieces_is_read_once_whole_and_a_large_one_is_left_to_pika
 
 
 def test_chunks_go_to_pika_while_it_holds_a_partial_frame_or_undispatched_deliveries(
-        monkeypatch):
-    to_pika = []
-    monkeypatch.setattr(inbound, "_pika_on_data_available",
-                        lambda conn, data: to_pika.append(data))
-    blocking = SimpleNamespace(_channels_pending_dispatch=set(), _ready_events=deque())
-    state = inbound._Inbound(blocking)
-    state.consumers[TAG] = inbound._Consumer(Channel(), lambda *args: None, False)
-    conn = SimpleNamespace(_diracmq_inbound=state, _frame_buffer=b"", bytes_received=0,
-                           frames_received=0)
+        wired):
+    conn, state, _got, to_pika = wired
+    blocking = state.blocking
     heartbeat = frame.Heartbeat().marshal()
 
     inbound.on_data_available(conn, delivery(1) + heartbeat)
@@ -232,3 +232,8 @@ def test_chunks_go_to_pika_while_it_holds_a_partial_frame_or_undispatched_delive
     conn._diracmq_inbound = None  # a connection without registered consumers
     inbound.on_data_available(conn, delivery(4))
     assert to_pika[-1] == delivery(4)
+
+
+def test_unregister_on_a_connection_never_registered_is_a_no_op():
+    # a driver made with fast_io=False cancels its consumers through it too
+    inbound.unregister(SimpleNamespace(_impl=SimpleNamespace()), TAG)
