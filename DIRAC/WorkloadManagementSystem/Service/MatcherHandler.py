@@ -47,9 +47,11 @@ class MatcherHandler(JobDBHandlerMixin, RequestHandler):
 
     @property
     def tqDB(self) -> TaskQueueDB:
-        """The TaskQueueDB (opened on first use)."""
+        """The TaskQueueDB (opened on first use if ``initializeHandler`` did not run)."""
         if type(self).taskQueueDB is None:
-            type(self).initializeHandler({})
+            result = type(self).initializeHandler({})
+            if not result["OK"]:
+                raise RuntimeError(result["Message"])
         return type(self).taskQueueDB  # type: ignore[return-value]
 
     types_requestJob: ClassVar[list] = [dict]
